@@ -1,0 +1,205 @@
+//! Answer: the one place that turns refusals and errors into what the agent
+//! receives — an `isError` tool result, a JSON-RPC error, or a JSON body with
+//! a machine-readable code.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use serde_json::{Value, json};
+
+use crate::Body;
+use crate::mcp::{era, jsonrpc};
+
+/// Something the gateway refuses or fails to do, other than a policy decision.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    #[error("no route matches this path")]
+    NoRoute,
+    #[error("request body is larger than the {limit}-byte limit")]
+    BodyTooLarge { limit: usize },
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+    #[error("MCP messages must be sent as application/json")]
+    UnsupportedMediaType,
+    #[error("method {0} is not supported on an MCP route")]
+    MethodNotAllowed(http::Method),
+    #[error("{0}")]
+    JsonRpc(#[from] jsonrpc::Error),
+    #[error("JSON-RPC batches are not part of MCP protocol version {0}")]
+    BatchNotAllowed(String),
+    #[error("{error}")]
+    HeaderMismatch {
+        id: Option<Value>,
+        error: era::Error,
+    },
+    #[error("{what}")]
+    InvalidParams { id: Value, what: &'static str },
+    #[error("the request body is not valid JSON: {0}")]
+    BadJsonBody(String),
+    #[error("upstream of route {route:?} is unreachable: {detail}")]
+    UpstreamUnavailable { route: String, detail: String },
+    #[error("upstream of route {route:?} did not answer within {limit_ms} ms")]
+    UpstreamTimeout { route: String, limit_ms: u128 },
+    #[error("upstream response on route {route:?} is too large to inspect ({limit} bytes)")]
+    UpstreamTooLarge { route: String, limit: usize },
+    #[error("upstream response on route {route:?} could not be inspected: {detail}")]
+    UpstreamMalformed { route: String, detail: String },
+    #[error("{message}")]
+    Denied {
+        route: String,
+        reason: &'static str,
+        message: String,
+    },
+}
+
+impl Problem {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyRead(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::JsonRpc(_)
+            | Self::BatchNotAllowed(_)
+            | Self::HeaderMismatch { .. }
+            | Self::InvalidParams { .. }
+            | Self::BadJsonBody(_) => StatusCode::BAD_REQUEST,
+            Self::UpstreamUnavailable { .. }
+            | Self::UpstreamTooLarge { .. }
+            | Self::UpstreamMalformed { .. } => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::Denied { .. } => StatusCode::FORBIDDEN,
+        }
+    }
+
+    /// Machine-readable code; also the `outcome` metric label.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NoRoute => "no_route",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::BodyRead(_) => "body_read_failed",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::JsonRpc(_) => "invalid_jsonrpc",
+            Self::BatchNotAllowed(_) => "batch_not_allowed",
+            Self::HeaderMismatch { .. } => "header_mismatch",
+            Self::InvalidParams { .. } => "invalid_params",
+            Self::BadJsonBody(_) => "invalid_json",
+            Self::UpstreamUnavailable { .. } => "upstream_unavailable",
+            Self::UpstreamTimeout { .. } => "upstream_timeout",
+            Self::UpstreamTooLarge { .. } => "upstream_response_too_large",
+            Self::UpstreamMalformed { .. } => "upstream_response_malformed",
+            Self::Denied { .. } => "denied",
+        }
+    }
+
+    /// JSON-RPC shaped problems answer with a JSON-RPC error object.
+    fn jsonrpc_error(&self) -> Option<(Value, i64)> {
+        match self {
+            Self::JsonRpc(e @ jsonrpc::Error::Parse(_)) => {
+                Some((e.id().cloned().unwrap_or(Value::Null), -32700))
+            }
+            Self::JsonRpc(e) => Some((e.id().cloned().unwrap_or(Value::Null), -32600)),
+            Self::BatchNotAllowed(_) => Some((Value::Null, -32600)),
+            Self::HeaderMismatch { id, .. } => {
+                Some((id.clone().unwrap_or(Value::Null), era::HEADER_MISMATCH))
+            }
+            Self::InvalidParams { id, .. } => Some((id.clone(), -32602)),
+            Self::NoRoute
+            | Self::BodyTooLarge { .. }
+            | Self::BodyRead(_)
+            | Self::UnsupportedMediaType
+            | Self::MethodNotAllowed(_)
+            | Self::BadJsonBody(_)
+            | Self::UpstreamUnavailable { .. }
+            | Self::UpstreamTimeout { .. }
+            | Self::UpstreamTooLarge { .. }
+            | Self::UpstreamMalformed { .. }
+            | Self::Denied { .. } => None,
+        }
+    }
+
+    fn route(&self) -> Option<&str> {
+        match self {
+            Self::UpstreamUnavailable { route, .. }
+            | Self::UpstreamTimeout { route, .. }
+            | Self::UpstreamTooLarge { route, .. }
+            | Self::UpstreamMalformed { route, .. }
+            | Self::Denied { route, .. } => Some(route),
+            Self::NoRoute
+            | Self::BodyTooLarge { .. }
+            | Self::BodyRead(_)
+            | Self::UnsupportedMediaType
+            | Self::MethodNotAllowed(_)
+            | Self::JsonRpc(_)
+            | Self::BatchNotAllowed(_)
+            | Self::HeaderMismatch { .. }
+            | Self::InvalidParams { .. }
+            | Self::BadJsonBody(_) => None,
+        }
+    }
+
+    pub fn into_response(self) -> Response<Body> {
+        let status = self.status();
+        let body = match self.jsonrpc_error() {
+            Some((id, code)) => json!({
+                "jsonrpc": "2.0",
+                "id": id,
+                "error": {"code": code, "message": self.to_string()},
+            }),
+            None => {
+                let mut error = json!({"code": self.code(), "message": self.to_string()});
+                if let Some(route) = self.route() {
+                    error["route"] = Value::from(route);
+                }
+                if let Self::Denied { reason, .. } = &self {
+                    error["reason"] = Value::from(*reason);
+                }
+                json!({ "error": error })
+            }
+        };
+        let mut resp = json_response(status, &body);
+        if let Self::MethodNotAllowed(_) = self {
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+        }
+        resp
+    }
+}
+
+/// The refusal of a `tools/call`: a normal JSON-RPC *result* with
+/// `isError: true` and the reason as text, keeping the request id. Agent
+/// frameworks show this to the model; a JSON-RPC error would crash some.
+pub fn tool_refusal(id: &Value, text: &str) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "result": {
+            "content": [{"type": "text", "text": text}],
+            "isError": true,
+        },
+    })
+}
+
+/// The JSON-RPC error for a malformed `tools/call`.
+pub fn invalid_params(id: &Value, what: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32602, "message": what}})
+}
+
+pub fn json_response(status: StatusCode, body: &Value) -> Response<Body> {
+    let bytes = Bytes::from(serde_json::to_vec(body).unwrap_or_default());
+    let mut resp = Response::new(full(bytes));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}

@@ -1,0 +1,171 @@
+//! Command line: `serve`, `check`, `demo`. Start-up errors are reported here
+//! and turned into exit codes; nothing below this layer prints.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+use crate::config;
+use crate::demo;
+use crate::server;
+use crate::snapshot::Snapshot;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "toolgate",
+    version,
+    about = "Authorization gateway for AI agents' tool calls"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log filter, e.g. `info` or `info,toolgate::decision=warn`.
+    #[arg(long, global = true, env = "TOOLGATE_LOG", default_value = "info")]
+    pub log: String,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        #[arg(long, short, default_value = "config/toolgate.toml")]
+        config: PathBuf,
+    },
+    /// Check a config file and print every problem with its location.
+    Check {
+        #[arg(long, short, default_value = "config/toolgate.toml")]
+        config: PathBuf,
+    },
+    /// Run the gateway in front of an example MCP tool server, both on loopback.
+    Demo {
+        /// Gateway port.
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Example tool server port.
+        #[arg(long, default_value_t = 8181)]
+        tools_port: u16,
+        /// Admin (metrics) port.
+        #[arg(long, default_value_t = 9901)]
+        admin_port: u16,
+    },
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    init_logging(&cli.log, cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Check { config } => return check(&config),
+        Command::Serve { config } => runtime.block_on(serve(config)),
+        Command::Demo {
+            port,
+            tools_port,
+            admin_port,
+        } => runtime.block_on(demo::run(port, tools_port, admin_port)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &Path) -> ExitCode {
+    crate::install_crypto_provider();
+    match config::load_file(path) {
+        Ok(cfg) => match Snapshot::build(&cfg) {
+            Ok(_) => {
+                println!("{}: ok ({} routes)", path.display(), cfg.routes.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", path.display());
+                ExitCode::FAILURE
+            }
+        },
+        Err(diags) => {
+            eprintln!("{diags}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(path: PathBuf) -> anyhow::Result<()> {
+    let cfg = config::load_file(&path).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let running = server::start(&cfg).await?;
+    let gateway = std::sync::Arc::clone(&running.gateway);
+    let mut hangup = signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+            _ = hangup.recv() => reload(&path, &cfg, &gateway),
+        }
+    }
+    tracing::info!("shutting down: draining in-flight calls");
+    running.shutdown();
+    running.wait().await;
+    Ok(())
+}
+
+/// SIGHUP: re-read the config and swap in a new snapshot; a bad file keeps
+/// the running one. Listener addresses and TLS need a restart.
+fn reload(path: &Path, started: &config::Config, gateway: &crate::gateway::Gateway) {
+    let cfg = match config::load_file(path) {
+        Ok(cfg) => cfg,
+        Err(d) => {
+            tracing::error!("reload refused, keeping the running config:\n{d}");
+            return;
+        }
+    };
+    if cfg.server.bind != started.server.bind || cfg.admin.bind != started.admin.bind {
+        tracing::warn!("listener addresses changed; they take effect on restart");
+    }
+    match Snapshot::build(&cfg) {
+        Ok(snapshot) => {
+            gateway.swap(snapshot);
+            tracing::info!(routes = cfg.routes.len(), "config reloaded");
+        }
+        Err(e) => tracing::error!("reload refused, keeping the running config: {e}"),
+    }
+}
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> anyhow::Result<tokio::signal::unix::Signal> {
+    Ok(tokio::signal::unix::signal(kind)?)
+}
+
+fn init_logging(filter: &str, format: LogFormat) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|e| {
+        eprintln!("warning: bad log filter {filter:?} ({e}); using \"info\"");
+        EnvFilter::new("info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}

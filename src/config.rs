@@ -1,0 +1,262 @@
+//! Start-up stage: the TOML configuration model. Everything here is plain data;
+//! `load` turns a file into it (collecting every error first) and `validate`
+//! checks what serde cannot.
+
+mod load;
+mod secret;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use load::{Diagnostic, Diagnostics, load_file, load_str};
+pub use secret::SecretRef;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: Server,
+    #[serde(default)]
+    pub admin: Admin,
+    #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+/// The main listener agents connect to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    #[serde(default = "Server::default_bind")]
+    pub bind: SocketAddr,
+    /// Optional TLS for the main listener.
+    pub tls: Option<ServerTls>,
+    /// How long graceful shutdown waits for in-flight calls and streams.
+    #[serde(default = "Server::default_drain", with = "duration")]
+    pub drain_timeout: Duration,
+}
+
+impl Server {
+    fn default_bind() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    }
+    fn default_drain() -> Duration {
+        Duration::from_secs(30)
+    }
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            bind: Self::default_bind(),
+            tls: None,
+            drain_timeout: Self::default_drain(),
+        }
+    }
+}
+
+/// Certificate chain and private key (PEM files).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+}
+
+/// The operator listener: health, readiness and metrics (the admin API joins it later).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// Address to listen on; loopback by default. `enabled = false` turns it off.
+    #[serde(default = "Admin::default_bind")]
+    pub bind: SocketAddr,
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+impl Admin {
+    fn default_bind() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9901))
+    }
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self {
+            bind: Self::default_bind(),
+            enabled: true,
+        }
+    }
+}
+
+/// Gateway-wide limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body accepted, in bytes (default 1 MiB). Larger ⇒ 413.
+    #[serde(default = "Limits::default_body")]
+    pub max_request_body: usize,
+    /// Largest upstream JSON response or single SSE event the gateway will
+    /// inspect (for `tools/list` filtering), in bytes (default 16 MiB).
+    #[serde(default = "Limits::default_inspect")]
+    pub max_inspected_response: usize,
+}
+
+impl Limits {
+    fn default_body() -> usize {
+        1024 * 1024
+    }
+    fn default_inspect() -> usize {
+        16 * 1024 * 1024
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_request_body: Self::default_body(),
+            max_inspected_response: Self::default_inspect(),
+        }
+    }
+}
+
+/// One upstream tool behind a path prefix on the gateway.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Unique name; appears in logs, metrics and decisions.
+    pub name: String,
+    /// Path prefix on the gateway, e.g. `/mcp/github`. Matched on segment boundaries.
+    pub path: String,
+    /// Upstream base URL (http or https). The part of the request path after the
+    /// prefix is appended to its path.
+    pub upstream: String,
+    /// `mcp` (JSON-RPC aware) or `http` (each request is one tool call).
+    #[serde(default)]
+    pub kind: RouteKind,
+    /// Credential the gateway attaches upstream. The caller's own token is never forwarded.
+    pub upstream_auth: Option<UpstreamAuth>,
+    /// PEM file of CA certificates to trust for an https upstream instead of the system roots.
+    pub upstream_ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// What the decide stage answers when no policy applies to a call. `deny`
+    /// (the default) fails closed; `allow` is logged loudly at start-up.
+    #[serde(default)]
+    pub default_decision: DefaultDecision,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteKind {
+    #[default]
+    Mcp,
+    Http,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DefaultDecision {
+    #[default]
+    Deny,
+    Allow,
+}
+
+/// A static header sent to the upstream, its value a secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamAuth {
+    /// Header name, e.g. `Authorization` or `X-Api-Key`.
+    #[serde(default = "UpstreamAuth::default_header")]
+    pub header: String,
+    /// Where the value comes from: `{ env = "NAME" }` or `{ file = "path" }`.
+    pub value: SecretRef,
+    /// Text put before the secret, e.g. `"Bearer "`.
+    #[serde(default)]
+    pub prefix: String,
+}
+
+impl UpstreamAuth {
+    fn default_header() -> String {
+        "authorization".to_owned()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Timeouts {
+    /// TCP (and TLS) connect.
+    #[serde(default = "Timeouts::default_connect", with = "duration")]
+    pub connect: Duration,
+    /// From sending the request until the upstream's response headers.
+    #[serde(default = "Timeouts::default_first_byte", with = "duration")]
+    pub first_byte: Duration,
+    /// Longest silence allowed inside a streamed response body.
+    #[serde(default = "Timeouts::default_idle", with = "duration")]
+    pub stream_idle: Duration,
+}
+
+impl Timeouts {
+    fn default_connect() -> Duration {
+        Duration::from_secs(5)
+    }
+    fn default_first_byte() -> Duration {
+        Duration::from_secs(30)
+    }
+    fn default_idle() -> Duration {
+        Duration::from_secs(300)
+    }
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Self::default_connect(),
+            first_byte: Self::default_first_byte(),
+            stream_idle: Self::default_idle(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Durations are written as strings with a unit: `"250ms"`, `"5s"`, `"2m"`, `"1h"`.
+pub(crate) mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, de::Error as _};
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        parse(&text).map_err(D::Error::custom)
+    }
+
+    pub(crate) fn parse(text: &str) -> Result<Duration, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(|| format!("duration {text:?} has no unit (use ms, s, m or h)"))?;
+        let (num, unit) = text.split_at(split);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("duration {text:?} does not start with a whole number"))?;
+        match unit {
+            "ms" => Ok(Duration::from_millis(n)),
+            "s" => Ok(Duration::from_secs(n)),
+            "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
+            "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
+            other => Err(format!(
+                "duration {text:?} has unknown unit {other:?} (use ms, s, m or h)"
+            )),
+        }
+    }
+}

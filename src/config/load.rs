@@ -1,0 +1,229 @@
+//! Start-up stage: parse a config file section by section so that one bad
+//! route does not hide the errors of the next, then run the semantic checks.
+//! Every problem becomes a [`Diagnostic`] with a line and column.
+
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use super::{Admin, Config, Limits, Route, Server, validate};
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Where in the document, e.g. `routes[1].upstream` (empty for syntax errors).
+    pub path: String,
+    /// 1-based line and column, when known.
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Every problem found in one file, in document order.
+#[derive(Debug, Clone)]
+pub struct Diagnostics {
+    pub origin: String,
+    pub items: Vec<Diagnostic>,
+}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for d in &self.items {
+            write!(f, "{}:{}:{}: ", self.origin, d.line, d.column)?;
+            if !d.path.is_empty() {
+                write!(f, "{}: ", d.path)?;
+            }
+            writeln!(f, "{}", d.message)?;
+        }
+        write!(f, "{} error(s) in {}", self.items.len(), self.origin)
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// Reads and checks a config file. Relative paths inside it are resolved
+/// against the file's directory.
+pub fn load_file(path: &Path) -> Result<Config, Diagnostics> {
+    let origin = path.display().to_string();
+    let source = std::fs::read_to_string(path).map_err(|e| Diagnostics {
+        origin: origin.clone(),
+        items: vec![Diagnostic {
+            path: String::new(),
+            line: 0,
+            column: 0,
+            message: format!("cannot read config file: {e}"),
+        }],
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    load_str(&source, &origin, &base)
+}
+
+/// Parses and checks config text; `base_dir` anchors relative file paths.
+pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, Diagnostics> {
+    let mut sink = Sink {
+        source,
+        items: Vec::new(),
+    };
+    let (root, syntax) = DeTable::parse_recoverable(source);
+    for e in syntax {
+        sink.at(e.span(), "", e.message());
+    }
+    if !sink.items.is_empty() {
+        // The document's structure is unreliable past a syntax error.
+        return Err(sink.finish(origin));
+    }
+    let root = root.into_inner();
+    let mut config = Config {
+        server: Server::default(),
+        admin: Admin::default(),
+        limits: Limits::default(),
+        routes: Vec::new(),
+    };
+    for (key, value) in root.iter() {
+        match key.get_ref().as_ref() {
+            "server" => section(value, "server", &mut sink).map(|v| config.server = v),
+            "admin" => section(value, "admin", &mut sink).map(|v| config.admin = v),
+            "limits" => section(value, "limits", &mut sink).map(|v| config.limits = v),
+            "routes" => routes(value, &mut sink).map(|v| config.routes = v),
+            other => {
+                sink.at(
+                    Some(key.span()),
+                    other,
+                    "unknown top-level key (expected one of: server, admin, limits, routes)",
+                );
+                None
+            }
+        };
+    }
+    let config = absolutize(config, base_dir);
+    let resolve = |path: &str| locate(&root, path);
+    validate::check(&config, &mut |path, message| {
+        let span = resolve(path);
+        sink.at(span, path, &message);
+    });
+    if sink.items.is_empty() {
+        Ok(config)
+    } else {
+        Err(sink.finish(origin))
+    }
+}
+
+fn routes(value: &Spanned<DeValue<'_>>, sink: &mut Sink<'_>) -> Option<Vec<Route>> {
+    let DeValue::Array(items) = value.get_ref() else {
+        sink.at(
+            Some(value.span()),
+            "routes",
+            "must be an array of tables: write each route as [[routes]]",
+        );
+        return None;
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        if let Some(route) = section::<Route>(item, &format!("routes[{i}]"), sink) {
+            out.push(route);
+        }
+    }
+    Some(out)
+}
+
+fn section<T: DeserializeOwned>(
+    value: &Spanned<DeValue<'_>>,
+    path: &str,
+    sink: &mut Sink<'_>,
+) -> Option<T> {
+    let owned = Spanned::new(value.span(), value.get_ref().clone());
+    match T::deserialize(ValueDeserializer::from(owned)) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            sink.at(e.span().or(Some(value.span())), path, e.message());
+            None
+        }
+    }
+}
+
+/// Finds the span of a dotted path such as `routes[2].upstream_auth.value`,
+/// falling back to the nearest enclosing item that exists.
+fn locate(root: &DeTable<'_>, path: &str) -> Option<Range<usize>> {
+    let mut table = root;
+    let mut found = None;
+    for part in path.split('.') {
+        let (name, index) = match part.split_once('[') {
+            Some((name, rest)) => (name, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let Some(item) = table.get(name) else {
+            return found;
+        };
+        let mut item = item;
+        if let (Some(i), DeValue::Array(arr)) = (index, item.get_ref()) {
+            match arr.get(i) {
+                Some(el) => item = el,
+                None => return Some(item.span()),
+            }
+        }
+        found = Some(item.span());
+        match item.get_ref() {
+            DeValue::Table(t) => table = t,
+            _ => return found,
+        }
+    }
+    found
+}
+
+/// Relative file paths are relative to the config file, not the working directory.
+fn absolutize(mut config: Config, base: &Path) -> Config {
+    let fix = |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = base.join(&*p);
+        }
+    };
+    if let Some(tls) = config.server.tls.as_mut() {
+        fix(&mut tls.cert_file);
+        fix(&mut tls.key_file);
+    }
+    for route in &mut config.routes {
+        if let Some(ca) = route.upstream_ca_file.as_mut() {
+            fix(ca);
+        }
+        if let Some(auth) = route.upstream_auth.as_mut() {
+            auth.value.anchor(base);
+        }
+    }
+    config
+}
+
+struct Sink<'s> {
+    source: &'s str,
+    items: Vec<Diagnostic>,
+}
+
+impl Sink<'_> {
+    fn at(&mut self, span: Option<Range<usize>>, path: &str, message: &str) {
+        let (line, column) = span.map_or((0, 0), |s| line_col(self.source, s.start));
+        self.items.push(Diagnostic {
+            path: path.to_owned(),
+            line,
+            column,
+            message: message.trim().to_owned(),
+        });
+    }
+
+    fn finish(mut self, origin: &str) -> Diagnostics {
+        self.items.sort_by_key(|d| (d.line, d.column));
+        Diagnostics {
+            origin: origin.to_owned(),
+            items: self.items,
+        }
+    }
+}
+
+fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let before = source.get(..offset).unwrap_or(source);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}

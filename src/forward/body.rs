@@ -1,0 +1,326 @@
+//! Forward stage: response bodies on their way back. Every upstream body is
+//! watched for idle silence; bodies that policy must inspect (`tools/list`
+//! results, batches with refused elements) are edited message by message —
+//! SSE streams event by event as they arrive, never buffered whole.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use pin_project_lite::pin_project;
+use serde_json::Value;
+use tokio::time::{Instant, Sleep};
+
+use crate::BoxError;
+use crate::mcp::sse;
+
+/// Decides whether a caller may see one tool of a `tools/list` result.
+pub trait ToolFilter: Send + Sync {
+    fn keep(&self, tool: &Value) -> bool;
+}
+
+/// What the gateway must change in an upstream's answer.
+#[derive(Default)]
+pub struct ResponseEdit {
+    /// Ids of `tools/list` requests whose results are filtered.
+    pub list_ids: Vec<Value>,
+    /// Filter every `tools/list`-shaped result whatever its id (streams
+    /// that may replay answers, such as a resumed GET stream).
+    pub any_list_result: bool,
+    pub filter: Option<Arc<dyn ToolFilter>>,
+    /// Messages the gateway answered itself (refused batch elements),
+    /// added to the upstream's answer.
+    pub extra: Vec<Value>,
+}
+
+impl std::fmt::Debug for ResponseEdit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseEdit")
+            .field("list_ids", &self.list_ids)
+            .field("extra", &self.extra.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResponseEdit {
+    pub fn is_noop(&self) -> bool {
+        !self.inspects() && self.extra.is_empty()
+    }
+
+    /// True when some answers must be read and filtered.
+    pub fn inspects(&self) -> bool {
+        self.filter.is_some() && (self.any_list_result || !self.list_ids.is_empty())
+    }
+
+    /// Filters one JSON-RPC message in place; true if it changed.
+    pub fn apply(&self, message: &mut Value) -> bool {
+        let Some(filter) = &self.filter else {
+            return false;
+        };
+        let Some(id) = message.get("id") else {
+            return false;
+        };
+        if !self.any_list_result && !self.list_ids.contains(id) {
+            return false;
+        }
+        let Some(tools) = message
+            .get_mut("result")
+            .and_then(|r| r.get_mut("tools"))
+            .and_then(Value::as_array_mut)
+        else {
+            return false;
+        };
+        let before = tools.len();
+        tools.retain(|tool| filter.keep(tool));
+        tools.len() != before
+    }
+}
+
+pin_project! {
+    /// Ends a response body with an error when the upstream stays silent too long.
+    pub struct IdleTimeout<B> {
+        #[pin]
+        inner: B,
+        sleep: Pin<Box<Sleep>>,
+        idle: Duration,
+    }
+}
+
+impl<B> IdleTimeout<B> {
+    pub fn new(inner: B, idle: Duration) -> Self {
+        Self {
+            inner,
+            sleep: Box::pin(tokio::time::sleep(idle)),
+            idle,
+        }
+    }
+}
+
+impl<B> HttpBody for IdleTimeout<B>
+where
+    B: HttpBody<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(Some(frame)) => {
+                this.sleep.as_mut().reset(Instant::now() + *this.idle);
+                Poll::Ready(Some(frame.map_err(Into::into)))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                ready!(this.sleep.as_mut().poll(cx));
+                tracing::warn!(
+                    idle_ms = this.idle.as_millis() as u64,
+                    "upstream stream idle timeout"
+                );
+                Poll::Ready(Some(Err("upstream stream idle timeout".into())))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+pin_project! {
+    /// Edits an SSE stream event by event: extra messages first, then each
+    /// upstream event as soon as it is complete, filtered where it answers a
+    /// `tools/list`.
+    pub struct SseEdit<B> {
+        #[pin]
+        inner: B,
+        parser: sse::Parser,
+        edit: Arc<ResponseEdit>,
+        queue: VecDeque<Bytes>,
+        done: bool,
+    }
+}
+
+impl<B> SseEdit<B> {
+    pub fn new(inner: B, edit: Arc<ResponseEdit>, max_event: usize) -> Self {
+        let queue = edit
+            .extra
+            .iter()
+            .map(|m| sse::Event::message(&m.to_string()))
+            .collect();
+        Self {
+            inner,
+            parser: sse::Parser::new(max_event),
+            edit,
+            queue,
+            done: false,
+        }
+    }
+}
+
+impl<B> HttpBody for SseEdit<B>
+where
+    B: HttpBody<Data = Bytes, Error = BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut this = self.project();
+        loop {
+            if let Some(bytes) = this.queue.pop_front() {
+                return Poll::Ready(Some(Ok(Frame::data(bytes))));
+            }
+            if *this.done {
+                return Poll::Ready(None);
+            }
+            match ready!(this.inner.as_mut().poll_frame(cx)) {
+                None => {
+                    *this.done = true;
+                    if !this.parser.remainder().is_empty() {
+                        tracing::debug!("upstream SSE stream ended inside an event; dropped it");
+                    }
+                }
+                Some(Err(e)) => return Poll::Ready(Some(Err(e))),
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => {
+                        for event in this.parser.push(&data)? {
+                            this.queue.push_back(edit_event(this.edit, event));
+                        }
+                    }
+                    Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
+                },
+            }
+        }
+    }
+}
+
+fn edit_event(edit: &ResponseEdit, event: sse::Event) -> Bytes {
+    if !edit.inspects() {
+        return event.raw;
+    }
+    let Some(mut message) = event
+        .data
+        .as_deref()
+        .and_then(|d| serde_json::from_str::<Value>(d).ok())
+    else {
+        return event.raw;
+    };
+    if edit.apply(&mut message) {
+        event.with_data(&message.to_string())
+    } else {
+        event.raw
+    }
+}
+
+/// Applies an edit to a whole JSON answer. A batch request is always
+/// answered with an array, extras included; a single one never has extras.
+pub fn edit_json(edit: &ResponseEdit, answer: Option<Value>, batch: bool) -> Value {
+    let mut messages = match answer {
+        Some(Value::Array(items)) => items,
+        Some(mut single) if !batch => {
+            edit.apply(&mut single);
+            return single;
+        }
+        Some(single) => vec![single],
+        None => Vec::new(),
+    };
+    for m in &mut messages {
+        edit.apply(m);
+    }
+    messages.extend(edit.extra.iter().cloned());
+    Value::Array(messages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, StreamBody};
+    use serde_json::json;
+
+    struct HideSecret;
+    impl ToolFilter for HideSecret {
+        fn keep(&self, tool: &Value) -> bool {
+            tool["name"] != "secret"
+        }
+    }
+
+    fn edit() -> Arc<ResponseEdit> {
+        Arc::new(ResponseEdit {
+            list_ids: vec![json!(2)],
+            any_list_result: false,
+            filter: Some(Arc::new(HideSecret)),
+            extra: vec![json!({"jsonrpc":"2.0","id":9,"result":{"isError":true}})],
+        })
+    }
+
+    #[tokio::test]
+    async fn sse_edit_filters_matching_list_results_and_passes_the_rest() {
+        let list =
+            r#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"echo"},{"name":"secret"}]}}"#;
+        let other = r#"{"jsonrpc":"2.0","id":3,"result":{"tools":[{"name":"secret"}]}}"#;
+        let chunks = vec![
+            Ok::<_, BoxError>(Frame::data(Bytes::from("event: message\ndata: "))),
+            Ok(Frame::data(Bytes::from(format!(
+                "{list}\n\nevent: message\ndata: {other}\n\n"
+            )))),
+        ];
+        let body = SseEdit::new(
+            StreamBody::new(futures_util::stream::iter(chunks)),
+            edit(),
+            1024,
+        );
+        let out = body.collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(out.to_vec()).unwrap();
+        let events: Vec<&str> = text.split("\n\n").filter(|s| !s.is_empty()).collect();
+        assert_eq!(events.len(), 3, "{text}");
+        assert!(events[0].contains("\"id\":9"), "extra first: {text}");
+        assert!(
+            events[1].contains("echo") && !events[1].contains("secret"),
+            "{text}"
+        );
+        assert!(events[2].contains("secret"), "other ids untouched: {text}");
+    }
+
+    #[test]
+    fn json_edit_merges_extras_into_a_batch() {
+        let e = edit();
+        let out = edit_json(
+            &e,
+            Some(json!({"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"secret"}]}})),
+            true,
+        );
+        assert_eq!(out.as_array().unwrap().len(), 2);
+        assert_eq!(out[0]["result"]["tools"], json!([]));
+        let out = edit_json(&e, None, true);
+        assert_eq!(out[0]["id"], 9);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_timeout_ends_a_silent_stream() {
+        let (_tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, BoxError>>(1);
+        let stream =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|f| (f, rx)) },
+            );
+        let mut body = IdleTimeout::new(StreamBody::new(Box::pin(stream)), Duration::from_secs(5));
+        let err = body.frame().await.unwrap().unwrap_err();
+        assert!(err.to_string().contains("idle"));
+    }
+}

@@ -1,0 +1,189 @@
+//! Forward stage: which headers cross the gateway. Hop-by-hop headers and
+//! the caller's credentials stop here; the route's credential, `Host`,
+//! `X-Forwarded-*` and the W3C trace context are set for the upstream.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use super::client::Upstream;
+use crate::listener::ConnInfo;
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// Headers that describe one connection and never travel past a proxy (RFC 9110 §7.6.1).
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == KEEP_ALIVE
+        || name == PROXY_CONNECTION
+        || name == header::PROXY_AUTHENTICATE
+        || name == header::PROXY_AUTHORIZATION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+}
+
+/// Removes hop-by-hop headers, including any the `Connection` header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::try_from(name.trim()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+/// Rewrites a caller's request headers for the upstream, in place.
+pub fn for_upstream(headers: &mut HeaderMap, conn: ConnInfo, upstream: &Upstream, trace: &Trace) {
+    strip_hop_by_hop(headers);
+    // The caller's token authenticates it to the gateway, never to the tool.
+    headers.remove(header::AUTHORIZATION);
+    let original_host = headers.remove(header::HOST);
+    // h2 requests carry no Host header; the authority is the same fact.
+    if let Ok(host) = HeaderValue::from_str(upstream.authority.as_str()) {
+        headers.insert(header::HOST, host);
+    }
+    if let Some(host) = original_host {
+        headers.insert(X_FORWARDED_HOST, host);
+    }
+    let ip = conn.remote.ip().to_string();
+    let xff = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(prior) => format!("{prior}, {ip}"),
+        None => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(X_FORWARDED_FOR, v);
+    }
+    headers.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(if conn.tls { "https" } else { "http" }),
+    );
+    if !trace.inherited {
+        headers.remove(TRACESTATE);
+    }
+    if let Ok(v) = HeaderValue::from_str(&trace.traceparent) {
+        headers.insert(TRACEPARENT, v);
+    }
+    if let Some((name, value)) = &upstream.credential {
+        headers.insert(name.clone(), value.clone());
+    }
+}
+
+/// Cleans an upstream response's headers for the caller, in place.
+pub fn for_caller(headers: &mut HeaderMap) {
+    strip_hop_by_hop(headers);
+}
+
+/// The W3C trace context of one call: the caller's if valid, else a new one.
+#[derive(Debug, Clone)]
+pub struct Trace {
+    pub traceparent: String,
+    pub inherited: bool,
+}
+
+impl Trace {
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        match headers.get(TRACEPARENT).and_then(|v| v.to_str().ok()) {
+            Some(tp) if valid_traceparent(tp) => Self {
+                traceparent: tp.to_ascii_lowercase(),
+                inherited: true,
+            },
+            _ => Self::fresh(),
+        }
+    }
+
+    fn fresh() -> Self {
+        let mut bytes = [0u8; 24];
+        if getrandom::fill(&mut bytes).is_err() {
+            // No entropy: still emit a well-formed, unsampled context.
+            bytes = [1; 24];
+        }
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        Self {
+            traceparent: format!("00-{}-{}-01", hex(&bytes[..16]), hex(&bytes[16..])),
+            inherited: false,
+        }
+    }
+
+    /// The 32-hex-digit trace id, for logs.
+    pub fn trace_id(&self) -> &str {
+        self.traceparent.get(3..35).unwrap_or("")
+    }
+}
+
+fn valid_traceparent(tp: &str) -> bool {
+    let parts: Vec<&str> = tp.split('-').collect();
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    match parts.as_slice() {
+        [version, trace, parent, flags] => {
+            hex(version, 2)
+                && *version != "ff"
+                && hex(trace, 32)
+                && trace.bytes().any(|b| b != b'0')
+                && hex(parent, 16)
+                && parent.bytes().any(|b| b != b'0')
+                && hex(flags, 2)
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traceparent_is_kept_when_valid_and_replaced_when_not() {
+        let mut h = HeaderMap::new();
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        h.insert(TRACEPARENT, HeaderValue::from_static(tp));
+        let t = Trace::from_headers(&h);
+        assert!(t.inherited);
+        assert_eq!(t.traceparent, tp);
+        assert_eq!(t.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        h.insert(TRACEPARENT, HeaderValue::from_static("00-zz-00-01"));
+        let t = Trace::from_headers(&h);
+        assert!(!t.inherited);
+        assert!(valid_traceparent(&t.traceparent));
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-keep"));
+    }
+}

@@ -1,0 +1,296 @@
+//! The pipeline: one tool call's walk through the stages, from the accepted
+//! request to the recorded answer. Each stage lives in its own module; this
+//! file only wires them together.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::request::Parts;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde_json::Value;
+
+use crate::Body;
+use crate::accept::read_body;
+use crate::answer::{self, Problem};
+use crate::decide::{DecisionInput, Phase};
+use crate::forward::body::{ResponseEdit, ToolFilter};
+use crate::forward::headers::Trace;
+use crate::forward::{self, Outbound};
+use crate::identify::{Identity, identify};
+use crate::listener::ConnInfo;
+use crate::mcp::{Envelope, MessageKind};
+use crate::record::Recorder;
+use crate::snapshot::{Route, Snapshot};
+use crate::understand::{Understood, understand};
+
+/// The running gateway: the current snapshot and the recorder.
+#[derive(Debug)]
+pub struct Gateway {
+    snapshot: ArcSwap<Snapshot>,
+    recorder: Recorder,
+}
+
+/// How a request ended, for the `outcome` metric label.
+type Outcome = &'static str;
+
+impl Gateway {
+    pub fn new(snapshot: Snapshot, recorder: Recorder) -> Arc<Self> {
+        Arc::new(Self {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            recorder,
+        })
+    }
+
+    /// Swaps in a new snapshot; requests already running keep the old one.
+    pub fn swap(&self, snapshot: Snapshot) {
+        self.snapshot.store(Arc::new(snapshot));
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    pub fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    /// Handles one request end to end. Never fails: every problem becomes an answer.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+        let snapshot = self.snapshot.load_full();
+        let path = req.uri().path().to_owned();
+        let Some((route, rest)) = snapshot.route_for(&path) else {
+            self.recorder.request("", Problem::NoRoute.code());
+            return Problem::NoRoute.into_response();
+        };
+        let route = Arc::clone(route);
+        let rest = rest.to_owned();
+        match self.call(&snapshot, &route, &rest, req, conn).await {
+            Ok((resp, outcome)) => {
+                self.recorder.request(&route.name, outcome);
+                resp
+            }
+            Err(problem) => {
+                self.recorder.request(&route.name, problem.code());
+                tracing::info!(route = %route.name, code = problem.code(), status = problem.status().as_u16(), "{problem}");
+                problem.into_response()
+            }
+        }
+    }
+
+    async fn call(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        route: &Arc<Route>,
+        rest: &str,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+    ) -> Result<(Response<Body>, Outcome), Problem> {
+        let (parts, body) = req.into_parts();
+        let body = read_body(body, &parts.headers, snapshot.limits.max_request_body).await?;
+        let identity = identify(&parts);
+        let trace = Trace::from_headers(&parts.headers);
+        let call = Call {
+            recorder: &self.recorder,
+            snapshot,
+            route,
+            rest,
+            identity,
+            trace: &trace,
+            conn,
+        };
+        match understand(route, &parts, rest, &body)? {
+            Understood::McpStream => {
+                // A resumed GET stream may replay a tools/list answer: filter any.
+                let replayable = parts.method == http::Method::GET;
+                let edit = call.list_edit(Vec::new(), replayable);
+                call.forward(parts, body, edit, false).await
+            }
+            Understood::Http { tool, arguments } => {
+                let method = parts.method.to_string();
+                let input = call.input(Phase::Call, &tool, &arguments, &method);
+                let decision = snapshot.policy.decide(&input);
+                self.recorder.decision(&input, &decision, trace.trace_id());
+                match decision.refusal_text() {
+                    None => {
+                        call.forward(parts, body, ResponseEdit::default(), false)
+                            .await
+                    }
+                    Some(message) => Err(Problem::Denied {
+                        route: route.name.clone(),
+                        reason: decision.reason().as_str(),
+                        message,
+                    }),
+                }
+            }
+            Understood::Mcp { envelope, era: _ } => self.mcp(call, parts, body, envelope).await,
+        }
+    }
+
+    /// Decides every `tools/call` in the messages, answers the refused ones
+    /// itself and forwards the rest.
+    async fn mcp(
+        &self,
+        call: Call<'_>,
+        parts: Parts,
+        body: Bytes,
+        envelope: Envelope,
+    ) -> Result<(Response<Body>, Outcome), Problem> {
+        let mut answered: Vec<Value> = Vec::new();
+        let mut forwarded: Vec<usize> = Vec::new();
+        let mut list_ids: Vec<Value> = Vec::new();
+        for (i, message) in envelope.messages.iter().enumerate() {
+            let id = message.id.clone().unwrap_or(Value::Null);
+            match message.tool_call() {
+                None => {
+                    if message.kind == MessageKind::Request
+                        && message.method() == Some("tools/list")
+                    {
+                        list_ids.push(id);
+                    }
+                    forwarded.push(i);
+                }
+                Some(Err(what)) if !envelope.batch => {
+                    return Err(Problem::InvalidParams { id, what });
+                }
+                Some(Err(what)) => answered.push(answer::invalid_params(&id, what)),
+                Some(Ok(tool)) => {
+                    let input = call.input(Phase::Call, tool.name, tool.arguments, "tools/call");
+                    let decision = call.snapshot.policy.decide(&input);
+                    self.recorder
+                        .decision(&input, &decision, call.trace.trace_id());
+                    match decision.refusal_text() {
+                        None => forwarded.push(i),
+                        Some(text) => answered.push(answer::tool_refusal(&id, &text)),
+                    }
+                }
+            }
+        }
+        if forwarded.is_empty() {
+            let reply = if envelope.batch {
+                Value::Array(answered)
+            } else {
+                answered.pop().unwrap_or(Value::Null)
+            };
+            return Ok((answer::json_response(StatusCode::OK, &reply), "refused"));
+        }
+        // Forward the original bytes unless some batch elements were refused.
+        let body = if forwarded.len() == envelope.messages.len() {
+            body
+        } else {
+            let kept: Vec<&Value> = forwarded
+                .iter()
+                .map(|&i| &envelope.messages[i].raw)
+                .collect();
+            Bytes::from(serde_json::to_vec(&kept).unwrap_or_default())
+        };
+        let mut edit = call.list_edit(list_ids, false);
+        edit.extra = answered;
+        call.forward(parts, body, edit, envelope.batch).await
+    }
+}
+
+/// The facts of one call that every stage after understanding needs.
+struct Call<'a> {
+    recorder: &'a Recorder,
+    snapshot: &'a Arc<Snapshot>,
+    route: &'a Arc<Route>,
+    rest: &'a str,
+    identity: Identity,
+    trace: &'a Trace,
+    conn: ConnInfo,
+}
+
+impl Call<'_> {
+    fn input<'i>(
+        &'i self,
+        phase: Phase,
+        tool: &'i str,
+        arguments: &'i Value,
+        method: &'i str,
+    ) -> DecisionInput<'i> {
+        DecisionInput {
+            phase,
+            route: self.route,
+            tool,
+            arguments,
+            method,
+            identity: &self.identity,
+        }
+    }
+
+    fn list_edit(&self, list_ids: Vec<Value>, any_list_result: bool) -> ResponseEdit {
+        if list_ids.is_empty() && !any_list_result {
+            return ResponseEdit::default();
+        }
+        ResponseEdit {
+            list_ids,
+            any_list_result,
+            filter: Some(Arc::new(ListFilter {
+                snapshot: Arc::clone(self.snapshot),
+                route: Arc::clone(self.route),
+                identity: self.identity.clone(),
+                trace_id: self.trace.trace_id().to_owned(),
+                recorder: self.recorder.clone(),
+            })),
+            extra: Vec::new(),
+        }
+    }
+
+    async fn forward(
+        &self,
+        parts: Parts,
+        body: Bytes,
+        edit: ResponseEdit,
+        batch: bool,
+    ) -> Result<(Response<Body>, Outcome), Problem> {
+        let out = Outbound {
+            route: self.route,
+            rest: self.rest,
+            parts,
+            body,
+            conn: self.conn,
+            trace: self.trace,
+        };
+        let resp = forward::send(out, self.recorder).await?;
+        let resp = forward::relay(
+            self.route,
+            resp,
+            edit,
+            batch,
+            self.snapshot.limits.max_inspected_response,
+        )
+        .await?;
+        Ok((resp, "forwarded"))
+    }
+}
+
+/// The `list` phase: a tool appears in `tools/list` only if policy would
+/// show it to this caller. A tool without a name is never shown.
+struct ListFilter {
+    recorder: Recorder,
+    snapshot: Arc<Snapshot>,
+    route: Arc<Route>,
+    identity: Identity,
+    trace_id: String,
+}
+
+impl ToolFilter for ListFilter {
+    fn keep(&self, tool: &Value) -> bool {
+        let Some(name) = tool.get("name").and_then(Value::as_str) else {
+            return false;
+        };
+        let input = DecisionInput {
+            phase: Phase::List,
+            route: &self.route,
+            tool: name,
+            arguments: &Value::Null,
+            method: "tools/list",
+            identity: &self.identity,
+        };
+        let decision = self.snapshot.policy.decide(&input);
+        self.recorder.decision(&input, &decision, &self.trace_id);
+        decision.is_allow()
+    }
+}

@@ -1,0 +1,122 @@
+//! Record stage: every decision becomes a log line on the
+//! `toolgate::decision` target and a Prometheus sample; every request's
+//! outcome is counted. Never records tokens, secrets or whole claim sets.
+
+use std::time::Duration;
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+use crate::decide::{Decision, DecisionInput};
+
+/// The gateway's Prometheus metrics, registered in their own registry.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    registry: Registry,
+    requests: IntCounterVec,
+    decisions: IntCounterVec,
+    upstream_latency: HistogramVec,
+}
+
+impl Recorder {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "toolgate_requests_total",
+                "Requests handled, by route and outcome.",
+            ),
+            &["route", "outcome"],
+        )
+        .expect("static metric definition is valid");
+        let decisions = IntCounterVec::new(
+            Opts::new(
+                "toolgate_decisions_total",
+                "Policy decisions, by route, phase, verdict and reason.",
+            ),
+            &["route", "phase", "decision", "reason"],
+        )
+        .expect("static metric definition is valid");
+        let upstream_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "toolgate_upstream_first_byte_seconds",
+                "Time from forwarding a request to the upstream's response headers.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0,
+            ]),
+            &["route"],
+        )
+        .expect("static metric definition is valid");
+        for c in [&requests, &decisions] {
+            registry
+                .register(Box::new(c.clone()))
+                .expect("each metric is registered once");
+        }
+        registry
+            .register(Box::new(upstream_latency.clone()))
+            .expect("each metric is registered once");
+        Self {
+            registry,
+            requests,
+            decisions,
+            upstream_latency,
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Counts one request's outcome (`forwarded`, `refused`, or a problem code).
+    pub fn request(&self, route: &str, outcome: &str) {
+        self.requests.with_label_values(&[route, outcome]).inc();
+    }
+
+    pub fn upstream_first_byte(&self, route: &str, elapsed: Duration) {
+        self.upstream_latency
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Logs and counts one decision.
+    pub fn decision(&self, input: &DecisionInput<'_>, decision: &Decision, trace_id: &str) {
+        let route = input.route.name.as_str();
+        let phase = input.phase.as_str();
+        let reason = decision.reason().as_str();
+        self.decisions
+            .with_label_values(&[route, phase, decision.verdict(), reason])
+            .inc();
+        // tools/list filtering decides once per tool: keep those at debug.
+        if input.phase == crate::decide::Phase::List {
+            tracing::debug!(
+                target: "toolgate::decision",
+                route,
+                phase,
+                tool = input.tool,
+                subject = input.identity.subject(),
+                decision = decision.verdict(),
+                reason,
+                trace_id,
+            );
+            return;
+        }
+        tracing::info!(
+            target: "toolgate::decision",
+            route,
+            phase,
+            tool = input.tool,
+            method = input.method,
+            subject = input.identity.subject(),
+            decision = decision.verdict(),
+            reason,
+            trace_id,
+        );
+    }
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}

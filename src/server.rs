@@ -1,0 +1,113 @@
+//! Start-up: bind the listeners, build the first snapshot and run until
+//! told to stop. Used by `serve`, `demo` and the integration tests alike.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin;
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::listener::{self, ConnInfo};
+use crate::record::Recorder;
+use crate::snapshot::{self, Snapshot};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Snapshot(#[from] snapshot::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] listener::tls::Error),
+}
+
+/// A started gateway.
+#[derive(Debug)]
+pub struct Running {
+    /// Where agents connect (the bound address; port 0 in config becomes real here).
+    pub addr: SocketAddr,
+    pub admin_addr: Option<SocketAddr>,
+    pub gateway: Arc<Gateway>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting and starts draining.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until both listeners have drained.
+    pub async fn wait(self) {
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Binds and starts serving `config`.
+pub async fn start(config: &Config) -> Result<Running, Error> {
+    crate::install_crypto_provider();
+    let snapshot = Snapshot::build(config)?;
+    let tls = config
+        .server
+        .tls
+        .as_ref()
+        .map(listener::tls::server_config)
+        .transpose()?;
+    let gateway = Gateway::new(snapshot, Recorder::new());
+    let shutdown = CancellationToken::new();
+    let drain = config.server.drain_timeout;
+
+    let main = bind(config.server.bind).await?;
+    let addr = main.local_addr().map_err(|source| Error::Bind {
+        addr: config.server.bind,
+        source,
+    })?;
+    let gw = Arc::clone(&gateway);
+    let handler = move |req, conn: ConnInfo| Arc::clone(&gw).handle(req, conn);
+    let mut tasks = vec![tokio::spawn(listener::serve(
+        main,
+        tls,
+        handler,
+        shutdown.clone(),
+        drain,
+    ))];
+
+    let mut admin_addr = None;
+    if config.admin.enabled {
+        let admin = bind(config.admin.bind).await?;
+        admin_addr = admin.local_addr().ok();
+        let gw = Arc::clone(&gateway);
+        let handler = move |req, _conn: ConnInfo| admin::handle(Arc::clone(&gw), req);
+        tasks.push(tokio::spawn(listener::serve(
+            admin,
+            None,
+            handler,
+            shutdown.clone(),
+            drain,
+        )));
+    }
+    tracing::info!(%addr, admin = ?admin_addr, routes = config.routes.len(), "toolgate listening");
+    Ok(Running {
+        addr,
+        admin_addr,
+        gateway,
+        shutdown,
+        tasks,
+    })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })
+}
