@@ -8,7 +8,7 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
 use crate::Body;
-use crate::mcp::{era, jsonrpc};
+use crate::mcp::{Era, era, jsonrpc};
 
 /// Something the gateway refuses or fails to do, other than a policy decision.
 #[derive(Debug, thiserror::Error)]
@@ -171,15 +171,17 @@ impl Problem {
 /// The refusal of a `tools/call`: a normal JSON-RPC *result* with
 /// `isError: true` and the reason as text, keeping the request id. Agent
 /// frameworks show this to the model; a JSON-RPC error would crash some.
-pub fn tool_refusal(id: &Value, text: &str) -> Value {
-    json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "result": {
-            "content": [{"type": "text", "text": text}],
-            "isError": true,
-        },
-    })
+/// 2026-07-28 results carry `resultType` (its SDKs require it); older eras'
+/// schemas do not know the field, so it is left out there.
+pub fn tool_refusal(id: &Value, text: &str, era: &Era) -> Value {
+    let mut result = json!({
+        "content": [{"type": "text", "text": text}],
+        "isError": true,
+    });
+    if let Era::Modern { .. } = era {
+        result["resultType"] = Value::from("complete");
+    }
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
 }
 
 /// The JSON-RPC error for a malformed `tools/call`.

@@ -20,7 +20,7 @@ use crate::forward::headers::Trace;
 use crate::forward::{self, Outbound};
 use crate::identify::{Identity, identify};
 use crate::listener::ConnInfo;
-use crate::mcp::{Envelope, MessageKind};
+use crate::mcp::{Envelope, Era, MessageKind};
 use crate::record::Recorder;
 use crate::snapshot::{Route, Snapshot};
 use crate::understand::{Understood, understand};
@@ -124,7 +124,7 @@ impl Gateway {
                     }),
                 }
             }
-            Understood::Mcp { envelope, era: _ } => self.mcp(call, parts, body, envelope).await,
+            Understood::Mcp { envelope, era } => self.mcp(call, parts, body, envelope, &era).await,
         }
     }
 
@@ -136,6 +136,7 @@ impl Gateway {
         parts: Parts,
         body: Bytes,
         envelope: Envelope,
+        era: &Era,
     ) -> Result<(Response<Body>, Outcome), Problem> {
         let mut answered: Vec<Value> = Vec::new();
         let mut forwarded: Vec<usize> = Vec::new();
@@ -162,7 +163,7 @@ impl Gateway {
                         .decision(&input, &decision, call.trace.trace_id());
                     match decision.refusal_text() {
                         None => forwarded.push(i),
-                        Some(text) => answered.push(answer::tool_refusal(&id, &text)),
+                        Some(text) => answered.push(answer::tool_refusal(&id, &text, era)),
                     }
                 }
             }

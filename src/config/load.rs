@@ -77,6 +77,9 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
         return Err(sink.finish(origin));
     }
     let root = root.into_inner();
+    // Where each parsed route stands in the document: a route that failed to
+    // parse is skipped, and later errors must still name the right table.
+    let mut positions: Vec<usize> = Vec::new();
     let mut config = Config {
         server: Server::default(),
         admin: Admin::default(),
@@ -88,7 +91,10 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
             "server" => section(value, "server", &mut sink).map(|v| config.server = v),
             "admin" => section(value, "admin", &mut sink).map(|v| config.admin = v),
             "limits" => section(value, "limits", &mut sink).map(|v| config.limits = v),
-            "routes" => routes(value, &mut sink).map(|v| config.routes = v),
+            "routes" => routes(value, &mut sink).map(|(v, at)| {
+                config.routes = v;
+                positions = at;
+            }),
             other => {
                 sink.at(
                     Some(key.span()),
@@ -101,7 +107,7 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
     }
     let config = absolutize(config, base_dir);
     let resolve = |path: &str| locate(&root, path);
-    validate::check(&config, &mut |path, message| {
+    validate::check(&config, &positions, &mut |path, message| {
         let span = resolve(path);
         sink.at(span, path, &message);
     });
@@ -112,7 +118,7 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
     }
 }
 
-fn routes(value: &Spanned<DeValue<'_>>, sink: &mut Sink<'_>) -> Option<Vec<Route>> {
+fn routes(value: &Spanned<DeValue<'_>>, sink: &mut Sink<'_>) -> Option<(Vec<Route>, Vec<usize>)> {
     let DeValue::Array(items) = value.get_ref() else {
         sink.at(
             Some(value.span()),
@@ -122,12 +128,14 @@ fn routes(value: &Spanned<DeValue<'_>>, sink: &mut Sink<'_>) -> Option<Vec<Route
         return None;
     };
     let mut out = Vec::with_capacity(items.len());
+    let mut positions = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         if let Some(route) = section::<Route>(item, &format!("routes[{i}]"), sink) {
             out.push(route);
+            positions.push(i);
         }
     }
-    Some(out)
+    Some((out, positions))
 }
 
 fn section<T: DeserializeOwned>(

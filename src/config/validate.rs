@@ -10,7 +10,8 @@ use http::header::HeaderName;
 use super::{Config, Route};
 use crate::forward::headers::is_hop_by_hop;
 
-pub(super) fn check(config: &Config, report: &mut dyn FnMut(&str, String)) {
+/// `positions[i]` is where `config.routes[i]` stands in the document.
+pub(super) fn check(config: &Config, positions: &[usize], report: &mut dyn FnMut(&str, String)) {
     if let Some(tls) = &config.server.tls
         && let Err(e) = crate::listener::tls::server_config(tls)
     {
@@ -19,7 +20,10 @@ pub(super) fn check(config: &Config, report: &mut dyn FnMut(&str, String)) {
     if config.server.drain_timeout.is_zero() {
         report("server.drain_timeout", "must be greater than zero".into());
     }
-    if config.admin.enabled && config.admin.bind == config.server.bind {
+    if config.admin.enabled
+        && config.admin.bind == config.server.bind
+        && config.admin.bind.port() != 0
+    {
         report(
             "admin.bind",
             format!(
@@ -40,7 +44,7 @@ pub(super) fn check(config: &Config, report: &mut dyn FnMut(&str, String)) {
             "must be greater than zero".into(),
         );
     }
-    if config.routes.is_empty() {
+    if positions.is_empty() {
         report(
             "routes",
             "no routes: add at least one [[routes]] table".into(),
@@ -48,7 +52,7 @@ pub(super) fn check(config: &Config, report: &mut dyn FnMut(&str, String)) {
     }
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut paths: HashMap<&str, usize> = HashMap::new();
-    for (i, route) in config.routes.iter().enumerate() {
+    for (route, &i) in config.routes.iter().zip(positions) {
         let at = |field: &str| format!("routes[{i}].{field}");
         if let Some(first) = names.insert(&route.name, i) {
             report(

@@ -1,0 +1,113 @@
+//! In-process upstreams for edge cases: each records what reached it and
+//! answers with whatever the test's closure returns.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use toolgate::Body;
+use toolgate::listener::{self, ConnInfo};
+
+/// One request as the upstream saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+pub struct FakeUpstream {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: CancellationToken,
+}
+
+impl FakeUpstream {
+    /// Serves `answer` for every request, after recording it.
+    pub async fn start<F, Fut>(answer: F) -> Self
+    where
+        F: Fn(Seen) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = CancellationToken::new();
+        let log = Arc::clone(&seen);
+        let handler = move |req: Request<Incoming>, _conn: ConnInfo| {
+            let answer = answer.clone();
+            let log = Arc::clone(&log);
+            async move {
+                let (parts, body) = req.into_parts();
+                let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let seen = Seen {
+                    method: parts.method,
+                    uri: parts.uri,
+                    headers: parts.headers,
+                    body,
+                };
+                log.lock().expect("lock").push(seen.clone());
+                answer(seen).await
+            }
+        };
+        tokio::spawn(listener::serve(listener, None, handler, stop.clone(), Duration::from_millis(100)));
+        Self { addr, seen, stop }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for FakeUpstream {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+pub fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+pub fn json(status: u16, value: &serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(full(serde_json::to_vec(value).expect("json")));
+    *resp.status_mut() = http::StatusCode::from_u16(status).expect("status");
+    resp.headers_mut()
+        .insert("content-type", http::HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// An SSE response whose events are sent by the returned channel's sender.
+pub fn sse_channel() -> (tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>, Response<Body>) {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item.map(hyper::body::Frame::data), rx))
+    });
+    let body = http_body_util::StreamBody::new(Box::pin(stream))
+        .map_err(|e: std::io::Error| -> toolgate::BoxError { Box::new(e) })
+        .boxed_unsync();
+    let mut resp = Response::new(body);
+    resp.headers_mut()
+        .insert("content-type", http::HeaderValue::from_static("text/event-stream"));
+    (tx, resp)
+}
+
+/// A TCP port with nothing listening on it.
+pub async fn closed_port() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    drop(l);
+    addr
+}

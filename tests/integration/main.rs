@@ -1,0 +1,10 @@
+//! toolgate's integration tests: one binary, real sockets on loopback, real
+//! MCP peers (Python `mcp` SDK and TypeScript SDK, installed at pinned
+//! versions by `tests/peers/setup.sh`), in-process upstreams for the edge
+//! cases no real server produces on demand.
+
+mod common;
+
+mod config_files;
+mod edge;
+mod peers;
