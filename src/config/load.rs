@@ -105,6 +105,12 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
             }
         };
     }
+    let declared = root
+        .get("routes")
+        .is_some_and(|r| !matches!(r.get_ref(), DeValue::Array(a) if a.is_empty()));
+    if !declared {
+        sink.at(Some(0..0), "routes", "no routes: add at least one [[routes]] table");
+    }
     let config = absolutize(config, base_dir);
     let resolve = |path: &str| locate(&root, path);
     validate::check(&config, &positions, &mut |path, message| {

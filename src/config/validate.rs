@@ -44,12 +44,6 @@ pub(super) fn check(config: &Config, positions: &[usize], report: &mut dyn FnMut
             "must be greater than zero".into(),
         );
     }
-    if positions.is_empty() {
-        report(
-            "routes",
-            "no routes: add at least one [[routes]] table".into(),
-        );
-    }
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut paths: HashMap<&str, usize> = HashMap::new();
     for (route, &i) in config.routes.iter().zip(positions) {
