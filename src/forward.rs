@@ -63,28 +63,38 @@ pub async fn send(out: Outbound<'_>, recorder: &Recorder) -> Result<Response<Inc
     recorder.upstream_first_byte(&route.name, started.elapsed());
     match result {
         Ok(Ok(resp)) => Ok(resp),
-        Ok(Err(e)) => {
-            let detail = if e.is_connect() {
+        Ok(Err(e)) if e.is_connect() && timed_out(&e) => Err(Problem::UpstreamTimeout {
+            route: route.name.clone(),
+            limit_ms: route.timeouts.connect.as_millis(),
+        }),
+        Ok(Err(e)) => Err(Problem::UpstreamUnavailable {
+            route: route.name.clone(),
+            detail: if e.is_connect() {
                 format!("connect failed: {}", root_cause(&e))
             } else {
                 root_cause(&e)
-            };
-            if detail.contains("timed out") {
-                return Err(Problem::UpstreamTimeout {
-                    route: route.name.clone(),
-                    limit_ms: route.timeouts.connect.as_millis(),
-                });
-            }
-            Err(Problem::UpstreamUnavailable {
-                route: route.name.clone(),
-                detail,
-            })
-        }
+            },
+        }),
         Err(_) => Err(Problem::UpstreamTimeout {
             route: route.name.clone(),
             limit_ms: limit.as_millis(),
         }),
     }
+}
+
+/// The connector reports its connect timeout as an `io::ErrorKind::TimedOut` cause.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
