@@ -10,6 +10,19 @@ use hyper::body::Incoming;
 
 use crate::answer::Problem;
 
+/// Paths are matched and forwarded as they are, so a path that another
+/// component might normalise differently (`..`, `%2e%2e`, `%2f`, `\`) is
+/// refused instead of being allowed to escape its route or its policy.
+pub fn check_path(path: &str) -> Result<(), Problem> {
+    let lower = path.to_ascii_lowercase();
+    let encoded_separator = ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e));
+    let dot_segment = path.split('/').any(|seg| seg == "." || seg == "..");
+    if encoded_separator || dot_segment || path.contains('\\') {
+        return Err(Problem::BadPath);
+    }
+    Ok(())
+}
+
 pub async fn read_body(
     body: Incoming,
     headers: &HeaderMap,

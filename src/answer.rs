@@ -15,6 +15,8 @@ use crate::mcp::{Era, era, jsonrpc};
 pub enum Problem {
     #[error("no route matches this path")]
     NoRoute,
+    #[error("the request path must be normalised: no '.', '..', encoded '.', '/' or '\\' segments")]
+    BadPath,
     #[error("request body is larger than the {limit}-byte limit")]
     BodyTooLarge { limit: usize },
     #[error("could not read the request body: {0}")]
@@ -56,6 +58,7 @@ impl Problem {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::NoRoute => StatusCode::NOT_FOUND,
+            Self::BadPath => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyRead(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -77,6 +80,7 @@ impl Problem {
     pub fn code(&self) -> &'static str {
         match self {
             Self::NoRoute => "no_route",
+            Self::BadPath => "bad_path",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BodyRead(_) => "body_read_failed",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -107,6 +111,7 @@ impl Problem {
             }
             Self::InvalidParams { id, .. } => Some((id.clone(), -32602)),
             Self::NoRoute
+            | Self::BadPath
             | Self::BodyTooLarge { .. }
             | Self::BodyRead(_)
             | Self::UnsupportedMediaType
@@ -128,6 +133,7 @@ impl Problem {
             | Self::UpstreamMalformed { route, .. }
             | Self::Denied { route, .. } => Some(route),
             Self::NoRoute
+            | Self::BadPath
             | Self::BodyTooLarge { .. }
             | Self::BodyRead(_)
             | Self::UnsupportedMediaType

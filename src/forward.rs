@@ -121,6 +121,16 @@ pub async fn relay(
     if edit.is_noop() || !parts.status.is_success() {
         return Ok(Response::from_parts(parts, body.boxed_unsync()));
     }
+    let encoded = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .is_some_and(|v| v.as_bytes() != b"identity");
+    if encoded && edit.inspects() {
+        return Err(Problem::UpstreamMalformed {
+            route: route.name.clone(),
+            detail: "a compressed answer cannot be inspected (asked for identity)".into(),
+        });
+    }
     let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)

@@ -60,6 +60,10 @@ impl Gateway {
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
         let snapshot = self.snapshot.load_full();
         let path = req.uri().path().to_owned();
+        if let Err(problem) = crate::accept::check_path(&path) {
+            self.recorder.request("", problem.code());
+            return problem.into_response();
+        }
         let Some((route, rest)) = snapshot.route_for(&path) else {
             self.recorder.request("", Problem::NoRoute.code());
             return Problem::NoRoute.into_response();
@@ -241,11 +245,18 @@ impl Call<'_> {
 
     async fn forward(
         &self,
-        parts: Parts,
+        mut parts: Parts,
         body: Bytes,
         edit: ResponseEdit,
         batch: bool,
     ) -> Result<(Response<Body>, Outcome), Problem> {
+        if edit.inspects() {
+            // An answer the gateway must read cannot come compressed.
+            parts.headers.insert(
+                http::header::ACCEPT_ENCODING,
+                http::HeaderValue::from_static("identity"),
+            );
+        }
         let out = Outbound {
             route: self.route,
             rest: self.rest,

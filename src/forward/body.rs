@@ -56,15 +56,32 @@ impl ResponseEdit {
         self.filter.is_some() && (self.any_list_result || !self.list_ids.is_empty())
     }
 
-    /// Filters one JSON-RPC message in place; true if it changed.
+    /// Filters one JSON-RPC message, or each message of a batch, in place;
+    /// true if anything changed.
     pub fn apply(&self, message: &mut Value) -> bool {
+        match message {
+            Value::Array(items) => {
+                // Every element, no short-circuit: each list must be filtered.
+                let mut changed = false;
+                for m in items {
+                    changed |= self.apply_one(m);
+                }
+                changed
+            }
+            single => self.apply_one(single),
+        }
+    }
+
+    fn apply_one(&self, message: &mut Value) -> bool {
         let Some(filter) = &self.filter else {
             return false;
         };
         let Some(id) = message.get("id") else {
             return false;
         };
-        if !self.any_list_result && !self.list_ids.contains(id) {
+        // Ids are compared by value, leniently: an upstream answering "1"
+        // for request 1 (clients accept that) must not escape the filter.
+        if !self.any_list_result && !self.list_ids.iter().any(|l| same_id(l, id)) {
             return false;
         }
         let Some(tools) = message
@@ -208,6 +225,17 @@ where
             }
         }
     }
+}
+
+fn same_id(a: &Value, b: &Value) -> bool {
+    fn key(v: &Value) -> Option<String> {
+        match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Null | Value::Bool(_) | Value::Array(_) | Value::Object(_) => None,
+        }
+    }
+    a == b || key(a).is_some_and(|k| Some(k) == key(b))
 }
 
 fn edit_event(edit: &ResponseEdit, event: sse::Event) -> Bytes {

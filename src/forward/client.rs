@@ -97,7 +97,11 @@ impl Upstream {
     }
 }
 
-fn client(roots: Arc<RootCertStore>, connect: std::time::Duration) -> Result<HttpClient, Error> {
+/// A pooled HTTP(S) client trusting `roots`.
+pub fn client(
+    roots: Arc<RootCertStore>,
+    connect: std::time::Duration,
+) -> Result<HttpClient, Error> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -132,7 +136,7 @@ pub fn load_roots(path: &Path) -> Result<RootCertStore, Error> {
 }
 
 /// The platform's trust store, read once; Mozilla's roots where it has none.
-fn system_roots() -> Arc<RootCertStore> {
+pub fn system_roots() -> Arc<RootCertStore> {
     static ROOTS: OnceLock<Arc<RootCertStore>> = OnceLock::new();
     ROOTS
         .get_or_init(|| {

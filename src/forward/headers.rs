@@ -60,6 +60,11 @@ pub fn for_upstream(headers: &mut HeaderMap, conn: ConnInfo, upstream: &Upstream
     strip_hop_by_hop(headers);
     // The caller's token authenticates it to the gateway, never to the tool.
     headers.remove(header::AUTHORIZATION);
+    // The body was read whole and may have been rewritten (refused batch
+    // elements removed): its length is the client library's to set, and
+    // there is nothing left to `Expect: 100-continue` for.
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::EXPECT);
     let original_host = headers.remove(header::HOST);
     // h2 requests carry no Host header; the authority is the same fact.
     if let Ok(host) = HeaderValue::from_str(upstream.authority.as_str()) {

@@ -116,6 +116,12 @@ impl Message {
                 ));
             }
         };
+        if kind == MessageKind::Notification
+            && obj.get("method").and_then(Value::as_str) == Some("tools/call")
+        {
+            // Never forwarded undecided, and a notification cannot be answered.
+            return Err(invalid("tools/call must be a request with an \"id\""));
+        }
         if let Some(params) = obj.get("params")
             && !params.is_object()
             && !params.is_array()

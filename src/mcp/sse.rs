@@ -81,6 +81,9 @@ impl Parser {
         self.buf.extend_from_slice(chunk);
         let mut events = Vec::new();
         while let Some(end) = self.find_event_end() {
+            if end > self.max_event {
+                return Err(Error::TooLarge(self.max_event));
+            }
             let raw = self.buf.split_to(end).freeze();
             self.scanned = 0;
             events.push(parse_event(raw));
@@ -205,6 +208,11 @@ mod tests {
     fn oversized_event_is_an_error() {
         let mut p = Parser::new(8);
         assert!(p.push(b"data: 0123456789").is_err());
+        let mut p = Parser::new(8);
+        assert!(
+            p.push(b"data: 0123456789\n\n").is_err(),
+            "complete in one read too"
+        );
     }
 
     #[test]

@@ -89,9 +89,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
-            panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body))
-        })
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     pub fn text(&self) -> String {
@@ -121,7 +120,12 @@ pub async fn open(
         .expect("request succeeds")
 }
 
-pub async fn send(method: Method, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+pub async fn send(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
     let resp = open(method, url, headers, body).await;
     let (parts, body) = resp.into_parts();
     let body = tokio::time::timeout(Duration::from_secs(30), body.collect())
@@ -145,12 +149,20 @@ pub const MCP_HEADERS: [(&str, &str); 2] = [
 pub async fn post_mcp(url: &str, extra: &[(&str, &str)], body: &Value) -> Reply {
     let mut headers = MCP_HEADERS.to_vec();
     headers.extend_from_slice(extra);
-    send(Method::POST, url, &headers, serde_json::to_vec(body).expect("json")).await
+    send(
+        Method::POST,
+        url,
+        &headers,
+        serde_json::to_vec(body).expect("json"),
+    )
+    .await
 }
 
 /// Reads a metric's value from the admin listener's /metrics.
 pub async fn metric(gw: &TestGateway, name_and_labels: &str) -> f64 {
-    let text = send(Method::GET, &gw.admin_url("/metrics"), &[], Bytes::new()).await.text();
+    let text = send(Method::GET, &gw.admin_url("/metrics"), &[], Bytes::new())
+        .await
+        .text();
     text.lines()
         .find(|l| l.starts_with(name_and_labels))
         .and_then(|l| l.rsplit(' ').next())

@@ -41,7 +41,10 @@ fn every_file_under_config_loads() {
             checked += 1;
         }
     }
-    assert!(checked >= 2, "config/toolgate.toml and config/demo.toml at least");
+    assert!(
+        checked >= 2,
+        "config/toolgate.toml and config/demo.toml at least"
+    );
     // The demo config is compiled in; it must be the file in the repo.
     let on_disk = std::fs::read_to_string(dir.join("demo.toml")).unwrap();
     assert_eq!(on_disk, toolgate::demo::DEMO_CONFIG);
@@ -52,8 +55,18 @@ fn shipped_config_names_its_missing_secrets_with_locations() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/toolgate.toml");
     let (ok, _, stderr) = check(&path, &[]);
     assert!(!ok);
-    assert!(stderr.contains("routes[0].upstream_auth.value: environment variable GITHUB_MCP_TOKEN is not set"), "{stderr}");
-    assert!(stderr.contains("routes[1].upstream_auth.value: environment variable WEATHER_API_KEY is not set"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "routes[0].upstream_auth.value: environment variable GITHUB_MCP_TOKEN is not set"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "routes[1].upstream_auth.value: environment variable WEATHER_API_KEY is not set"
+        ),
+        "{stderr}"
+    );
     assert!(stderr.contains("2 error(s)"), "{stderr}");
 }
 
@@ -114,7 +127,10 @@ value = "inline-secret-value"
         ("routes[1]", "unknown field `colour`"),
         ("routes[2].name", "not a valid route name"),
         ("routes[2].upstream", "must not carry credentials"),
-        ("routes[2].upstream_auth.value", "TOOLGATE_TEST_SURELY_UNSET is not set"),
+        (
+            "routes[2].upstream_auth.value",
+            "TOOLGATE_TEST_SURELY_UNSET is not set",
+        ),
         ("routes[2].timeouts.connect", "greater than zero"),
         ("routes[3]", "never written inline"),
     ];
@@ -130,7 +146,10 @@ value = "inline-secret-value"
         let col: usize = parts.next().unwrap().parse().unwrap();
         assert!(line_no > 1 && col >= 1, "{line}");
     }
-    assert!(stderr.contains(&format!("{} error(s)", wanted.len())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} error(s)", wanted.len())),
+        "{stderr}"
+    );
 
     // A syntax error is located too, and stops there.
     std::fs::write(&path, "[server]\nbind = \"127.0.0.1:1\"\n[[routes]\n").unwrap();
@@ -152,7 +171,11 @@ fn version_and_help() {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A child process that is killed if the test fails before it exits.
@@ -166,7 +189,10 @@ impl Drop for Proc {
 
 impl Proc {
     fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.0.id().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args([sig, &self.0.id().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -176,7 +202,10 @@ impl Proc {
             if let Some(status) = self.0.try_wait().unwrap() {
                 return status;
             }
-            assert!(start.elapsed() < limit, "process did not exit within {limit:?}");
+            assert!(
+                start.elapsed() < limit,
+                "process did not exit within {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -185,11 +214,16 @@ impl Proc {
 async fn wait_ready(url: &str) {
     let start = Instant::now();
     loop {
-        let req = http::Request::get(url).body(http_body_util::Full::new(bytes::Bytes::new())).unwrap();
+        let req = http::Request::get(url)
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
         if crate::common::client().request(req).await.is_ok() {
             return;
         }
-        assert!(start.elapsed() < Duration::from_secs(20), "{url} never came up");
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{url} never came up"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -199,7 +233,13 @@ async fn demo_serves_the_example_tools_out_of_the_box() {
     let (gw, tools, admin) = (free_port(), free_port(), free_port());
     let mut demo = Proc(
         Command::new(BIN)
-            .args(["demo", "--port", &gw.to_string(), "--tools-port", &tools.to_string()])
+            .args([
+                "demo",
+                "--port",
+                &gw.to_string(),
+                "--tools-port",
+                &tools.to_string(),
+            ])
             .args(["--admin-port", &admin.to_string()])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -216,8 +256,14 @@ async fn demo_serves_the_example_tools_out_of_the_box() {
     assert!(demo.wait_exit(Duration::from_secs(10)).success());
     let mut banner = String::new();
     std::io::Read::read_to_string(demo.0.stdout.as_mut().unwrap(), &mut banner).unwrap();
-    assert!(banner.contains(&format!("http://127.0.0.1:{gw}/mcp")), "{banner}");
-    assert!(banner.contains("curl"), "the banner says what to try: {banner}");
+    assert!(
+        banner.contains(&format!("http://127.0.0.1:{gw}/mcp")),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("curl"),
+        "the banner says what to try: {banner}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -261,7 +307,10 @@ async fn serve_reloads_on_sighup_and_drains_on_sigterm() {
     serve.signal("-HUP");
     let start = Instant::now();
     while post_mcp(&two, &[], &ping).await.status != 200 {
-        assert!(start.elapsed() < Duration::from_secs(10), "SIGHUP did not add the route");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "SIGHUP did not add the route"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 

@@ -3,8 +3,11 @@
 //! versions by `tests/peers/setup.sh`), in-process upstreams for the edge
 //! cases no real server produces on demand.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 mod config_files;
 mod edge;
 mod peers;
+mod tls;

@@ -81,7 +81,10 @@ fn assert_credentials(server: &PyServer) -> Vec<Value> {
     assert!(!requests.is_empty());
     for r in &requests {
         let auth = r["headers"]["authorization"].as_str().unwrap_or("");
-        assert!(!auth.contains("caller-token"), "caller token leaked upstream: {r}");
+        assert!(
+            !auth.contains("caller-token"),
+            "caller token leaked upstream: {r}"
+        );
         assert_eq!(auth, format!("Bearer {UPSTREAM_SECRET}"), "{r}");
     }
     requests
@@ -91,17 +94,36 @@ fn assert_credentials(server: &PyServer) -> Vec<Value> {
 async fn python_client_legacy_era_end_to_end() {
     let s = setup(&[]).await;
     let url = s.gw.url("/mcp");
-    let out = py_client(&["--url", &url, "--era", "legacy", "--header", CALLER, "scenario"])
-        .await
-        .unwrap();
+    let out = py_client(&[
+        "--url", &url, "--era", "legacy", "--header", CALLER, "scenario",
+    ])
+    .await
+    .unwrap();
     assert_scenario(&out);
-    assert!(out["protocol_version"].as_str().unwrap().starts_with("2025-"), "{out}");
-    assert!(out["session_id"].is_string(), "legacy era has a session: {out}");
-    let requests = assert_credentials(&s.server);
-    let methods: Vec<&str> = requests.iter().filter_map(|r| r["method"].as_str()).collect();
-    assert!(methods.contains(&"DELETE"), "session DELETE reached the server: {methods:?}");
     assert!(
-        requests.iter().all(|r| r["headers"]["host"] == format!("127.0.0.1:{}", s.server.port)),
+        out["protocol_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("2025-"),
+        "{out}"
+    );
+    assert!(
+        out["session_id"].is_string(),
+        "legacy era has a session: {out}"
+    );
+    let requests = assert_credentials(&s.server);
+    let methods: Vec<&str> = requests
+        .iter()
+        .filter_map(|r| r["method"].as_str())
+        .collect();
+    assert!(
+        methods.contains(&"DELETE"),
+        "session DELETE reached the server: {methods:?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|r| r["headers"]["host"] == format!("127.0.0.1:{}", s.server.port)),
         "Host rewritten to the upstream"
     );
 }
@@ -110,18 +132,26 @@ async fn python_client_legacy_era_end_to_end() {
 async fn python_client_modern_era_end_to_end() {
     let s = setup(&[]).await;
     let url = s.gw.url("/mcp");
-    let out = py_client(&["--url", &url, "--era", "modern", "--header", CALLER, "scenario"])
-        .await
-        .unwrap();
+    let out = py_client(&[
+        "--url", &url, "--era", "modern", "--header", CALLER, "scenario",
+    ])
+    .await
+    .unwrap();
     assert_scenario(&out);
     assert_eq!(out["protocol_version"], "2026-07-28", "{out}");
-    assert!(out["session_id"].is_null(), "no sessions in 2026-07-28: {out}");
+    assert!(
+        out["session_id"].is_null(),
+        "no sessions in 2026-07-28: {out}"
+    );
     let requests = assert_credentials(&s.server);
     let calls: Vec<&Value> = requests
         .iter()
         .filter(|r| r["headers"]["mcp-method"] == "tools/call")
         .collect();
-    assert!(calls.len() >= 3, "tools/call requests with Mcp-Method: {requests:?}");
+    assert!(
+        calls.len() >= 3,
+        "tools/call requests with Mcp-Method: {requests:?}"
+    );
     assert!(calls.iter().all(|r| r["headers"]["mcp-name"].is_string()));
 }
 
@@ -129,10 +159,15 @@ async fn python_client_modern_era_end_to_end() {
 async fn typescript_client_end_to_end() {
     let s = setup(&[]).await;
     let url = s.gw.url("/mcp");
-    let out = ts_client(&["--url", &url, "--header", CALLER, "scenario"]).await.unwrap();
+    let out = ts_client(&["--url", &url, "--header", CALLER, "scenario"])
+        .await
+        .unwrap();
     assert_scenario(&out);
     let requests = assert_credentials(&s.server);
-    assert!(requests.iter().any(|r| r["method"] == "DELETE"), "terminateSession sent DELETE");
+    assert!(
+        requests.iter().any(|r| r["method"] == "DELETE"),
+        "terminateSession sent DELETE"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,16 +190,31 @@ async fn real_clients_see_refusals_as_tool_errors_and_filtered_lists() {
         let call = run(&["call", "--tool", "echo", "--args"]);
         let mut call = call;
         call.push(args);
-        let out = if who == "typescript" { ts_client(&call).await } else { py_client(&call).await }
-            .unwrap_or_else(|e| panic!("{who}: a refusal must not crash the client: {e}"));
+        let out = if who == "typescript" {
+            ts_client(&call).await
+        } else {
+            py_client(&call).await
+        }
+        .unwrap_or_else(|e| panic!("{who}: a refusal must not crash the client: {e}"));
         assert_eq!(out["isError"], true, "{who}: {out}");
         let text = out["text"].as_str().unwrap();
-        assert!(text.contains("no_policy") && text.contains("echo"), "{who}: {text}");
+        assert!(
+            text.contains("no_policy") && text.contains("echo"),
+            "{who}: {text}"
+        );
 
         let list = run(&["list"]);
-        let out = if who == "typescript" { ts_client(&list).await } else { py_client(&list).await }
-            .unwrap_or_else(|e| panic!("{who}: {e}"));
-        assert_eq!(out["tools"], serde_json::json!([]), "{who}: list is filtered: {out}");
+        let out = if who == "typescript" {
+            ts_client(&list).await
+        } else {
+            py_client(&list).await
+        }
+        .unwrap_or_else(|e| panic!("{who}: {e}"));
+        assert_eq!(
+            out["tools"],
+            serde_json::json!([]),
+            "{who}: list is filtered: {out}"
+        );
     }
     // No tools/call ever reached the server through the locked route.
     for r in s.server.requests() {
@@ -177,7 +227,9 @@ async fn json_response_mode_lists_are_filtered_too() {
     let s = setup(&["--json-response"]).await;
     for (route, want_tools) in [("/mcp", true), ("/locked", false)] {
         let url = s.gw.url(route);
-        let out = py_client(&["--url", &url, "--era", "legacy", "list"]).await.unwrap();
+        let out = py_client(&["--url", &url, "--era", "legacy", "list"])
+            .await
+            .unwrap();
         let n = out["tools"].as_array().unwrap().len();
         assert_eq!(n > 0, want_tools, "{route}: {out}");
     }

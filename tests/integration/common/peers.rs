@@ -109,13 +109,19 @@ impl Drop for PyServer {
 /// Runs the Python SDK client; `Ok` is its JSON output, `Err` its stderr.
 pub async fn py_client(args: &[&str]) -> Result<Value, String> {
     setup();
-    run(Command::new(python()).arg(peers_dir().join("mcp_client.py")).args(args)).await
+    run(Command::new(python())
+        .arg(peers_dir().join("mcp_client.py"))
+        .args(args))
+    .await
 }
 
 /// Runs the TypeScript SDK client (legacy era).
 pub async fn ts_client(args: &[&str]) -> Result<Value, String> {
     setup();
-    run(Command::new("node").arg(peers_dir().join("mcp_client.mjs")).args(args)).await
+    run(Command::new("node")
+        .arg(peers_dir().join("mcp_client.mjs"))
+        .args(args))
+    .await
 }
 
 async fn run(cmd: &mut Command) -> Result<Value, String> {

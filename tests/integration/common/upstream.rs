@@ -47,7 +47,11 @@ impl FakeUpstream {
             let log = Arc::clone(&log);
             async move {
                 let (parts, body) = req.into_parts();
-                let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                let body = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
                 let seen = Seen {
                     method: parts.method,
                     uri: parts.uri,
@@ -58,7 +62,13 @@ impl FakeUpstream {
                 answer(seen).await
             }
         };
-        tokio::spawn(listener::serve(listener, None, handler, stop.clone(), Duration::from_millis(100)));
+        tokio::spawn(listener::serve(
+            listener,
+            None,
+            handler,
+            stop.clone(),
+            Duration::from_millis(100),
+        ));
         Self { addr, seen, stop }
     }
 
@@ -78,29 +88,40 @@ impl Drop for FakeUpstream {
 }
 
 pub fn full(body: impl Into<Bytes>) -> Body {
-    Full::new(body.into()).map_err(|never| match never {}).boxed_unsync()
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
 }
 
 pub fn json(status: u16, value: &serde_json::Value) -> Response<Body> {
     let mut resp = Response::new(full(serde_json::to_vec(value).expect("json")));
     *resp.status_mut() = http::StatusCode::from_u16(status).expect("status");
-    resp.headers_mut()
-        .insert("content-type", http::HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_static("application/json"),
+    );
     resp
 }
 
 /// An SSE response whose events are sent by the returned channel's sender.
-pub fn sse_channel() -> (tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>, Response<Body>) {
+pub fn sse_channel() -> (
+    tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    Response<Body>,
+) {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item.map(hyper::body::Frame::data), rx))
+        rx.recv()
+            .await
+            .map(|item| (item.map(hyper::body::Frame::data), rx))
     });
     let body = http_body_util::StreamBody::new(Box::pin(stream))
         .map_err(|e: std::io::Error| -> toolgate::BoxError { Box::new(e) })
         .boxed_unsync();
     let mut resp = Response::new(body);
-    resp.headers_mut()
-        .insert("content-type", http::HeaderValue::from_static("text/event-stream"));
+    resp.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_static("text/event-stream"),
+    );
     (tx, resp)
 }
 
@@ -110,4 +131,80 @@ pub async fn closed_port() -> SocketAddr {
     let addr = l.local_addr().expect("addr");
     drop(l);
     addr
+}
+
+/// The sending half of [`sse_channel`].
+pub type SseSender = tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>;
+
+/// An upstream that answers every request with a fresh [`sse_channel`] and
+/// hands its sender to the test through the returned receiver.
+pub async fn sse_upstream() -> (
+    FakeUpstream,
+    tokio::sync::mpsc::UnboundedReceiver<SseSender>,
+) {
+    let (give, take) = tokio::sync::mpsc::unbounded_channel::<SseSender>();
+    let up = FakeUpstream::start(move |_seen| {
+        let give = give.clone();
+        async move {
+            let (tx, resp) = sse_channel();
+            let _ = give.send(tx);
+            resp
+        }
+    })
+    .await;
+    (up, take)
+}
+
+/// A complete response with the given status, content type and body.
+pub fn with_type(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut resp = Response::new(full(body));
+    *resp.status_mut() = http::StatusCode::from_u16(status).expect("status");
+    resp.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_str(content_type).expect("content type"),
+    );
+    resp
+}
+
+impl FakeUpstream {
+    /// Like [`FakeUpstream::start`], but speaking TLS with `tls`.
+    pub async fn start_tls<F, Fut>(tls: Arc<rustls::ServerConfig>, answer: F) -> Self
+    where
+        F: Fn(Seen) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let stop = CancellationToken::new();
+        let log = Arc::clone(&seen);
+        let handler = move |req: Request<Incoming>, _conn: ConnInfo| {
+            let answer = answer.clone();
+            let log = Arc::clone(&log);
+            async move {
+                let (parts, body) = req.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let seen = Seen {
+                    method: parts.method,
+                    uri: parts.uri,
+                    headers: parts.headers,
+                    body,
+                };
+                log.lock().expect("lock").push(seen.clone());
+                answer(seen).await
+            }
+        };
+        tokio::spawn(listener::serve(
+            listener,
+            Some(tls),
+            handler,
+            stop.clone(),
+            Duration::from_millis(100),
+        ));
+        Self { addr, seen, stop }
+    }
 }
