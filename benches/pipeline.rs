@@ -32,7 +32,7 @@ fn route(c: &mut Criterion) {
         ));
     }
     let cfg = config::load_str(&text, "bench", Path::new(".")).expect("valid config");
-    let snapshot = Snapshot::build(&cfg).expect("snapshot");
+    let snapshot = Snapshot::build(&cfg, None).expect("snapshot");
     c.bench_function("route_for_50_routes", |b| {
         b.iter(|| black_box(snapshot.route_for(black_box("/mcp/tool37/extra"))).is_some())
     });

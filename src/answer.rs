@@ -8,6 +8,7 @@ use http_body_util::{BodyExt, Full};
 use serde_json::{Value, json};
 
 use crate::Body;
+use crate::identify;
 use crate::mcp::{Era, era, jsonrpc};
 
 /// Something the gateway refuses or fails to do, other than a policy decision.
@@ -52,6 +53,13 @@ pub enum Problem {
         reason: &'static str,
         message: String,
     },
+    #[error("{error}")]
+    Unauthenticated {
+        error: identify::Error,
+        metadata_url: String,
+    },
+    #[error("session not found: start a new session with initialize")]
+    SessionNotFound,
 }
 
 impl Problem {
@@ -73,6 +81,12 @@ impl Problem {
             | Self::UpstreamMalformed { .. } => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Denied { .. } => StatusCode::FORBIDDEN,
+            Self::Unauthenticated {
+                error: identify::Error::InsufficientScope(_),
+                ..
+            } => StatusCode::FORBIDDEN,
+            Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
+            Self::SessionNotFound => StatusCode::NOT_FOUND,
         }
     }
 
@@ -95,6 +109,12 @@ impl Problem {
             Self::UpstreamTooLarge { .. } => "upstream_response_too_large",
             Self::UpstreamMalformed { .. } => "upstream_response_malformed",
             Self::Denied { .. } => "denied",
+            Self::Unauthenticated {
+                error: identify::Error::InsufficientScope(_),
+                ..
+            } => "insufficient_scope",
+            Self::Unauthenticated { .. } => "unauthenticated",
+            Self::SessionNotFound => "session_not_found",
         }
     }
 
@@ -110,6 +130,7 @@ impl Problem {
                 Some((id.clone().unwrap_or(Value::Null), era::HEADER_MISMATCH))
             }
             Self::InvalidParams { id, .. } => Some((id.clone(), -32602)),
+            Self::SessionNotFound => Some((Value::Null, -32600)),
             Self::NoRoute
             | Self::BadPath
             | Self::BodyTooLarge { .. }
@@ -121,7 +142,8 @@ impl Problem {
             | Self::UpstreamTimeout { .. }
             | Self::UpstreamTooLarge { .. }
             | Self::UpstreamMalformed { .. }
-            | Self::Denied { .. } => None,
+            | Self::Denied { .. }
+            | Self::Unauthenticated { .. } => None,
         }
     }
 
@@ -142,7 +164,9 @@ impl Problem {
             | Self::BatchNotAllowed(_)
             | Self::HeaderMismatch { .. }
             | Self::InvalidParams { .. }
-            | Self::BadJsonBody(_) => None,
+            | Self::BadJsonBody(_)
+            | Self::Unauthenticated { .. }
+            | Self::SessionNotFound => None,
         }
     }
 
@@ -162,6 +186,9 @@ impl Problem {
                 if let Self::Denied { reason, .. } = &self {
                     error["reason"] = Value::from(*reason);
                 }
+                if let Self::Unauthenticated { error: e, .. } = &self {
+                    error["reason"] = Value::from(e.code());
+                }
                 json!({ "error": error })
             }
         };
@@ -170,8 +197,59 @@ impl Problem {
             resp.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
         }
+        if let Self::Unauthenticated {
+            error,
+            metadata_url,
+        } = &self
+            && let Ok(v) = HeaderValue::from_str(&challenge(error, metadata_url))
+        {
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+        }
         resp
     }
+}
+
+/// The `WWW-Authenticate` challenge (RFC 6750, RFC 9728): it points at the
+/// protected-resource metadata and says which check failed, never echoing
+/// the token.
+fn challenge(error: &identify::Error, metadata_url: &str) -> String {
+    let mut out = format!("Bearer resource_metadata=\"{}\"", quotable(metadata_url));
+    let code = match error {
+        // No credentials at all: no error code (RFC 6750 §3.1).
+        identify::Error::Missing => return out,
+        identify::Error::InQuery | identify::Error::NotBearer => "invalid_request",
+        identify::Error::InsufficientScope(scopes) => {
+            out.push_str(&format!(
+                ", error=\"insufficient_scope\", scope=\"{}\"",
+                quotable(scopes)
+            ));
+            out.push_str(&format!(
+                ", error_description=\"{}\"",
+                quotable(&error.to_string())
+            ));
+            return out;
+        }
+        identify::Error::TooLarge
+        | identify::Error::UntrustedIssuer
+        | identify::Error::NoKeys { .. }
+        | identify::Error::Rejected(_) => "invalid_token",
+    };
+    out.push_str(&format!(
+        ", error=\"{code}\", error_description=\"{}\"",
+        quotable(&error.to_string())
+    ));
+    out
+}
+
+/// Keeps a quoted-string parameter well-formed: no quotes, backslashes or controls.
+fn quotable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '"' | '\\' => '\'',
+            c if c.is_control() || !c.is_ascii() => ' ',
+            c => c,
+        })
+        .collect()
 }
 
 /// The refusal of a `tools/call`: a normal JSON-RPC *result* with

@@ -1,6 +1,9 @@
-//! Command line: `serve`, `check`, `demo`. Start-up errors are reported here
-//! and turned into exit codes; nothing below this layer prints.
+//! Command line: `serve`, `check`, `demo`, `token mint`. Start-up errors are
+//! reported here and turned into exit codes; nothing below this layer prints.
 
+pub mod token;
+
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -59,6 +62,11 @@ pub enum Command {
         #[arg(long, default_value_t = 9901)]
         admin_port: u16,
     },
+    /// Dev tokens.
+    Token {
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -75,6 +83,7 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     let result = match cli.command {
         Command::Check { config } => return check(&config),
+        Command::Token { command } => return token::run(command),
         Command::Serve { config } => runtime.block_on(serve(config)),
         Command::Demo {
             port,
@@ -94,10 +103,13 @@ pub fn run(cli: Cli) -> ExitCode {
 fn check(path: &Path) -> ExitCode {
     crate::install_crypto_provider();
     match config::load_file(path) {
-        Ok(cfg) => match Snapshot::build(&cfg) {
+        Ok(cfg) => match Snapshot::build(&cfg, None) {
             Ok(_) => {
-                println!("{}: ok ({} routes)", path.display(), cfg.routes.len());
-                ExitCode::SUCCESS
+                let line = format!("{}: ok ({} routes)", path.display(), cfg.routes.len());
+                match writeln!(std::io::stdout(), "{line}") {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(_) => ExitCode::FAILURE,
+                }
             }
             Err(e) => {
                 eprintln!("{}: {e}", path.display());
@@ -121,7 +133,7 @@ async fn serve(path: PathBuf) -> anyhow::Result<()> {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
-            _ = hangup.recv() => reload(&path, &cfg, &gateway),
+            _ = hangup.recv() => reload(&path, &cfg, &gateway).await,
         }
     }
     tracing::info!("shutting down: draining in-flight calls");
@@ -132,7 +144,11 @@ async fn serve(path: PathBuf) -> anyhow::Result<()> {
 
 /// SIGHUP: re-read the config and swap in a new snapshot; a bad file keeps
 /// the running one. Listener addresses and TLS need a restart.
-fn reload(path: &Path, started: &config::Config, gateway: &crate::gateway::Gateway) {
+async fn reload(
+    path: &Path,
+    started: &config::Config,
+    gateway: &std::sync::Arc<crate::gateway::Gateway>,
+) {
     let cfg = match config::load_file(path) {
         Ok(cfg) => cfg,
         Err(d) => {
@@ -143,9 +159,10 @@ fn reload(path: &Path, started: &config::Config, gateway: &crate::gateway::Gatew
     if cfg.server.bind != started.server.bind || cfg.admin.bind != started.admin.bind {
         tracing::warn!("listener addresses changed; they take effect on restart");
     }
-    match Snapshot::build(&cfg) {
+    match Snapshot::build(&cfg, Some(&gateway.snapshot())) {
         Ok(snapshot) => {
             gateway.swap(snapshot);
+            crate::identify::jwks::start_all(gateway).await;
             tracing::info!(routes = cfg.routes.len(), "config reloaded");
         }
         Err(e) => tracing::error!("reload refused, keeping the running config: {e}"),

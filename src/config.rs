@@ -2,9 +2,11 @@
 //! `load` turns a file into it (collecting every error first) and `validate`
 //! checks what serde cannot.
 
+mod issuer;
 mod load;
 mod secret;
 mod validate;
+mod validate_identity;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,6 +14,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use issuer::{Issuer, IssuerMode, RouteAuth};
 pub use load::{Diagnostic, Diagnostics, load_file, load_str};
 pub use secret::SecretRef;
 
@@ -26,6 +29,8 @@ pub struct Config {
     #[serde(default)]
     pub limits: Limits,
     #[serde(default)]
+    pub issuers: Vec<Issuer>,
+    #[serde(default)]
     pub routes: Vec<Route>,
 }
 
@@ -38,12 +43,27 @@ pub struct Server {
     pub bind: SocketAddr,
     /// Optional TLS for the main listener.
     pub tls: Option<ServerTls>,
+    /// The gateway's external base URL, e.g. `https://tools.example.com`.
+    /// Route audiences and protected-resource metadata are built from it.
+    /// Default: `http://` (or `https://`) + `bind`.
+    pub public_url: Option<String>,
     /// How long graceful shutdown waits for in-flight calls and streams.
     #[serde(default = "Server::default_drain", with = "duration")]
     pub drain_timeout: Duration,
 }
 
 impl Server {
+    /// The external base URL, without a trailing '/'.
+    pub fn base_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => {
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://{}", self.bind)
+            }
+        }
+    }
+
     fn default_bind() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 8080))
     }
@@ -57,6 +77,7 @@ impl Default for Server {
         Self {
             bind: Self::default_bind(),
             tls: None,
+            public_url: None,
             drain_timeout: Self::default_drain(),
         }
     }
@@ -143,6 +164,10 @@ pub struct Route {
     pub kind: RouteKind,
     /// Credential the gateway attaches upstream. The caller's own token is never forwarded.
     pub upstream_auth: Option<UpstreamAuth>,
+    /// Who may call: the issuers whose tokens are accepted, the audience and
+    /// scopes required. Without it the route takes anonymous callers (logged
+    /// as a warning at start-up).
+    pub auth: Option<RouteAuth>,
     /// PEM file of CA certificates to trust for an https upstream instead of the system roots.
     pub upstream_ca_file: Option<PathBuf>,
     #[serde(default)]
@@ -230,17 +255,17 @@ fn default_true() -> bool {
 }
 
 /// Durations are written as strings with a unit: `"250ms"`, `"5s"`, `"2m"`, `"1h"`.
-pub(crate) mod duration {
+pub mod duration {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, de::Error as _};
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
         parse(&text).map_err(D::Error::custom)
     }
 
-    pub(crate) fn parse(text: &str) -> Result<Duration, String> {
+    pub fn parse(text: &str) -> Result<Duration, String> {
         let text = text.trim();
         let split = text
             .find(|c: char| !c.is_ascii_digit())

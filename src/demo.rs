@@ -4,25 +4,43 @@
 
 pub mod tool_server;
 
+use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context as _;
 
 use crate::config;
+use crate::identify::mint::{self, Mint};
 use crate::server;
 
 /// The demo config, compiled in; `config/demo.toml` in the repository.
 pub const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
 const DEMO_TOOLS_PORT: &str = "8181";
+/// The SPIFFE ID the demo's tokens are minted for.
+pub const DEMO_AGENT: &str = "spiffe://toolgate.dev/agent/demo";
 
 pub async fn run(port: u16, tools_port: u16, admin_port: u16) -> anyhow::Result<()> {
+    // Registered before anything is printed: a SIGTERM right after the
+    // banner must drain, not kill.
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
     let text = DEMO_CONFIG.replace(
         &format!("127.0.0.1:{DEMO_TOOLS_PORT}"),
         &format!("127.0.0.1:{tools_port}"),
     );
-    let mut cfg = config::load_str(&text, "config/demo.toml (embedded)", Path::new("."))
-        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    // The demo config names dev/jwks.json; give it the embedded copy.
+    let dir = std::env::temp_dir().join(format!("toolgate-demo-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("dev")).context("demo scratch directory")?;
+    std::fs::write(dir.join("dev/jwks.json"), mint::DEV_JWKS).context("demo JWKS")?;
+    let loaded = config::load_str(&text, "config/demo.toml (embedded)", &dir);
+    let mut cfg = match loaded {
+        Ok(cfg) => cfg,
+        Err(d) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            anyhow::bail!("{d}");
+        }
+    };
     cfg.server.bind.set_port(port);
     cfg.admin.bind.set_port(admin_port);
 
@@ -30,14 +48,31 @@ pub async fn run(port: u16, tools_port: u16, admin_port: u16) -> anyhow::Result<
     let tools = tool_server::start(tools_addr).await.with_context(|| {
         format!("example tool server on {tools_addr} (choose another with --tools-port)")
     })?;
-    let running = server::start(&cfg)
-        .await
-        .context("gateway (choose other ports with --port / --admin-port)")?;
-    println!("{}", banner(running.addr, tools.addr, running.admin_addr));
+    let running = server::start(&cfg).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let running = running.context("gateway (choose other ports with --port / --admin-port)")?;
+    let token = |path: &str| {
+        Mint::dev(
+            DEMO_AGENT,
+            &format!("http://{}{path}", running.addr),
+            Duration::from_secs(3600),
+        )
+        .sign(mint::DEV_KEY_PEM.as_bytes())
+    };
+    let tokens = (token("/mcp")?, token("/locked/mcp")?);
+    // A closed stdout (e.g. piped into `head`) must not take the demo down.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{}",
+        banner(running.addr, tools.addr, running.admin_addr, &tokens)
+    );
+    let _ = out.flush();
+    drop(out);
 
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
-        _ = terminate() => {}
+        _ = terminate.recv() => {}
     }
     running.shutdown();
     tools.shutdown();
@@ -45,16 +80,12 @@ pub async fn run(port: u16, tools_port: u16, admin_port: u16) -> anyhow::Result<
     Ok(())
 }
 
-async fn terminate() {
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut s) => {
-            s.recv().await;
-        }
-        Err(_) => std::future::pending().await,
-    }
-}
-
-fn banner(gw: SocketAddr, tools: SocketAddr, admin: Option<SocketAddr>) -> String {
+fn banner(
+    gw: SocketAddr,
+    tools: SocketAddr,
+    admin: Option<SocketAddr>,
+    (token, locked): &(String, String),
+) -> String {
     let call = r#"'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}'"#;
     let headers =
         "-H 'content-type: application/json' -H 'accept: application/json, text/event-stream'";
@@ -68,10 +99,16 @@ fn banner(gw: SocketAddr, tools: SocketAddr, admin: Option<SocketAddr>) -> Strin
          \x20              http://{gw}/locked/mcp   route \"locked\": same tools, every call denied\n\
          \x20 tool server  http://{tools}/mcp\n\
          \x20 metrics      {metrics}\n\n\
+         Dev tokens (1 h) for the workload {DEMO_AGENT}, one per route audience:\n\
+         \x20 export TOKEN={token}\n\
+         \x20 export LOCKED_TOKEN={locked}\n\
+         More: toolgate token mint --sub spiffe://toolgate.dev/agent/me --aud http://{gw}/mcp\n\n\
          Call a tool through the gateway:\n\
-         \x20 curl -s http://{gw}/mcp {headers} \\\n      -d {call}\n\n\
+         \x20 curl -s http://{gw}/mcp -H \"authorization: Bearer $TOKEN\" \\\n      {headers} \\\n      -d {call}\n\n\
          See the same call refused (an isError result the agent's model can read):\n\
-         \x20 curl -s http://{gw}/locked/mcp {headers} \\\n      -d {call}\n\n\
-         Point an MCP client (Streamable HTTP) at http://{gw}/mcp. Ctrl-C stops the demo.\n"
+         \x20 curl -s http://{gw}/locked/mcp -H \"authorization: Bearer $LOCKED_TOKEN\" \\\n      {headers} \\\n      -d {call}\n\n\
+         Without a token the gateway answers 401 and points at its metadata:\n\
+         \x20 curl -si http://{gw}/mcp {headers} -d {call}\n\n\
+         Point an MCP client (Streamable HTTP) at http://{gw}/mcp with the token. Ctrl-C stops the demo.\n"
     )
 }

@@ -18,9 +18,11 @@ use crate::decide::{DecisionInput, Phase};
 use crate::forward::body::{ResponseEdit, ToolFilter};
 use crate::forward::headers::Trace;
 use crate::forward::{self, Outbound};
-use crate::identify::{Identity, identify};
+use crate::identify::jwks::JwksFetcher;
+use crate::identify::keys::KeySet;
+use crate::identify::{Identifier, Identity, identify, metadata};
 use crate::listener::ConnInfo;
-use crate::mcp::{Envelope, Era, MessageKind};
+use crate::mcp::{Envelope, Era, MessageKind, era};
 use crate::record::Recorder;
 use crate::snapshot::{Route, Snapshot};
 use crate::understand::{Understood, understand};
@@ -30,6 +32,7 @@ use crate::understand::{Understood, understand};
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     recorder: Recorder,
+    identifier: Identifier,
 }
 
 /// How a request ended, for the `outcome` metric label.
@@ -40,7 +43,29 @@ impl Gateway {
         Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             recorder,
+            identifier: Identifier::new(),
         })
+    }
+
+    pub fn identifier(&self) -> &Identifier {
+        &self.identifier
+    }
+
+    /// Publishes keys a JWKS fetcher loaded, if its issuer still uses it.
+    pub fn publish_keys(&self, fetcher: &Arc<JwksFetcher>, keys: Arc<KeySet>) {
+        self.snapshot.rcu(|current| {
+            current
+                .with_keys(fetcher, Arc::clone(&keys))
+                .map_or_else(|| Arc::clone(current), Arc::new)
+        });
+    }
+
+    /// True while the current snapshot still gets keys from `fetcher`.
+    pub fn uses_fetcher(&self, fetcher: &Arc<JwksFetcher>) -> bool {
+        self.snapshot
+            .load()
+            .fetchers()
+            .any(|f| Arc::ptr_eq(f, fetcher))
     }
 
     /// Swaps in a new snapshot; requests already running keep the old one.
@@ -63,6 +88,14 @@ impl Gateway {
         if let Err(problem) = crate::accept::check_path(&path) {
             self.recorder.request("", problem.code());
             return problem.into_response();
+        }
+        if path.starts_with(metadata::WELL_KNOWN) {
+            return match metadata::document(&snapshot, &path) {
+                Some(doc) if req.method() == http::Method::GET => {
+                    answer::json_response(StatusCode::OK, &doc)
+                }
+                Some(_) | None => Problem::NoRoute.into_response(),
+            };
         }
         let Some((route, rest)) = snapshot.route_for(&path) else {
             self.recorder.request("", Problem::NoRoute.code());
@@ -92,8 +125,22 @@ impl Gateway {
         conn: ConnInfo,
     ) -> Result<(Response<Body>, Outcome), Problem> {
         let (parts, body) = req.into_parts();
+        // Identify before reading the body: an unknown caller costs nothing.
+        let identity = identify(self, snapshot, route, &parts)
+            .await
+            .map_err(|error| {
+                self.recorder.auth_failure(&route.name, error.code());
+                Problem::Unauthenticated {
+                    metadata_url: route
+                        .auth
+                        .as_ref()
+                        .map(|a| a.metadata_url.clone())
+                        .unwrap_or_default(),
+                    error,
+                }
+            })?;
+        let session = self.check_session(route, &parts, &identity)?;
         let body = read_body(body, &parts.headers, snapshot.limits.max_request_body).await?;
-        let identity = identify(&parts);
         let trace = Trace::from_headers(&parts.headers);
         let call = Call {
             recorder: &self.recorder,
@@ -104,7 +151,8 @@ impl Gateway {
             trace: &trace,
             conn,
         };
-        match understand(route, &parts, rest, &body)? {
+        let method = parts.method.clone();
+        let result = match understand(route, &parts, rest, &body)? {
             Understood::McpStream => {
                 // A resumed GET stream may replay a tools/list answer: filter any.
                 let replayable = parts.method == http::Method::GET;
@@ -129,6 +177,66 @@ impl Gateway {
                 }
             }
             Understood::Mcp { envelope, era } => self.mcp(call, parts, body, envelope, &era).await,
+        };
+        if let (Ok((resp, _)), Some(principal)) = (&result, session) {
+            self.track_session(&route.name, &method, resp, principal);
+        }
+        result
+    }
+
+    /// On an authenticated MCP route, a request naming a session must come
+    /// from the principal that opened it. Returns the principal to track.
+    fn check_session(
+        &self,
+        route: &Route,
+        parts: &Parts,
+        identity: &Identity,
+    ) -> Result<Option<(String, Option<String>)>, Problem> {
+        if route.kind != crate::config::RouteKind::Mcp {
+            return Ok(None);
+        }
+        let Some(principal) = identity.principal() else {
+            return Ok(None);
+        };
+        let session = parts
+            .headers
+            .get(era::SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        if let Some(id) = &session
+            && !self
+                .identifier
+                .sessions
+                .owned_by(&route.name, id, &principal)
+        {
+            return Err(Problem::SessionNotFound);
+        }
+        Ok(Some((principal, session)))
+    }
+
+    /// Binds a session the upstream just opened; forgets one it just ended.
+    fn track_session(
+        &self,
+        route: &str,
+        method: &http::Method,
+        resp: &Response<Body>,
+        (principal, asked): (String, Option<String>),
+    ) {
+        let sessions = &self.identifier.sessions;
+        match asked {
+            Some(id) if method == http::Method::DELETE && resp.status().is_success() => {
+                sessions.unbind(route, &id)
+            }
+            Some(_) => {}
+            None => {
+                if let Some(id) = resp
+                    .headers()
+                    .get(era::SESSION_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                {
+                    sessions.bind(route, id, &principal);
+                }
+            }
         }
     }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
 use crate::decide::{Decision, DecisionInput};
 
@@ -15,6 +15,9 @@ pub struct Recorder {
     requests: IntCounterVec,
     decisions: IntCounterVec,
     upstream_latency: HistogramVec,
+    auth_failures: IntCounterVec,
+    jwks_fetches: IntCounterVec,
+    issuer_keys: IntGaugeVec,
 }
 
 impl Recorder {
@@ -48,7 +51,34 @@ impl Recorder {
             &["route"],
         )
         .expect("static metric definition is valid");
-        for c in [&requests, &decisions] {
+        let auth_failures = IntCounterVec::new(
+            Opts::new(
+                "toolgate_auth_failures_total",
+                "Callers refused by the identify stage, by route and reason.",
+            ),
+            &["route", "reason"],
+        )
+        .expect("static metric definition is valid");
+        let jwks_fetches = IntCounterVec::new(
+            Opts::new(
+                "toolgate_jwks_fetches_total",
+                "JWKS fetches, by issuer and result (ok or error).",
+            ),
+            &["issuer", "result"],
+        )
+        .expect("static metric definition is valid");
+        let issuer_keys = IntGaugeVec::new(
+            Opts::new(
+                "toolgate_issuer_keys",
+                "Usable keys per issuer; 0 means every token from it is refused.",
+            ),
+            &["issuer"],
+        )
+        .expect("static metric definition is valid");
+        registry
+            .register(Box::new(issuer_keys.clone()))
+            .expect("each metric is registered once");
+        for c in [&requests, &decisions, &auth_failures, &jwks_fetches] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("each metric is registered once");
@@ -61,6 +91,9 @@ impl Recorder {
             requests,
             decisions,
             upstream_latency,
+            auth_failures,
+            jwks_fetches,
+            issuer_keys,
         }
     }
 
@@ -71,6 +104,26 @@ impl Recorder {
     /// Counts one request's outcome (`forwarded`, `refused`, or a problem code).
     pub fn request(&self, route: &str, outcome: &str) {
         self.requests.with_label_values(&[route, outcome]).inc();
+    }
+
+    /// Counts a caller the identify stage refused.
+    pub fn auth_failure(&self, route: &str, reason: &str) {
+        self.auth_failures.with_label_values(&[route, reason]).inc();
+    }
+
+    /// Counts a JWKS fetch and records how many keys the issuer now has.
+    pub fn jwks_fetch(&self, issuer: &str, result: &str, keys: usize) {
+        self.jwks_fetches.with_label_values(&[issuer, result]).inc();
+        self.issuer_keys
+            .with_label_values(&[issuer])
+            .set(i64::try_from(keys).unwrap_or(i64::MAX));
+    }
+
+    /// Records an issuer's key count (file-based issuers, at load).
+    pub fn issuer_keys(&self, issuer: &str, keys: usize) {
+        self.issuer_keys
+            .with_label_values(&[issuer])
+            .set(i64::try_from(keys).unwrap_or(i64::MAX));
     }
 
     pub fn upstream_first_byte(&self, route: &str, elapsed: Duration) {

@@ -56,7 +56,7 @@ impl Running {
 /// Binds and starts serving `config`.
 pub async fn start(config: &Config) -> Result<Running, Error> {
     crate::install_crypto_provider();
-    let snapshot = Snapshot::build(config)?;
+    let snapshot = Snapshot::build(config, None)?;
     let tls = config
         .server
         .tls
@@ -64,6 +64,7 @@ pub async fn start(config: &Config) -> Result<Running, Error> {
         .map(listener::tls::server_config)
         .transpose()?;
     let gateway = Gateway::new(snapshot, Recorder::new());
+    crate::identify::jwks::start_all(&gateway).await;
     let shutdown = CancellationToken::new();
     let drain = config.server.drain_timeout;
 

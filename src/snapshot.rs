@@ -1,20 +1,32 @@
 //! Shared state: the one immutable snapshot of everything hot-reloadable —
-//! routes with their upstream clients, limits and the policy set. A reload
-//! builds a whole new snapshot off the request path and swaps it in once.
+//! routes with their upstream clients, limits, trusted issuers with their
+//! current keys, and the policy set. A reload (or a JWKS refresh) builds a
+//! new snapshot off the request path and swaps it in once.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use http::HeaderName;
 
 use crate::config::{Config, DefaultDecision, Limits, RouteKind, Timeouts};
 use crate::decide::PolicySet;
 use crate::forward::client::{self, Upstream};
+use crate::identify::issuer::{self, TrustedIssuer};
+use crate::identify::jwks::JwksFetcher;
+use crate::identify::keys::KeySet;
+use crate::identify::metadata;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("route {route:?}: {source}")]
-    Upstream {
-        route: String,
-        source: client::Error,
+    #[error("route {route:?}: {error}")]
+    Upstream { route: String, error: client::Error },
+    #[error("issuer {issuer:?}: {error}")]
+    Issuer {
+        issuer: String,
+        error: issuer::Error,
     },
+    #[error("route {route:?}: {what}")]
+    Auth { route: String, what: String },
 }
 
 /// A route ready to serve.
@@ -26,47 +38,99 @@ pub struct Route {
     pub upstream: Upstream,
     pub timeouts: Timeouts,
     pub default_decision: DefaultDecision,
+    /// `None`: anonymous callers are accepted.
+    pub auth: Option<RouteAuth>,
 }
 
+/// Who may call a route.
 #[derive(Debug)]
+pub struct RouteAuth {
+    /// Names of the trusted issuers whose tokens are accepted.
+    pub issuers: Vec<String>,
+    /// The `aud` tokens must carry (the route's canonical URL by default).
+    pub audience: String,
+    pub scopes: Vec<String>,
+    pub task_header: Option<HeaderName>,
+    /// Where the route's protected-resource metadata is served (RFC 9728).
+    pub metadata_url: String,
+    /// Audience and trusted issuers: routes that share it verify a token
+    /// the same way, so they may share its verified-token cache entry.
+    pub cache_scope: String,
+    pub authorization_servers: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
 pub struct Snapshot {
     /// Longest prefix first, so the first match is the most specific.
     routes: Vec<Arc<Route>>,
     pub limits: Limits,
-    pub policy: PolicySet,
+    pub policy: Arc<PolicySet>,
+    pub issuers: Arc<HashMap<String, Arc<TrustedIssuer>>>,
+    /// Each issuer's current keys, by issuer name.
+    pub keys: Arc<HashMap<String, Arc<KeySet>>>,
+    /// Bumped whenever any key set changes; verified-token cache entries
+    /// from an older generation are not trusted.
+    pub keys_generation: u64,
+    pub base_url: String,
 }
 
 impl Snapshot {
-    /// Builds a snapshot from a checked config (see [`config::load_file`]).
-    pub fn build(config: &Config) -> Result<Self, Error> {
-        let mut routes = config
-            .routes
-            .iter()
-            .map(|r| {
-                if r.default_decision == DefaultDecision::Allow {
-                    tracing::warn!(
-                        route = %r.name,
-                        "route allows every call no policy decides (default_decision = \"allow\")"
-                    );
+    /// Builds a snapshot from a checked config (see [`crate::config::load_file`]).
+    /// `previous` lends JWKS fetchers (and their last good keys) to issuers
+    /// whose source did not change.
+    pub fn build(config: &Config, previous: Option<&Snapshot>) -> Result<Self, Error> {
+        let base_url = config.server.base_url();
+        let mut issuers = HashMap::new();
+        let mut keys = HashMap::new();
+        for cfg in &config.issuers {
+            let reuse = previous
+                .and_then(|p| p.issuers.get(&cfg.name))
+                .and_then(|i| i.fetcher())
+                .filter(|f| f.same_source(cfg))
+                .cloned();
+            let (trusted, set) =
+                TrustedIssuer::build(cfg, reuse).map_err(|error| Error::Issuer {
+                    issuer: cfg.name.clone(),
+                    error,
+                })?;
+            keys.insert(cfg.name.clone(), set);
+            issuers.insert(cfg.name.clone(), Arc::new(trusted));
+        }
+        let mut routes = Vec::with_capacity(config.routes.len());
+        for r in &config.routes {
+            if r.default_decision == DefaultDecision::Allow {
+                tracing::warn!(route = %r.name, "route allows every call no policy decides (default_decision = \"allow\")");
+            }
+            let prefix = r.path.trim_end_matches('/').to_owned();
+            let auth = match &r.auth {
+                None => {
+                    tracing::warn!(route = %r.name, "route accepts anonymous callers (no [routes.auth])");
+                    None
                 }
-                Ok(Arc::new(Route {
-                    name: r.name.clone(),
-                    prefix: r.path.trim_end_matches('/').to_owned(),
-                    kind: r.kind,
-                    upstream: Upstream::build(r).map_err(|source| Error::Upstream {
-                        route: r.name.clone(),
-                        source,
-                    })?,
-                    timeouts: r.timeouts,
-                    default_decision: r.default_decision,
-                }))
-            })
-            .collect::<Result<Vec<_>, Error>>()?;
+                Some(a) => Some(route_auth(&r.name, &prefix, &base_url, a, &issuers)?),
+            };
+            routes.push(Arc::new(Route {
+                name: r.name.clone(),
+                prefix,
+                kind: r.kind,
+                upstream: Upstream::build(r).map_err(|error| Error::Upstream {
+                    route: r.name.clone(),
+                    error,
+                })?,
+                timeouts: r.timeouts,
+                default_decision: r.default_decision,
+                auth,
+            }));
+        }
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         Ok(Self {
             routes,
             limits: config.limits.clone(),
-            policy: PolicySet::default(),
+            policy: Arc::new(PolicySet::default()),
+            issuers: Arc::new(issuers),
+            keys: Arc::new(keys),
+            keys_generation: previous.map_or(0, |p| p.keys_generation + 1),
+            base_url,
         })
     }
 
@@ -82,44 +146,79 @@ impl Snapshot {
     pub fn routes(&self) -> &[Arc<Route>] {
         &self.routes
     }
+
+    /// This snapshot with `fetcher`'s issuer using `keys`, if the issuer
+    /// still gets its keys from that fetcher.
+    pub fn with_keys(&self, fetcher: &Arc<JwksFetcher>, keys: Arc<KeySet>) -> Option<Self> {
+        let issuer = self.issuers.get(&fetcher.issuer)?;
+        if !issuer.fetcher().is_some_and(|f| Arc::ptr_eq(f, fetcher)) {
+            return None;
+        }
+        let mut all = (*self.keys).clone();
+        all.insert(fetcher.issuer.clone(), keys);
+        let mut next = self.clone();
+        next.keys = Arc::new(all);
+        next.keys_generation += 1;
+        Some(next)
+    }
+
+    /// Every JWKS fetcher this snapshot's issuers use.
+    pub fn fetchers(&self) -> impl Iterator<Item = &Arc<JwksFetcher>> {
+        self.issuers.values().filter_map(|i| i.fetcher())
+    }
+}
+
+fn route_auth(
+    route: &str,
+    prefix: &str,
+    base_url: &str,
+    cfg: &crate::config::RouteAuth,
+    issuers: &HashMap<String, Arc<TrustedIssuer>>,
+) -> Result<RouteAuth, Error> {
+    let err = |what: String| Error::Auth {
+        route: route.to_owned(),
+        what,
+    };
+    let mut authorization_servers = Vec::new();
+    for name in &cfg.issuers {
+        let issuer = issuers
+            .get(name)
+            .ok_or_else(|| err(format!("issuer {name:?} is not defined in [[issuers]]")))?;
+        for server in &issuer.authorization_servers {
+            if !authorization_servers.contains(server) {
+                authorization_servers.push(server.clone());
+            }
+        }
+    }
+    let task_header = cfg
+        .task_header
+        .as_deref()
+        .map(HeaderName::try_from)
+        .transpose()
+        .map_err(|_| err("task_header is not a valid header name".into()))?;
+    let path = if prefix.is_empty() { "/" } else { prefix };
+    let mut auth = RouteAuth {
+        issuers: cfg.issuers.clone(),
+        audience: cfg
+            .audience
+            .clone()
+            .unwrap_or_else(|| format!("{base_url}{path}")),
+        scopes: cfg.scopes.clone(),
+        task_header,
+        metadata_url: String::new(),
+        cache_scope: String::new(),
+        authorization_servers,
+    };
+    let mut names = cfg.issuers.clone();
+    names.sort();
+    auth.cache_scope = format!("{}\n{}", auth.audience, names.join(","));
+    auth.metadata_url = format!(
+        "{base_url}{}{}",
+        metadata::WELL_KNOWN,
+        if prefix.is_empty() { "" } else { prefix }
+    );
+    Ok(auth)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config;
-
-    #[test]
-    fn longest_segment_prefix_wins() {
-        let config = config::load_str(
-            r#"
-            [[routes]]
-            name = "root"
-            path = "/"
-            upstream = "http://127.0.0.1:1"
-            [[routes]]
-            name = "mcp"
-            path = "/mcp"
-            upstream = "http://127.0.0.1:2/base"
-            [[routes]]
-            name = "deep"
-            path = "/mcp/deep"
-            upstream = "http://127.0.0.1:3"
-            "#,
-            "test",
-            std::path::Path::new("."),
-        )
-        .unwrap();
-        let s = Snapshot::build(&config).unwrap();
-        let pick = |p| s.route_for(p).map(|(r, rest)| (r.name.as_str(), rest));
-        assert_eq!(pick("/mcp"), Some(("mcp", "")));
-        assert_eq!(pick("/mcp/x"), Some(("mcp", "/x")));
-        assert_eq!(pick("/mcp/deep/y"), Some(("deep", "/y")));
-        assert_eq!(pick("/mcpx"), Some(("root", "/mcpx")));
-        let (mcp, _) = s.route_for("/mcp").unwrap();
-        assert_eq!(
-            mcp.upstream.uri("", Some("a=1")).unwrap(),
-            "http://127.0.0.1:2/base?a=1"
-        );
-    }
-}
+mod tests;

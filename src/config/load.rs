@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use super::{Admin, Config, Limits, Route, Server, validate};
+use super::{Admin, Config, Issuer, Limits, Route, Server, validate};
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,10 +80,12 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
     // Where each parsed route stands in the document: a route that failed to
     // parse is skipped, and later errors must still name the right table.
     let mut positions: Vec<usize> = Vec::new();
+    let mut issuer_positions: Vec<usize> = Vec::new();
     let mut config = Config {
         server: Server::default(),
         admin: Admin::default(),
         limits: Limits::default(),
+        issuers: Vec::new(),
         routes: Vec::new(),
     };
     for (key, value) in root.iter() {
@@ -91,7 +93,11 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
             "server" => section(value, "server", &mut sink).map(|v| config.server = v),
             "admin" => section(value, "admin", &mut sink).map(|v| config.admin = v),
             "limits" => section(value, "limits", &mut sink).map(|v| config.limits = v),
-            "routes" => routes(value, &mut sink).map(|(v, at)| {
+            "issuers" => tables::<Issuer>(value, "issuers", &mut sink).map(|(v, at)| {
+                config.issuers = v;
+                issuer_positions = at;
+            }),
+            "routes" => tables::<Route>(value, "routes", &mut sink).map(|(v, at)| {
                 config.routes = v;
                 positions = at;
             }),
@@ -99,7 +105,7 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
                 sink.at(
                     Some(key.span()),
                     other,
-                    "unknown top-level key (expected one of: server, admin, limits, routes)",
+                    "unknown top-level key (expected one of: server, admin, limits, issuers, routes)",
                 );
                 None
             }
@@ -109,11 +115,19 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
         .get("routes")
         .is_some_and(|r| !matches!(r.get_ref(), DeValue::Array(a) if a.is_empty()));
     if !declared {
-        sink.at(Some(0..0), "routes", "no routes: add at least one [[routes]] table");
+        sink.at(
+            Some(0..0),
+            "routes",
+            "no routes: add at least one [[routes]] table",
+        );
     }
     let config = absolutize(config, base_dir);
     let resolve = |path: &str| locate(&root, path);
-    validate::check(&config, &positions, &mut |path, message| {
+    let at = validate::Positions {
+        routes: positions,
+        issuers: issuer_positions,
+    };
+    validate::check(&config, &at, &mut |path, message| {
         let span = resolve(path);
         sink.at(span, path, &message);
     });
@@ -124,20 +138,26 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
     }
 }
 
-fn routes(value: &Spanned<DeValue<'_>>, sink: &mut Sink<'_>) -> Option<(Vec<Route>, Vec<usize>)> {
+/// An array of tables (`[[routes]]`, `[[issuers]]`), each parsed on its own;
+/// also returns where each parsed table stands in the document.
+fn tables<T: DeserializeOwned>(
+    value: &Spanned<DeValue<'_>>,
+    key: &str,
+    sink: &mut Sink<'_>,
+) -> Option<(Vec<T>, Vec<usize>)> {
     let DeValue::Array(items) = value.get_ref() else {
         sink.at(
             Some(value.span()),
-            "routes",
-            "must be an array of tables: write each route as [[routes]]",
+            key,
+            &format!("must be an array of tables: write each as [[{key}]]"),
         );
         return None;
     };
     let mut out = Vec::with_capacity(items.len());
     let mut positions = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        if let Some(route) = section::<Route>(item, &format!("routes[{i}]"), sink) {
-            out.push(route);
+        if let Some(parsed) = section::<T>(item, &format!("{key}[{i}]"), sink) {
+            out.push(parsed);
             positions.push(i);
         }
     }
@@ -198,6 +218,17 @@ fn absolutize(mut config: Config, base: &Path) -> Config {
     if let Some(tls) = config.server.tls.as_mut() {
         fix(&mut tls.cert_file);
         fix(&mut tls.key_file);
+    }
+    for issuer in &mut config.issuers {
+        for p in [issuer.jwks_file.as_mut(), issuer.jwks_ca_file.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            fix(p);
+        }
+        if let Some(secret) = issuer.hs_secret.as_mut() {
+            secret.anchor(base);
+        }
     }
     for route in &mut config.routes {
         if let Some(ca) = route.upstream_ca_file.as_mut() {

@@ -10,8 +10,27 @@ use http::header::HeaderName;
 use super::{Config, Route};
 use crate::forward::headers::is_hop_by_hop;
 
-/// `positions[i]` is where `config.routes[i]` stands in the document.
-pub(super) fn check(config: &Config, positions: &[usize], report: &mut dyn FnMut(&str, String)) {
+/// Where each parsed table stands in the document: a table that failed to
+/// parse is skipped, and later errors must still name the right one.
+pub(super) struct Positions {
+    pub(super) routes: Vec<usize>,
+    pub(super) issuers: Vec<usize>,
+}
+
+pub(super) fn check(config: &Config, positions: &Positions, report: &mut dyn FnMut(&str, String)) {
+    if let Some(url) = &config.server.public_url {
+        match url.parse::<Uri>() {
+            Ok(u)
+                if matches!(u.scheme_str(), Some("http" | "https"))
+                    && u.authority().is_some()
+                    && u.query().is_none() => {}
+            _ => report(
+                "server.public_url",
+                format!("{url:?} is not an http(s) base URL"),
+            ),
+        }
+    }
+    super::validate_identity::check(config, &positions.issuers, &positions.routes, report);
     if let Some(tls) = &config.server.tls
         && let Err(e) = crate::listener::tls::server_config(tls)
     {
@@ -46,7 +65,7 @@ pub(super) fn check(config: &Config, positions: &[usize], report: &mut dyn FnMut
     }
     let mut names: HashMap<&str, usize> = HashMap::new();
     let mut paths: HashMap<&str, usize> = HashMap::new();
-    for (route, &i) in config.routes.iter().zip(positions) {
+    for (route, &i) in config.routes.iter().zip(&positions.routes) {
         let at = |field: &str| format!("routes[{i}].{field}");
         if let Some(first) = names.insert(&route.name, i) {
             report(

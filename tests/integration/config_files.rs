@@ -246,16 +246,32 @@ async fn demo_serves_the_example_tools_out_of_the_box() {
             .spawn()
             .unwrap(),
     );
-    wait_ready(&format!("http://127.0.0.1:{admin}/healthz")).await;
-    let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}});
-    let ok = post_mcp(&format!("http://127.0.0.1:{gw}/mcp"), &[], &call).await;
-    assert_eq!(ok.json()["result"]["content"][0]["text"], "hello");
-    let refused = post_mcp(&format!("http://127.0.0.1:{gw}/locked/mcp"), &[], &call).await;
-    assert_eq!(refused.json()["result"]["isError"], true);
-    demo.signal("-TERM");
-    assert!(demo.wait_exit(Duration::from_secs(10)).success());
-    let mut banner = String::new();
-    std::io::Read::read_to_string(demo.0.stdout.as_mut().unwrap(), &mut banner).unwrap();
+    // The banner is printed once the gateway listens; it carries the tokens.
+    let stdout = demo.0.stdout.take().unwrap();
+    let banner = tokio::task::spawn_blocking(move || {
+        let mut banner = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+            let line = line.unwrap();
+            banner.push_str(&line);
+            banner.push('\n');
+            if line.contains("Ctrl-C stops the demo") {
+                break;
+            }
+        }
+        banner
+    });
+    let banner = tokio::time::timeout(Duration::from_secs(30), banner)
+        .await
+        .unwrap()
+        .unwrap();
+    let token = |name: &str| {
+        banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("export {name}=")))
+            .unwrap_or_else(|| panic!("banner prints {name}: {banner}"))
+            .to_owned()
+    };
+    let (token, locked) = (token("TOKEN"), token("LOCKED_TOKEN"));
     assert!(
         banner.contains(&format!("http://127.0.0.1:{gw}/mcp")),
         "{banner}"
@@ -264,6 +280,71 @@ async fn demo_serves_the_example_tools_out_of_the_box() {
         banner.contains("curl"),
         "the banner says what to try: {banner}"
     );
+
+    let call = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}});
+    let url = format!("http://127.0.0.1:{gw}/mcp");
+    let bearer = format!("Bearer {token}");
+    let ok = post_mcp(&url, &[("authorization", &bearer)], &call).await;
+    assert_eq!(
+        ok.json()["result"]["content"][0]["text"],
+        "hello",
+        "{}",
+        ok.text()
+    );
+    let bearer_locked = format!("Bearer {locked}");
+    let refused = post_mcp(
+        &format!("http://127.0.0.1:{gw}/locked/mcp"),
+        &[("authorization", &bearer_locked)],
+        &call,
+    )
+    .await;
+    assert_eq!(
+        refused.json()["result"]["isError"],
+        true,
+        "{}",
+        refused.text()
+    );
+    let anonymous = post_mcp(&url, &[], &call).await;
+    assert_eq!(anonymous.status, 401);
+    assert!(
+        anonymous.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("resource_metadata=")
+    );
+
+    // `toolgate token mint` makes tokens the demo accepts.
+    let out = Command::new(BIN)
+        .args([
+            "token",
+            "mint",
+            "--sub",
+            "spiffe://toolgate.dev/agent/cli",
+            "--aud",
+            &url,
+            "--ttl",
+            "5m",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let minted = String::from_utf8(out.stdout).unwrap();
+    let bearer = format!("Bearer {}", minted.trim());
+    let ok = post_mcp(&url, &[("authorization", &bearer)], &call).await;
+    assert_eq!(
+        ok.json()["result"]["content"][0]["text"],
+        "hello",
+        "{}",
+        ok.text()
+    );
+
+    demo.signal("-TERM");
+    let status = demo.wait_exit(Duration::from_secs(10));
+    assert!(status.success(), "demo exited with {status:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,5 +9,6 @@ mod common;
 
 mod config_files;
 mod edge;
+mod identity;
 mod peers;
 mod tls;

@@ -1,0 +1,107 @@
+//! Start-up stage: checks of the `[[issuers]]` tables and of each route's
+//! `auth` binding to them.
+
+use std::collections::HashMap;
+
+use http::HeaderName;
+
+use super::{Config, IssuerMode};
+use crate::identify::issuer::{Error as IssuerError, TrustedIssuer};
+use crate::identify::spiffe::SpiffeId;
+
+pub(super) fn check(
+    config: &Config,
+    issuer_positions: &[usize],
+    route_positions: &[usize],
+    report: &mut dyn FnMut(&str, String),
+) {
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (issuer, &i) in config.issuers.iter().zip(issuer_positions) {
+        let at = |field: &str| format!("issuers[{i}].{field}");
+        let name_ok = !issuer.name.is_empty()
+            && issuer
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !name_ok {
+            report(
+                &at("name"),
+                format!(
+                    "{:?} is not a valid issuer name (a-z, 0-9, '-', '_')",
+                    issuer.name
+                ),
+            );
+        }
+        if let Some(first) = names.insert(&issuer.name, i) {
+            report(
+                &at("name"),
+                format!("duplicate issuer name (also issuers[{first}])"),
+            );
+        }
+        if issuer.issuer.is_empty() {
+            report(
+                &at("issuer"),
+                "must be the exact `iss` of the issuer's tokens".into(),
+            );
+        }
+        if issuer.mode == IssuerMode::Spiffe {
+            for td in &issuer.trust_domains {
+                let valid =
+                    SpiffeId::parse(&format!("spiffe://{td}")).is_ok_and(|id| id.path.is_empty());
+                if !valid {
+                    report(
+                        &at("trust_domains"),
+                        format!("{td:?} is not a valid SPIFFE trust domain"),
+                    );
+                }
+            }
+        }
+        if issuer.min_refresh_interval.is_zero()
+            || issuer.min_refresh_interval > issuer.refresh_interval
+        {
+            report(
+                &at("min_refresh_interval"),
+                "must be greater than zero and at most refresh_interval".into(),
+            );
+        }
+        if let Err(e) = TrustedIssuer::build(issuer, None) {
+            let field = match &e {
+                IssuerError::Algorithm(_)
+                | IssuerError::AlgorithmNotAllowed(..)
+                | IssuerError::HsWithoutSecret => "algorithms",
+                IssuerError::HsSecret(_) => "hs_secret",
+                IssuerError::KeySource => "jwks_file",
+                IssuerError::JwksFile(..) | IssuerError::NoUsableKey(..) => "jwks_file",
+                IssuerError::JwksUrl(_) => "jwks_url",
+                IssuerError::NoTrustDomain => "trust_domains",
+            };
+            report(&at(field), e.to_string());
+        }
+    }
+    for (route, &i) in config.routes.iter().zip(route_positions) {
+        let Some(auth) = &route.auth else { continue };
+        let at = |field: &str| format!("routes[{i}].auth.{field}");
+        if auth.issuers.is_empty() {
+            report(&at("issuers"), "name at least one issuer".into());
+        }
+        for name in &auth.issuers {
+            if !config.issuers.iter().any(|i| &i.name == name) {
+                report(
+                    &at("issuers"),
+                    format!("issuer {name:?} is not defined in [[issuers]]"),
+                );
+            }
+        }
+        if auth.audience.as_deref().is_some_and(str::is_empty) {
+            report(&at("audience"), "must not be empty".into());
+        }
+        if let Some(h) = &auth.task_header
+            && HeaderName::try_from(h.as_str()).is_err()
+        {
+            report(
+                &at("task_header"),
+                format!("{h:?} is not a valid header name"),
+            );
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Identify stage: legacy MCP sessions belong to the principal that opened
+//! them. A request carrying another principal's `Mcp-Session-Id` — or a
+//! session the gateway never saw opened — is refused with 404, which MCP
+//! clients answer by starting a new session.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dashmap::DashMap;
+
+/// Sessions idle this long are forgotten.
+const IDLE: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Debug)]
+struct Binding {
+    principal: String,
+    last_seen: AtomicU64,
+}
+
+/// (route, session id) → the principal that opened it. Ids are per route:
+/// two upstreams may well hand out the same one.
+#[derive(Debug)]
+pub struct Sessions {
+    bindings: DashMap<String, Binding>,
+    max: usize,
+}
+
+impl Sessions {
+    pub fn new(max: usize) -> Self {
+        Self {
+            bindings: DashMap::new(),
+            max,
+        }
+    }
+
+    /// True if `session` on `route` was opened by `principal` (and marks it used).
+    pub fn owned_by(&self, route: &str, session: &str, principal: &str) -> bool {
+        match self.bindings.get(&key(route, session)) {
+            Some(b) if b.principal == principal => {
+                b.last_seen.store(now(), Ordering::Relaxed);
+                true
+            }
+            Some(_) | None => false,
+        }
+    }
+
+    /// Records that `principal` opened `session` on `route`. An id another
+    /// principal already holds is never taken over: the new opener's later
+    /// requests get 404 and its client opens another session.
+    pub fn bind(&self, route: &str, session: &str, principal: &str) {
+        let key = key(route, session);
+        if let Some(existing) = self.bindings.get(&key)
+            && existing.principal != principal
+        {
+            tracing::warn!(
+                route,
+                "upstream reissued a session id another caller holds; not rebinding it"
+            );
+            return;
+        }
+        if self.bindings.len() >= self.max {
+            self.sweep();
+        }
+        if self.bindings.len() >= self.max {
+            // Still full of live sessions: forget an arbitrary one. Its owner
+            // gets a 404 and opens a new session; nobody gets another's.
+            let victim = self.bindings.iter().next().map(|e| e.key().clone());
+            if let Some(victim) = victim {
+                self.bindings.remove(&victim);
+            }
+        }
+        self.bindings.insert(
+            key,
+            Binding {
+                principal: principal.to_owned(),
+                last_seen: AtomicU64::new(now()),
+            },
+        );
+    }
+
+    pub fn unbind(&self, route: &str, session: &str) {
+        self.bindings.remove(&key(route, session));
+    }
+
+    /// Forgets sessions idle past the limit.
+    pub fn sweep(&self) {
+        let cutoff = now().saturating_sub(IDLE.as_secs());
+        self.bindings
+            .retain(|_, b| b.last_seen.load(Ordering::Relaxed) >= cutoff);
+    }
+
+    pub fn len(&self) -> usize {
+        self.bindings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bindings.is_empty()
+    }
+}
+
+fn key(route: &str, session: &str) -> String {
+    format!("{route}\n{session}")
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_belongs_to_its_opener_only() {
+        let s = Sessions::new(4);
+        s.bind("r", "s1", "alice");
+        assert!(s.owned_by("r", "s1", "alice"));
+        assert!(!s.owned_by("r", "s1", "mallory"));
+        assert!(!s.owned_by("other", "s1", "alice"), "ids are per route");
+        assert!(!s.owned_by("r", "unknown", "alice"));
+        s.bind("r", "s1", "mallory");
+        assert!(s.owned_by("r", "s1", "alice"), "never taken over");
+        s.unbind("r", "s1");
+        assert!(!s.owned_by("r", "s1", "alice"));
+    }
+
+    #[test]
+    fn the_table_stays_bounded() {
+        let s = Sessions::new(2);
+        for i in 0..10 {
+            s.bind("r", &format!("s{i}"), "p");
+        }
+        assert!(s.len() <= 2);
+        assert!(s.owned_by("r", "s9", "p"), "the newest binding is kept");
+    }
+}
