@@ -169,6 +169,7 @@ async fn verify_token(
         .iter()
         .filter_map(|name| snapshot.issuers.get(name))
         .find(|i| i.rules.issuer == iss)
+        .filter(|i| i.audiences.is_empty() || i.audiences.contains(&auth.audience))
         .ok_or(Error::UntrustedIssuer)?;
     let mut snapshot = Arc::clone(snapshot);
     let mut refetched = false;

@@ -21,6 +21,10 @@ pub struct Issuer {
     /// SPIFFE mode: trust domains whose IDs are accepted as `sub`.
     #[serde(default)]
     pub trust_domains: Vec<String>,
+    /// Audiences this issuer's tokens may be accepted for. Empty: any route
+    /// audience; otherwise a route binding this issuer must require one of them.
+    #[serde(default)]
+    pub audiences: Vec<String>,
     /// A JWKS (or SPIFFE bundle) file, read at start-up and on reload.
     pub jwks_file: Option<PathBuf>,
     /// A JWKS (or SPIFFE bundle) URL, fetched over HTTPS and refreshed.

@@ -95,6 +95,29 @@ pub(super) fn check(
         if auth.audience.as_deref().is_some_and(str::is_empty) {
             report(&at("audience"), "must not be empty".into());
         }
+        let path = route.path.trim_end_matches('/');
+        let audience = auth.audience.clone().unwrap_or_else(|| {
+            format!(
+                "{}{}",
+                config.server.base_url(),
+                if path.is_empty() { "/" } else { path }
+            )
+        });
+        for issuer in config
+            .issuers
+            .iter()
+            .filter(|i| auth.issuers.contains(&i.name))
+        {
+            if !issuer.audiences.is_empty() && !issuer.audiences.contains(&audience) {
+                report(
+                    &at("audience"),
+                    format!(
+                        "{audience:?} is not among issuer {:?}'s audiences",
+                        issuer.name
+                    ),
+                );
+            }
+        }
         if let Some(h) = &auth.task_header
             && HeaderName::try_from(h.as_str()).is_err()
         {

@@ -47,6 +47,8 @@ pub enum KeySource {
 #[derive(Debug)]
 pub struct TrustedIssuer {
     pub name: String,
+    /// Audiences its tokens may be accepted for; empty means any.
+    pub audiences: Vec<String>,
     pub rules: Rules,
     pub source: KeySource,
     pub authorization_servers: Vec<String>,
@@ -125,6 +127,7 @@ impl TrustedIssuer {
         Ok((
             Self {
                 name: cfg.name.clone(),
+                audiences: cfg.audiences.clone(),
                 rules,
                 source,
                 authorization_servers,

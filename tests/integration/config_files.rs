@@ -413,3 +413,49 @@ async fn serve_reloads_on_sighup_and_drains_on_sigterm() {
     .unwrap();
     assert!(refused, "nothing listens after shutdown");
 }
+
+#[test]
+fn issuer_audiences_bound_the_routes_that_trust_it() {
+    let jwks = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dev/jwks.json");
+    let text = |audience: &str| {
+        format!(
+            r#"
+[[issuers]]
+name = "dev"
+issuer = "toolgate-dev"
+mode = "spiffe"
+trust_domains = ["toolgate.dev"]
+jwks_file = "{}"
+audiences = ["https://tools.example.com/mcp"]
+
+[[routes]]
+name = "r"
+path = "/mcp"
+upstream = "http://127.0.0.1:1"
+[routes.auth]
+issuers = ["dev"]
+audience = "{audience}"
+"#,
+            jwks.display()
+        )
+    };
+    let ok =
+        toolgate::config::load_str(&text("https://tools.example.com/mcp"), "t", Path::new("."));
+    assert!(
+        ok.is_ok(),
+        "{}",
+        ok.err().map(|d| d.to_string()).unwrap_or_default()
+    );
+    let err = toolgate::config::load_str(
+        &text("https://elsewhere.example.com/mcp"),
+        "t",
+        Path::new("."),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("routes[0].auth.audience")
+            && err.contains("not among issuer \"dev\"'s audiences"),
+        "{err}"
+    );
+}
