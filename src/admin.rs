@@ -16,6 +16,29 @@ use crate::gateway::Gateway;
 pub async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Body> {
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::POST, "/policies/reload") => {
+            match crate::decide::reload::reload(&gateway).await {
+                Ok(modules) => json_response(
+                    StatusCode::OK,
+                    &json!({"reloaded": true, "modules": modules}),
+                ),
+                Err(error) => json_response(
+                    StatusCode::CONFLICT,
+                    &json!({"error": {"code": "policy_reload_failed", "message": error,
+                                  "detail": "the last good policy set keeps serving"}}),
+                ),
+            }
+        }
+        (&Method::GET, "/policies") => {
+            let modules: Vec<_> = gateway
+                .snapshot()
+                .policy
+                .modules()
+                .iter()
+                .map(|m| json!({"name": &*m.name, "version": m.version, "sha256": m.hash}))
+                .collect();
+            json_response(StatusCode::OK, &json!({ "policies": modules }))
+        }
         (&Method::GET, "/readyz") => {
             let routes = gateway.snapshot().routes().len();
             json_response(StatusCode::OK, &json!({"ready": true, "routes": routes}))
@@ -37,7 +60,8 @@ pub async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<B
         }
         _ => json_response(
             StatusCode::NOT_FOUND,
-            &json!({"error": {"code": "not_found", "message": "try /healthz, /readyz or /metrics"}}),
+            &json!({"error": {"code": "not_found",
+                              "message": "try /healthz, /readyz, /metrics, GET /policies or POST /policies/reload"}}),
         ),
     }
 }

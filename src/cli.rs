@@ -159,13 +159,29 @@ async fn reload(
     if cfg.server.bind != started.server.bind || cfg.admin.bind != started.admin.bind {
         tracing::warn!("listener addresses changed; they take effect on restart");
     }
-    match Snapshot::build(&cfg, Some(&gateway.snapshot())) {
-        Ok(snapshot) => {
-            gateway.swap(snapshot);
-            crate::identify::jwks::start_all(gateway).await;
-            tracing::info!(routes = cfg.routes.len(), "config reloaded");
+    // Compiling policy modules is CPU work: keep it off the request path.
+    let previous = gateway.snapshot();
+    let built = tokio::task::spawn_blocking(move || Snapshot::build(&cfg, Some(&previous))).await;
+    let built = match built {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!("reload task failed, keeping the running config: {e}");
+            return;
         }
-        Err(e) => tracing::error!("reload refused, keeping the running config: {e}"),
+    };
+    match built {
+        Ok(snapshot) => {
+            let routes = snapshot.routes().len();
+            gateway.swap(snapshot);
+            gateway.recorder().policy_reload("ok");
+            crate::identify::jwks::start_all(gateway).await;
+            gateway.watch_policies();
+            tracing::info!(routes, "config reloaded");
+        }
+        Err(e) => {
+            gateway.recorder().policy_reload("error");
+            tracing::error!("reload refused, keeping the running config: {e}");
+        }
     }
 }
 

@@ -4,9 +4,11 @@
 
 mod issuer;
 mod load;
+mod policy;
 mod secret;
 mod validate;
 mod validate_identity;
+mod validate_policy;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +18,7 @@ use serde::Deserialize;
 
 pub use issuer::{Issuer, IssuerMode, RouteAuth};
 pub use load::{Diagnostic, Diagnostics, load_file, load_str};
+pub use policy::{Policy, PolicyLimits, PolicyPhase};
 pub use secret::SecretRef;
 
 /// The whole configuration file.
@@ -30,6 +33,10 @@ pub struct Config {
     pub limits: Limits,
     #[serde(default)]
     pub issuers: Vec<Issuer>,
+    #[serde(default)]
+    pub policy_limits: PolicyLimits,
+    #[serde(default)]
+    pub policies: Vec<Policy>,
     #[serde(default)]
     pub routes: Vec<Route>,
 }

@@ -1,12 +1,32 @@
 //! Decide stage: one [`Decision`] per tool call (and per tool in a
-//! `tools/list` result) from the snapshot's policy set. A denial is a value,
-//! not an error; any error while deciding must deny.
+//! `tools/list` result) from the snapshot's policy set — sandboxed WASM
+//! policy modules. A denial is a value, not an error; any error while
+//! deciding denies (reason `policy_error`).
+
+pub mod abi;
+pub mod engine;
+pub mod input;
+pub mod module;
+pub mod opa;
+pub mod reload;
+
+use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::config::DefaultDecision;
+use crate::config::{self, DefaultDecision};
 use crate::identify::Identity;
 use crate::snapshot::Route;
+use engine::PolicyEngine;
+use module::{Fault, PolicyModule};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("policy {name:?}: {fault}")]
+    Module { name: String, fault: Fault },
+    #[error("{0}")]
+    Engine(#[from] engine::Error),
+}
 
 /// Why a call is being decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +46,17 @@ impl Phase {
     }
 }
 
-/// Everything a decision may depend on. Later stages add the live task context.
+/// Request facts policy may use besides the call itself.
+#[derive(Debug, Clone, Default)]
+pub struct RequestFacts {
+    /// `legacy` or `modern` on MCP routes.
+    pub era: Option<&'static str>,
+    pub protocol_version: Option<String>,
+    /// A few non-secret headers (e.g. `user-agent`); never credentials.
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// Everything a decision may depend on. The task context joins it later.
 #[derive(Debug, Clone, Copy)]
 pub struct DecisionInput<'a> {
     pub phase: Phase,
@@ -36,6 +66,24 @@ pub struct DecisionInput<'a> {
     /// The JSON-RPC method, or the HTTP method on `http` routes.
     pub method: &'a str,
     pub identity: &'a Identity,
+    pub request: &'a RequestFacts,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Allow,
+    Deny,
+    NeedsApproval,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::NeedsApproval => "needs_approval",
+        }
+    }
 }
 
 /// Why a decision came out as it did. The same string is the metric label,
@@ -46,6 +94,14 @@ pub enum Reason {
     RouteDefaultAllow,
     /// No policy module applies and the route denies by default.
     NoPolicy,
+    /// Every applicable module allowed.
+    PolicyAllow,
+    /// A module denied.
+    PolicyDeny,
+    /// A module asked for a human's approval.
+    NeedsApproval,
+    /// A module failed (trap, deadline, memory, bad output): fail closed.
+    PolicyError,
 }
 
 impl Reason {
@@ -53,69 +109,194 @@ impl Reason {
         match self {
             Self::RouteDefaultAllow => "route_default_allow",
             Self::NoPolicy => "no_policy",
+            Self::PolicyAllow => "policy_allow",
+            Self::PolicyDeny => "policy_deny",
+            Self::NeedsApproval => "needs_approval",
+            Self::PolicyError => "policy_error",
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
-    Allow(Reason),
-    Deny { reason: Reason, message: String },
-    NeedsApproval { reason: Reason, message: String },
+/// What one module contributed to a decision, for the decision log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evidence {
+    pub module: Arc<str>,
+    pub version: String,
+    /// First 12 hex digits of the module's SHA-256.
+    pub hash: String,
+    /// The module's verdict, or the kind of its fault.
+    pub outcome: Result<Verdict, &'static str>,
+    pub annotations: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    pub verdict: Verdict,
+    pub reason: Reason,
+    /// Why, in words: shown to the agent's model on a refusal.
+    pub message: String,
+    pub evidence: Vec<Evidence>,
 }
 
 impl Decision {
-    pub fn verdict(&self) -> &'static str {
-        match self {
-            Self::Allow(_) => "allow",
-            Self::Deny { .. } => "deny",
-            Self::NeedsApproval { .. } => "needs_approval",
+    fn new(verdict: Verdict, reason: Reason, message: String) -> Self {
+        Self {
+            verdict,
+            reason,
+            message,
+            evidence: Vec::new(),
         }
+    }
+
+    pub fn verdict(&self) -> &'static str {
+        self.verdict.as_str()
     }
 
     pub fn reason(&self) -> Reason {
-        match self {
-            Self::Allow(r) => *r,
-            Self::Deny { reason, .. } | Self::NeedsApproval { reason, .. } => *reason,
-        }
+        self.reason
     }
 
     pub fn is_allow(&self) -> bool {
-        matches!(self, Self::Allow(_))
+        self.verdict == Verdict::Allow
     }
 
     /// The text an agent's model is shown when the call is refused.
     pub fn refusal_text(&self) -> Option<String> {
-        match self {
-            Self::Allow(_) => None,
-            Self::Deny { reason, message } => Some(format!(
-                "toolgate denied this call ({}): {message}",
-                reason.as_str()
+        match self.verdict {
+            Verdict::Allow => None,
+            Verdict::Deny => Some(format!(
+                "toolgate denied this call ({}): {}",
+                self.reason.as_str(),
+                self.message
             )),
-            Self::NeedsApproval { reason, message } => Some(format!(
-                "toolgate needs a human approval for this call ({}): {message}",
-                reason.as_str()
+            Verdict::NeedsApproval => Some(format!(
+                "toolgate needs a human approval for this call ({}): {}",
+                self.reason.as_str(),
+                self.message
             )),
         }
     }
 }
 
-/// The policies in force. Policy modules are evaluated here; until a route
-/// has one, its `default_decision` answers.
+/// The policy modules in force.
 #[derive(Debug, Default)]
-pub struct PolicySet {}
+pub struct PolicySet {
+    modules: Vec<Arc<PolicyModule>>,
+}
 
 impl PolicySet {
-    pub fn decide(&self, input: &DecisionInput<'_>) -> Decision {
-        match input.route.default_decision {
-            DefaultDecision::Allow => Decision::Allow(Reason::RouteDefaultAllow),
-            DefaultDecision::Deny => Decision::Deny {
-                reason: Reason::NoPolicy,
-                message: format!(
-                    "no policy allows tool {:?} on route {:?}",
-                    input.tool, input.route.name
-                ),
-            },
+    /// Loads every configured module: compiled (through the disk cache),
+    /// imports checked, test vectors passed. Any failure refuses the set.
+    pub fn build(
+        policies: &[config::Policy],
+        limits: &config::PolicyLimits,
+    ) -> Result<Self, Error> {
+        if policies.is_empty() {
+            return Ok(Self::default());
         }
+        let engine = PolicyEngine::global()?;
+        let modules = policies
+            .iter()
+            .map(|p| {
+                PolicyModule::load(&engine, p, limits)
+                    .map(Arc::new)
+                    .map_err(|fault| Error::Module {
+                        name: p.name.clone(),
+                        fault,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for m in &modules {
+            tracing::info!(policy = %m.name, version = %m.version, hash = %&m.hash[..12], "policy module loaded");
+        }
+        Ok(Self { modules })
+    }
+
+    pub fn modules(&self) -> &[Arc<PolicyModule>] {
+        &self.modules
+    }
+
+    /// Evaluates every applicable module: any deny ⇒ deny; else any
+    /// needs_approval ⇒ needs approval; else allow. With none applicable the
+    /// route's default answers.
+    pub fn decide(&self, input: &DecisionInput<'_>) -> Decision {
+        let mut applicable = self
+            .modules
+            .iter()
+            .filter(|m| m.applies(&input.route.name, input.tool, input.phase))
+            .peekable();
+        if applicable.peek().is_none() {
+            return route_default(input);
+        }
+        let wire = input::encode(input);
+        let mut decision = Decision::new(Verdict::Allow, Reason::PolicyAllow, String::new());
+        for module in applicable {
+            let answer = module.evaluate(&wire);
+            let (outcome, annotations) = match &answer {
+                Ok(a) => (Ok(a.verdict), a.annotations.clone()),
+                Err(fault) => (Err(fault.kind()), None),
+            };
+            decision.evidence.push(Evidence {
+                module: Arc::clone(&module.name),
+                version: module.version.clone(),
+                hash: module.hash.chars().take(12).collect(),
+                outcome,
+                annotations,
+            });
+            let (verdict, reason, message) = match answer {
+                Ok(a) => match a.verdict {
+                    Verdict::Allow => continue,
+                    Verdict::Deny => (
+                        Verdict::Deny,
+                        Reason::PolicyDeny,
+                        a.reason.unwrap_or_default(),
+                    ),
+                    Verdict::NeedsApproval => (
+                        Verdict::NeedsApproval,
+                        Reason::NeedsApproval,
+                        a.reason.unwrap_or_default(),
+                    ),
+                },
+                Err(fault) => {
+                    tracing::warn!(policy = %module.name, tool = input.tool, error = %fault, "policy module failed; denying");
+                    (
+                        Verdict::Deny,
+                        Reason::PolicyError,
+                        format!("policy {} failed", module.name),
+                    )
+                }
+            };
+            // The strongest verdict wins; among equals the first keeps its reason.
+            if rank(verdict) > rank(decision.verdict) {
+                decision.verdict = verdict;
+                decision.reason = reason;
+                decision.message = message;
+            }
+        }
+        decision
+    }
+}
+
+fn rank(v: Verdict) -> u8 {
+    match v {
+        Verdict::Allow => 0,
+        Verdict::NeedsApproval => 1,
+        Verdict::Deny => 2,
+    }
+}
+
+fn route_default(input: &DecisionInput<'_>) -> Decision {
+    match input.route.default_decision {
+        DefaultDecision::Allow => {
+            Decision::new(Verdict::Allow, Reason::RouteDefaultAllow, String::new())
+        }
+        DefaultDecision::Deny => Decision::new(
+            Verdict::Deny,
+            Reason::NoPolicy,
+            format!(
+                "no policy allows tool {:?} on route {:?}",
+                input.tool, input.route.name
+            ),
+        ),
     }
 }

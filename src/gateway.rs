@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::Body;
 use crate::accept::read_body;
 use crate::answer::{self, Problem};
-use crate::decide::{DecisionInput, Phase};
+use crate::decide::{DecisionInput, Phase, RequestFacts};
 use crate::forward::body::{ResponseEdit, ToolFilter};
 use crate::forward::headers::Trace;
 use crate::forward::{self, Outbound};
@@ -33,6 +33,7 @@ pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     recorder: Recorder,
     identifier: Identifier,
+    policy_watch: std::sync::Mutex<Option<notify::RecommendedWatcher>>,
 }
 
 /// How a request ended, for the `outcome` metric label.
@@ -44,6 +45,7 @@ impl Gateway {
             snapshot: ArcSwap::from_pointee(snapshot),
             recorder,
             identifier: Identifier::new(),
+            policy_watch: std::sync::Mutex::new(None),
         })
     }
 
@@ -58,6 +60,20 @@ impl Gateway {
                 .with_keys(fetcher, Arc::clone(&keys))
                 .map_or_else(|| Arc::clone(current), Arc::new)
         });
+    }
+
+    /// Swaps in a new policy set, keeping everything else of the snapshot.
+    pub fn swap_policy(&self, policy: Arc<crate::decide::PolicySet>) {
+        self.snapshot
+            .rcu(|current| Arc::new(current.with_policy(Arc::clone(&policy))));
+    }
+
+    /// Watches policy module files for changes (see `decide::reload`).
+    pub fn watch_policies(self: &Arc<Self>) {
+        let watcher = crate::decide::reload::watch(self);
+        if let Ok(mut slot) = self.policy_watch.lock() {
+            *slot = watcher;
+        }
     }
 
     /// True while the current snapshot still gets keys from `fetcher`.
@@ -142,6 +158,7 @@ impl Gateway {
         let session = self.check_session(route, &parts, &identity)?;
         let body = read_body(body, &parts.headers, snapshot.limits.max_request_body).await?;
         let trace = Trace::from_headers(&parts.headers);
+        let understood = understand(route, &parts, rest, &body)?;
         let call = Call {
             recorder: &self.recorder,
             snapshot,
@@ -150,9 +167,10 @@ impl Gateway {
             identity,
             trace: &trace,
             conn,
+            facts: request_facts(&parts, &understood),
         };
         let method = parts.method.clone();
-        let result = match understand(route, &parts, rest, &body)? {
+        let result = match understood {
             Understood::McpStream => {
                 // A resumed GET stream may replay a tools/list answer: filter any.
                 let replayable = parts.method == http::Method::GET;
@@ -313,6 +331,34 @@ struct Call<'a> {
     identity: Identity,
     trace: &'a Trace,
     conn: ConnInfo,
+    facts: RequestFacts,
+}
+
+/// The request facts policy sees: era, protocol version, a few harmless headers.
+fn request_facts(parts: &Parts, understood: &Understood) -> RequestFacts {
+    let era = match understood {
+        Understood::Mcp { era, .. } => Some(match era {
+            Era::Legacy { .. } => "legacy",
+            Era::Modern { .. } => "modern",
+        }),
+        Understood::McpStream | Understood::Http { .. } => None,
+    };
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let headers = ["user-agent", "x-request-id"]
+        .into_iter()
+        .filter_map(|name| header(name).map(|v| (name, v)))
+        .collect();
+    RequestFacts {
+        era,
+        protocol_version: header(era::PROTOCOL_VERSION_HEADER),
+        headers,
+    }
 }
 
 impl Call<'_> {
@@ -330,6 +376,7 @@ impl Call<'_> {
             arguments,
             method,
             identity: &self.identity,
+            request: &self.facts,
         }
     }
 
@@ -346,6 +393,7 @@ impl Call<'_> {
                 identity: self.identity.clone(),
                 trace_id: self.trace.trace_id().to_owned(),
                 recorder: self.recorder.clone(),
+                facts: self.facts.clone(),
             })),
             extra: Vec::new(),
         }
@@ -394,6 +442,7 @@ struct ListFilter {
     route: Arc<Route>,
     identity: Identity,
     trace_id: String,
+    facts: RequestFacts,
 }
 
 impl ToolFilter for ListFilter {
@@ -408,6 +457,7 @@ impl ToolFilter for ListFilter {
             arguments: &Value::Null,
             method: "tools/list",
             identity: &self.identity,
+            request: &self.facts,
         };
         let decision = self.snapshot.policy.decide(&input);
         self.recorder.decision(&input, &decision, &self.trace_id);

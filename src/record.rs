@@ -18,6 +18,8 @@ pub struct Recorder {
     auth_failures: IntCounterVec,
     jwks_fetches: IntCounterVec,
     issuer_keys: IntGaugeVec,
+    policy_evaluations: IntCounterVec,
+    policy_reloads: IntCounterVec,
 }
 
 impl Recorder {
@@ -78,7 +80,30 @@ impl Recorder {
         registry
             .register(Box::new(issuer_keys.clone()))
             .expect("each metric is registered once");
-        for c in [&requests, &decisions, &auth_failures, &jwks_fetches] {
+        let policy_evaluations = IntCounterVec::new(
+            Opts::new(
+                "toolgate_policy_evaluations_total",
+                "Policy module evaluations, by module and result (a verdict or a fault kind).",
+            ),
+            &["policy", "result"],
+        )
+        .expect("static metric definition is valid");
+        let policy_reloads = IntCounterVec::new(
+            Opts::new(
+                "toolgate_policy_reloads_total",
+                "Policy set reloads, by result (ok, or error: the last good set keeps serving).",
+            ),
+            &["result"],
+        )
+        .expect("static metric definition is valid");
+        for c in [
+            &requests,
+            &decisions,
+            &auth_failures,
+            &jwks_fetches,
+            &policy_evaluations,
+            &policy_reloads,
+        ] {
             registry
                 .register(Box::new(c.clone()))
                 .expect("each metric is registered once");
@@ -94,6 +119,8 @@ impl Recorder {
             auth_failures,
             jwks_fetches,
             issuer_keys,
+            policy_evaluations,
+            policy_reloads,
         }
     }
 
@@ -140,6 +167,28 @@ impl Recorder {
         self.decisions
             .with_label_values(&[route, phase, decision.verdict(), reason])
             .inc();
+        for e in &decision.evidence {
+            let result = match e.outcome {
+                Ok(verdict) => verdict.as_str(),
+                Err(fault) => fault,
+            };
+            self.policy_evaluations
+                .with_label_values(&[&e.module, result])
+                .inc();
+        }
+        // name@version#hash=outcome per module: which rule version decided.
+        let modules = decision
+            .evidence
+            .iter()
+            .map(|e| {
+                let outcome = match e.outcome {
+                    Ok(v) => v.as_str(),
+                    Err(fault) => fault,
+                };
+                format!("{}@{}#{}={outcome}", e.module, e.version, e.hash)
+            })
+            .collect::<Vec<_>>()
+            .join(",");
         // tools/list filtering decides once per tool: keep those at debug.
         if input.phase == crate::decide::Phase::List {
             tracing::debug!(
@@ -150,6 +199,7 @@ impl Recorder {
                 subject = input.identity.subject(),
                 decision = decision.verdict(),
                 reason,
+                modules,
                 trace_id,
             );
             return;
@@ -163,8 +213,15 @@ impl Recorder {
             subject = input.identity.subject(),
             decision = decision.verdict(),
             reason,
+            message = decision.message,
+            modules,
             trace_id,
         );
+    }
+
+    /// Counts a policy reload attempt (`ok` or `error`).
+    pub fn policy_reload(&self, result: &str) {
+        self.policy_reloads.with_label_values(&[result]).inc();
     }
 }
 

@@ -65,6 +65,7 @@ pub async fn start(config: &Config) -> Result<Running, Error> {
         .transpose()?;
     let gateway = Gateway::new(snapshot, Recorder::new());
     crate::identify::jwks::start_all(&gateway).await;
+    gateway.watch_policies();
     let shutdown = CancellationToken::new();
     let drain = config.server.drain_timeout;
 

@@ -27,6 +27,8 @@ pub enum Error {
     },
     #[error("route {route:?}: {what}")]
     Auth { route: String, what: String },
+    #[error(transparent)]
+    Policy(#[from] crate::decide::Error),
 }
 
 /// A route ready to serve.
@@ -65,6 +67,9 @@ pub struct Snapshot {
     routes: Vec<Arc<Route>>,
     pub limits: Limits,
     pub policy: Arc<PolicySet>,
+    /// What `policy` was built from, so a policy-only reload can rebuild it.
+    pub policies: Arc<[crate::config::Policy]>,
+    pub policy_limits: crate::config::PolicyLimits,
     pub issuers: Arc<HashMap<String, Arc<TrustedIssuer>>>,
     /// Each issuer's current keys, by issuer name.
     pub keys: Arc<HashMap<String, Arc<KeySet>>>,
@@ -126,7 +131,9 @@ impl Snapshot {
         Ok(Self {
             routes,
             limits: config.limits.clone(),
-            policy: Arc::new(PolicySet::default()),
+            policy: Arc::new(PolicySet::build(&config.policies, &config.policy_limits)?),
+            policies: config.policies.clone().into(),
+            policy_limits: config.policy_limits.clone(),
             issuers: Arc::new(issuers),
             keys: Arc::new(keys),
             keys_generation: previous.map_or(0, |p| p.keys_generation + 1),
@@ -160,6 +167,13 @@ impl Snapshot {
         next.keys = Arc::new(all);
         next.keys_generation += 1;
         Some(next)
+    }
+
+    /// This snapshot with a new policy set.
+    pub fn with_policy(&self, policy: Arc<PolicySet>) -> Self {
+        let mut next = self.clone();
+        next.policy = policy;
+        next
     }
 
     /// Every JWKS fetcher this snapshot's issuers use.

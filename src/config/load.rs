@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
-use super::{Admin, Config, Issuer, Limits, Route, Server, validate};
+use super::{Admin, Config, Issuer, Limits, Policy, Route, Server, validate};
 
 /// One problem in a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,11 +81,14 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
     // parse is skipped, and later errors must still name the right table.
     let mut positions: Vec<usize> = Vec::new();
     let mut issuer_positions: Vec<usize> = Vec::new();
+    let mut policy_positions: Vec<usize> = Vec::new();
     let mut config = Config {
         server: Server::default(),
         admin: Admin::default(),
         limits: Limits::default(),
         issuers: Vec::new(),
+        policy_limits: super::PolicyLimits::default(),
+        policies: Vec::new(),
         routes: Vec::new(),
     };
     for (key, value) in root.iter() {
@@ -93,6 +96,13 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
             "server" => section(value, "server", &mut sink).map(|v| config.server = v),
             "admin" => section(value, "admin", &mut sink).map(|v| config.admin = v),
             "limits" => section(value, "limits", &mut sink).map(|v| config.limits = v),
+            "policy_limits" => {
+                section(value, "policy_limits", &mut sink).map(|v| config.policy_limits = v)
+            }
+            "policies" => tables::<Policy>(value, "policies", &mut sink).map(|(v, at)| {
+                config.policies = v;
+                policy_positions = at;
+            }),
             "issuers" => tables::<Issuer>(value, "issuers", &mut sink).map(|(v, at)| {
                 config.issuers = v;
                 issuer_positions = at;
@@ -105,7 +115,7 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
                 sink.at(
                     Some(key.span()),
                     other,
-                    "unknown top-level key (expected one of: server, admin, limits, issuers, routes)",
+                    "unknown top-level key (expected one of: server, admin, limits, issuers, policy_limits, policies, routes)",
                 );
                 None
             }
@@ -126,6 +136,7 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
     let at = validate::Positions {
         routes: positions,
         issuers: issuer_positions,
+        policies: policy_positions,
     };
     validate::check(&config, &at, &mut |path, message| {
         let span = resolve(path);
@@ -228,6 +239,15 @@ fn absolutize(mut config: Config, base: &Path) -> Config {
         }
         if let Some(secret) = issuer.hs_secret.as_mut() {
             secret.anchor(base);
+        }
+    }
+    if let Some(dir) = config.policy_limits.cache_dir.as_mut() {
+        fix(dir);
+    }
+    for policy in &mut config.policies {
+        fix(&mut policy.module);
+        if let Some(v) = policy.vectors.as_mut() {
+            fix(v);
         }
     }
     for route in &mut config.routes {

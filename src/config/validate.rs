@@ -15,6 +15,7 @@ use crate::forward::headers::is_hop_by_hop;
 pub(super) struct Positions {
     pub(super) routes: Vec<usize>,
     pub(super) issuers: Vec<usize>,
+    pub(super) policies: Vec<usize>,
 }
 
 pub(super) fn check(config: &Config, positions: &Positions, report: &mut dyn FnMut(&str, String)) {
@@ -31,6 +32,7 @@ pub(super) fn check(config: &Config, positions: &Positions, report: &mut dyn FnM
         }
     }
     super::validate_identity::check(config, &positions.issuers, &positions.routes, report);
+    super::validate_policy::check(config, &positions.policies, report);
     if let Some(tls) = &config.server.tls
         && let Err(e) = crate::listener::tls::server_config(tls)
     {

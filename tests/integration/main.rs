@@ -11,4 +11,5 @@ mod config_files;
 mod edge;
 mod identity;
 mod peers;
+mod policy;
 mod tls;

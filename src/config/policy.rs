@@ -1,0 +1,86 @@
+//! Start-up stage: the policy modules the decide stage runs and the limits
+//! of their sandbox.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::duration;
+
+/// Sandbox limits shared by every module.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyLimits {
+    /// Longest a module may run for one decision; past it the call is
+    /// denied with `policy_error`.
+    #[serde(default = "PolicyLimits::default_deadline", with = "duration")]
+    pub deadline: Duration,
+    /// Largest linear memory a module instance may grow to, in bytes.
+    #[serde(default = "PolicyLimits::default_memory")]
+    pub max_memory: usize,
+    /// Where compiled modules are cached, keyed by content hash and engine
+    /// version. Default: `toolgate-module-cache` in the system temp directory.
+    pub cache_dir: Option<PathBuf>,
+    /// Reload when a module file or its vectors change on disk.
+    #[serde(default = "default_true")]
+    pub watch: bool,
+}
+
+impl PolicyLimits {
+    fn default_deadline() -> Duration {
+        Duration::from_millis(10)
+    }
+    fn default_memory() -> usize {
+        64 * 1024 * 1024
+    }
+}
+
+impl Default for PolicyLimits {
+    fn default() -> Self {
+        Self {
+            deadline: Self::default_deadline(),
+            max_memory: Self::default_memory(),
+            cache_dir: None,
+            watch: true,
+        }
+    }
+}
+
+/// One policy module and where it applies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Unique name, shown in decision logs.
+    pub name: String,
+    /// The `.wasm` file: a toolgate ABI module or an `opa build -t wasm` module.
+    pub module: PathBuf,
+    /// The module's test vectors (see policy-modules/ABI.md), run before it
+    /// is activated; a module failing any is refused.
+    pub vectors: Option<PathBuf>,
+    /// Route names it applies to; empty: every route.
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// Tool-name globs it applies to; empty: every tool.
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// `call` and/or `list`; empty: both.
+    #[serde(default)]
+    pub phases: Vec<PolicyPhase>,
+    /// Configuration handed to the module once per instance (any TOML value).
+    #[serde(default)]
+    pub config: Option<toml::Value>,
+    /// OPA modules: the entrypoint to evaluate; default the first one.
+    pub entrypoint: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyPhase {
+    Call,
+    List,
+}
+
+fn default_true() -> bool {
+    true
+}

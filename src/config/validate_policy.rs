@@ -1,0 +1,70 @@
+//! Start-up stage: checks of `[policy_limits]` and the `[[policies]]` tables.
+//! Compiling a module and running its vectors happens when the snapshot is
+//! built (`toolgate check` does both).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use super::Config;
+
+pub(super) fn check(config: &Config, positions: &[usize], report: &mut dyn FnMut(&str, String)) {
+    let limits = &config.policy_limits;
+    if limits.deadline.is_zero() || limits.deadline > Duration::from_secs(1) {
+        report(
+            "policy_limits.deadline",
+            "must be between 1ms and 1s".into(),
+        );
+    }
+    if limits.max_memory < 1 << 20 || limits.max_memory > 4 << 30 {
+        report(
+            "policy_limits.max_memory",
+            "must be between 1 MiB and 4 GiB".into(),
+        );
+    }
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (policy, &i) in config.policies.iter().zip(positions) {
+        let at = |field: &str| format!("policies[{i}].{field}");
+        let name_ok = !policy.name.is_empty()
+            && policy
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !name_ok {
+            report(
+                &at("name"),
+                format!(
+                    "{:?} is not a valid policy name (a-z, 0-9, '-', '_')",
+                    policy.name
+                ),
+            );
+        }
+        if let Some(first) = names.insert(&policy.name, i) {
+            report(
+                &at("name"),
+                format!("duplicate policy name (also policies[{first}])"),
+            );
+        }
+        if !policy.module.is_file() {
+            report(
+                &at("module"),
+                format!("{} is not a readable file", policy.module.display()),
+            );
+        }
+        if let Some(v) = &policy.vectors
+            && !v.is_file()
+        {
+            report(
+                &at("vectors"),
+                format!("{} is not a readable file", v.display()),
+            );
+        }
+        for route in &policy.routes {
+            if !config.routes.iter().any(|r| &r.name == route) {
+                report(&at("routes"), format!("route {route:?} is not defined"));
+            }
+        }
+        if policy.tools.iter().any(String::is_empty) {
+            report(&at("tools"), "a tool glob must not be empty".into());
+        }
+    }
+}

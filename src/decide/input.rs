@@ -1,0 +1,93 @@
+//! Decide stage: the decision input as policy modules receive it — version 1
+//! of the JSON document in policy-modules/ABI.md.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::DecisionInput;
+use crate::config::RouteKind;
+use crate::identify::Identity;
+
+#[derive(Serialize)]
+struct Wire<'a> {
+    version: u32,
+    phase: &'static str,
+    route: WireRoute<'a>,
+    tool: WireTool<'a>,
+    method: &'a str,
+    identity: &'a Identity,
+    task: Option<Value>,
+    grants: [Value; 0],
+    counters: Option<Value>,
+    recent_calls: [Value; 0],
+    request: WireRequest<'a>,
+    time: WireTime,
+}
+
+#[derive(Serialize)]
+struct WireRoute<'a> {
+    name: &'a str,
+    kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct WireTool<'a> {
+    name: &'a str,
+    arguments: &'a Value,
+}
+
+#[derive(Serialize)]
+struct WireRequest<'a> {
+    era: Option<&'static str>,
+    protocol_version: Option<&'a str>,
+    headers: serde_json::Map<String, Value>,
+}
+
+#[derive(Serialize)]
+struct WireTime {
+    unix_ms: u64,
+}
+
+/// Serializes the input once per decision (shared by every module).
+pub fn encode(input: &DecisionInput<'_>) -> Vec<u8> {
+    let headers = input
+        .request
+        .headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::from(v.as_str())))
+        .collect();
+    let wire = Wire {
+        version: 1,
+        phase: input.phase.as_str(),
+        route: WireRoute {
+            name: &input.route.name,
+            kind: match input.route.kind {
+                RouteKind::Mcp => "mcp",
+                RouteKind::Http => "http",
+            },
+        },
+        tool: WireTool {
+            name: input.tool,
+            arguments: input.arguments,
+        },
+        method: input.method,
+        identity: input.identity,
+        task: None,
+        grants: [],
+        counters: None,
+        recent_calls: [],
+        request: WireRequest {
+            era: input.request.era,
+            protocol_version: input.request.protocol_version.as_deref(),
+            headers,
+        },
+        time: WireTime {
+            unix_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        },
+    };
+    // Serializing plain data cannot fail; an empty input would be refused
+    // by the module's parser, which denies (fail closed).
+    serde_json::to_vec(&wire).unwrap_or_default()
+}

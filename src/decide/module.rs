@@ -1,0 +1,457 @@
+//! Decide stage: one loaded policy module — compiled, its imports checked,
+//! its own test vectors passed — and the pool of warm instances that answer
+//! decisions. An instance that faults is thrown away; the next call gets a
+//! fresh one, so one bad call never poisons another.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use aws_lc_rs::digest;
+use serde_json::Value;
+use wasmtime::{InstancePre, Store, StoreLimits, Trap};
+
+use super::abi::{self, Warm};
+use super::engine::{PolicyEngine, TICK};
+use super::opa::{self, OpaModule};
+use super::{Phase, Verdict};
+use crate::config::{self, PolicyPhase};
+
+/// Deadline for instantiating and configuring an instance.
+const CONFIGURE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+/// Idle instances kept per module.
+const MAX_IDLE: usize = 16;
+
+/// Why a module could not give a decision. Every one denies the call with
+/// reason `policy_error`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Fault {
+    #[error("module trapped: {0}")]
+    Trap(String),
+    #[error("module ran past its deadline")]
+    Deadline,
+    #[error("module exceeded its memory limit")]
+    Memory,
+    #[error("module lacks the export {0:?}")]
+    MissingExport(&'static str),
+    #[error("module output is not a decision: {0}")]
+    Malformed(String),
+    #[error("module output is {0} bytes, over the limit")]
+    OutputTooLarge(usize),
+    #[error("module refused its configuration: {0}")]
+    Configure(String),
+    #[error("{0}")]
+    Load(String),
+}
+
+impl Fault {
+    /// Classifies an error from a call into the module.
+    pub fn from_call(e: wasmtime::Error) -> Self {
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => Self::Deadline,
+            Some(trap) => {
+                let text = format!("{e:#}");
+                if text.contains("grow") && text.contains("memory")
+                    || text.contains("resource limit")
+                {
+                    Self::Memory
+                } else {
+                    Self::Trap(trap.to_string())
+                }
+            }
+            None => {
+                let text = format!("{e:#}");
+                if text.contains("memory") && (text.contains("limit") || text.contains("grow")) {
+                    Self::Memory
+                } else {
+                    Self::Trap(text)
+                }
+            }
+        }
+    }
+
+    /// Metric label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Trap(_) => "trap",
+            Self::Deadline => "deadline",
+            Self::Memory => "memory",
+            Self::MissingExport(_) => "missing_export",
+            Self::Malformed(_) => "malformed_output",
+            Self::OutputTooLarge(_) => "output_too_large",
+            Self::Configure(_) => "configure",
+            Self::Load(_) => "load",
+        }
+    }
+}
+
+/// What the store of every instance carries.
+#[derive(Debug)]
+pub struct HostState {
+    pub limits: StoreLimits,
+    pub module: Arc<str>,
+}
+
+/// One module's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub verdict: Verdict,
+    pub reason: Option<String>,
+    pub annotations: Option<Value>,
+}
+
+enum Flavor {
+    Toolgate {
+        pre: InstancePre<HostState>,
+        pool: Mutex<Vec<Warm>>,
+    },
+    Opa(OpaModule),
+}
+
+/// A module ready to decide.
+pub struct PolicyModule {
+    pub name: Arc<str>,
+    pub version: String,
+    /// SHA-256 of the module bytes, hex.
+    pub hash: String,
+    routes: Vec<String>,
+    tools: Vec<String>,
+    phases: Vec<PolicyPhase>,
+    config: Option<Vec<u8>>,
+    engine: Arc<PolicyEngine>,
+    deadline_ticks: u64,
+    max_memory: usize,
+    flavor: Flavor,
+}
+
+impl std::fmt::Debug for PolicyModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyModule")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyModule {
+    /// Reads, compiles and checks a module, then runs its vectors.
+    pub fn load(
+        engine: &Arc<PolicyEngine>,
+        cfg: &config::Policy,
+        limits: &config::PolicyLimits,
+    ) -> Result<Self, Fault> {
+        let wasm = std::fs::read(&cfg.module)
+            .map_err(|e| Fault::Load(format!("cannot read {}: {e}", cfg.module.display())))?;
+        let hash = hex(digest::digest(&digest::SHA256, &wasm).as_ref());
+        let cache = limits
+            .cache_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("toolgate-module-cache"));
+        let module = engine
+            .compile(&wasm, &hash, Some(&cache))
+            .map_err(|e| Fault::Load(e.to_string()))?;
+        let config = cfg
+            .config
+            .as_ref()
+            .map(|v| {
+                serde_json::to_vec(v)
+                    .map_err(|e| Fault::Load(format!("config is not JSON-representable: {e}")))
+            })
+            .transpose()?;
+        let deadline_ticks = ticks(limits.deadline);
+        let name: Arc<str> = Arc::from(cfg.name.as_str());
+        let (flavor, version) = if opa::is_opa(&module) {
+            let opa = OpaModule::new(
+                engine,
+                &module,
+                &name,
+                limits.max_memory,
+                cfg.entrypoint.as_deref(),
+            )?;
+            (Flavor::Opa(opa), "opa".to_owned())
+        } else {
+            let linker = abi::linker(engine)?;
+            let pre = linker.instantiate_pre(&module).map_err(|e| {
+                Fault::Load(format!(
+                    "imports something toolgate does not provide: {e:#}"
+                ))
+            })?;
+            (
+                Flavor::Toolgate {
+                    pre,
+                    pool: Mutex::new(Vec::new()),
+                },
+                String::new(),
+            )
+        };
+        let mut loaded = Self {
+            name,
+            version,
+            hash,
+            routes: cfg.routes.clone(),
+            tools: cfg.tools.clone(),
+            phases: cfg.phases.clone(),
+            config,
+            engine: Arc::clone(engine),
+            deadline_ticks,
+            max_memory: limits.max_memory,
+            flavor,
+        };
+        // A first instance proves the module loads and configures, and stays warm.
+        if let Flavor::Toolgate { pool, .. } = &loaded.flavor {
+            let (warm, version) = loaded.warm(loaded.config.as_deref())?;
+            loaded.version = version;
+            if let Ok(mut idle) = pool.lock() {
+                idle.push(warm);
+            }
+        }
+        if let Some(path) = &cfg.vectors {
+            loaded.run_vectors(path)?;
+        } else {
+            tracing::warn!(policy = %cfg.name, "policy module has no test vectors; it is activated unchecked");
+        }
+        Ok(loaded)
+    }
+
+    /// True if this module decides calls to `tool` on `route` in `phase`.
+    pub fn applies(&self, route: &str, tool: &str, phase: Phase) -> bool {
+        let phase_ok = self.phases.is_empty()
+            || self.phases.iter().any(|p| {
+                matches!(
+                    (p, phase),
+                    (PolicyPhase::Call, Phase::Call) | (PolicyPhase::List, Phase::List)
+                )
+            });
+        let route_ok = self.routes.is_empty() || self.routes.iter().any(|r| r == route);
+        let tool_ok = self.tools.is_empty() || self.tools.iter().any(|g| glob(g, tool));
+        phase_ok && route_ok && tool_ok
+    }
+
+    /// One decision from the module, or why there is none.
+    pub fn evaluate(&self, input: &[u8]) -> Result<Answer, Fault> {
+        let output = match &self.flavor {
+            Flavor::Toolgate { pool, .. } => {
+                let idle = pool.lock().ok().and_then(|mut p| p.pop());
+                let mut warm = match idle {
+                    Some(w) => w,
+                    None => self.warm(self.config.as_deref())?.0,
+                };
+                let output = warm.decide(input, self.deadline_ticks)?;
+                if let Ok(mut p) = pool.lock()
+                    && p.len() < MAX_IDLE
+                {
+                    p.push(warm);
+                }
+                output
+            }
+            Flavor::Opa(opa) => return opa.evaluate(input, self.deadline_ticks),
+        };
+        parse_answer(&output)
+    }
+
+    fn warm(&self, config: Option<&[u8]>) -> Result<(Warm, String), Fault> {
+        let Flavor::Toolgate { pre, .. } = &self.flavor else {
+            return Err(Fault::Load("not a toolgate-ABI module".into()));
+        };
+        let store = Store::new(
+            &self.engine.engine,
+            HostState {
+                limits: abi::store_limits(self.max_memory),
+                module: Arc::clone(&self.name),
+            },
+        );
+        let mut store = store;
+        store.limiter(|s| &mut s.limits);
+        store.epoch_deadline_trap();
+        Warm::new(pre, store, config, ticks(CONFIGURE_DEADLINE))
+    }
+
+    /// Runs the module's own test vectors; any mismatch refuses the module.
+    fn run_vectors(&self, path: &Path) -> Result<(), Fault> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Fault::Load(format!("cannot read vectors {}: {e}", path.display())))?;
+        let doc: Value = serde_json::from_str(&text)
+            .map_err(|e| Fault::Load(format!("vectors {} are not JSON: {e}", path.display())))?;
+        let vectors = doc
+            .get("vectors")
+            .and_then(Value::as_array)
+            .ok_or_else(|| {
+                Fault::Load(format!(
+                    "vectors {} need a \"vectors\" array",
+                    path.display()
+                ))
+            })?;
+        // Vectors assume their own config, if they carry one.
+        let config = doc.get("config").map(|c| c.to_string().into_bytes());
+        let config = config.as_deref().or(self.config.as_deref());
+        let mut failures = Vec::new();
+        let mut toolgate = match &self.flavor {
+            Flavor::Toolgate { .. } => Some(self.warm(config)?.0),
+            Flavor::Opa(_) => None,
+        };
+        for (i, vector) in vectors.iter().enumerate() {
+            let name = vector
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("unnamed")
+                .to_owned();
+            let expect = vector.get("expect").and_then(Value::as_str).unwrap_or("");
+            let input = vector
+                .get("input")
+                .cloned()
+                .unwrap_or(Value::Null)
+                .to_string();
+            let got = match (&mut toolgate, &self.flavor) {
+                (Some(warm), _) => {
+                    let out = warm.decide(input.as_bytes(), ticks(CONFIGURE_DEADLINE));
+                    if out.is_err() {
+                        // A faulted instance is not reused, not even here.
+                        toolgate = self.warm(config).ok().map(|w| w.0);
+                    }
+                    out.and_then(|o| parse_answer(&o))
+                }
+                (None, Flavor::Opa(opa)) => {
+                    opa.evaluate(input.as_bytes(), ticks(CONFIGURE_DEADLINE))
+                }
+                (None, Flavor::Toolgate { .. }) => Err(Fault::Load("no instance".into())),
+            };
+            match got {
+                Ok(answer) if answer.verdict.as_str() == expect => {}
+                Ok(answer) => failures.push(format!(
+                    "#{i} {name:?}: expected {expect}, got {}{}",
+                    answer.verdict.as_str(),
+                    answer.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                )),
+                Err(fault) => failures.push(format!(
+                    "#{i} {name:?}: expected {expect}, module faulted: {fault}"
+                )),
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(Fault::Load(format!(
+                "{} of {} test vectors failed: {}",
+                failures.len(),
+                vectors.len(),
+                failures.join("; ")
+            )))
+        }
+    }
+}
+
+/// Reads a module's output JSON as a decision.
+pub fn parse_answer(output: &[u8]) -> Result<Answer, Fault> {
+    let value: Value =
+        serde_json::from_slice(output).map_err(|e| Fault::Malformed(format!("not JSON ({e})")))?;
+    if let Some(error) = value.get("error") {
+        let error = error
+            .as_str()
+            .map_or_else(|| error.to_string(), str::to_owned);
+        return Err(Fault::Malformed(format!(
+            "module reported an error: {error}"
+        )));
+    }
+    let verdict = match value.get("decision").and_then(Value::as_str) {
+        Some("allow") => Verdict::Allow,
+        Some("deny") => Verdict::Deny,
+        Some("needs_approval") => Verdict::NeedsApproval,
+        Some(other) => return Err(Fault::Malformed(format!("unknown decision {other:?}"))),
+        None => return Err(Fault::Malformed("no \"decision\" field".into())),
+    };
+    let reason = value
+        .get("reason")
+        .and_then(Value::as_str)
+        .map(|r| truncate(r, 1024));
+    if verdict != Verdict::Allow && reason.as_deref().is_none_or(str::is_empty) {
+        return Err(Fault::Malformed(format!(
+            "a {} needs a reason",
+            verdict.as_str()
+        )));
+    }
+    let annotations = value.get("annotations").filter(|a| a.is_object()).cloned();
+    Ok(Answer {
+        verdict,
+        reason,
+        annotations,
+    })
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+pub(super) fn ticks(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros() / TICK.as_micros().max(1))
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `*` matches any run of characters, `?` one; everything else literally.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("*", "anything"));
+        assert!(glob("search_*", "search_issues"));
+        assert!(!glob("search_*", "delete_issues"));
+        assert!(glob("a?c", "abc"));
+        assert!(glob("*_all", "delete_all"));
+        assert!(!glob("echo", "echo2"));
+    }
+
+    #[test]
+    fn answers_are_parsed_strictly() {
+        assert_eq!(
+            parse_answer(br#"{"decision":"allow"}"#).unwrap().verdict,
+            Verdict::Allow
+        );
+        let a =
+            parse_answer(br#"{"decision":"deny","reason":"no","annotations":{"r":1}}"#).unwrap();
+        assert_eq!(a.reason.as_deref(), Some("no"));
+        for bad in [
+            &b"garbage"[..],
+            br#"{}"#,
+            br#"{"decision":"maybe"}"#,
+            br#"{"decision":"deny"}"#,
+            br#"{"error":"bad input"}"#,
+        ] {
+            assert!(
+                matches!(parse_answer(bad), Err(Fault::Malformed(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}

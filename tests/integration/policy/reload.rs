@@ -1,0 +1,117 @@
+//! Hot reload: swapping a module file under load fails no request; a module
+//! failing its own vectors is never activated.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::*;
+
+fn vectors(expect: &str) -> String {
+    json!({"vectors": [{"name": "any call", "input": {"phase": "call", "tool": {"name": "echo"}}, "expect": expect}]}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swapping_modules_under_load_fails_no_request() {
+    let up = tools_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("live.wat");
+    let vectors_file = dir.path().join("live.vectors.json");
+    std::fs::copy(fixture("allow.wat"), &module).unwrap();
+    std::fs::write(&vectors_file, vectors("allow")).unwrap();
+    // Generous deadline: this test is about swapping, on a busy 2-core box.
+    let mut config = String::from("[policy_limits]\ndeadline = \"200ms\"\n");
+    config.push_str(&route("r", "/mcp", &up.url("/mcp")));
+    config.push_str(&policy(
+        "live",
+        &module,
+        "r",
+        &format!("vectors = \"{}\"", vectors_file.display()),
+    ));
+    let gw = Arc::new(TestGateway::start(&config).await);
+    assert_eq!(
+        call(&gw, "/mcp", "echo").await["result"]["content"][0]["text"],
+        "ok"
+    );
+
+    let (allowed, denied) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let stop = Instant::now() + Duration::from_secs(4);
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (gw, allowed, denied) = (Arc::clone(&gw), Arc::clone(&allowed), Arc::clone(&denied));
+        load.push(tokio::spawn(async move {
+            while Instant::now() < stop {
+                let answer = call(&gw, "/mcp", "echo").await;
+                if answer["result"]["content"][0]["text"] == "ok" {
+                    allowed.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    assert!(
+                        is_refused_with(&answer, "the deny fixture says no"),
+                        "unexpected answer: {answer}"
+                    );
+                    denied.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    // A module that fails its own vectors (deny where allow is expected) is refused...
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    std::fs::copy(fixture("deny.wat"), &module).unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(
+        denied.load(Ordering::Relaxed),
+        0,
+        "a module failing its vectors was activated"
+    );
+    let errors =
+        crate::common::metric(&gw, "toolgate_policy_reloads_total{result=\"error\"}").await;
+    assert!(errors >= 1.0, "the refused reload is counted");
+    // ...and once its vectors agree, the swap happens with the load running.
+    std::fs::write(&vectors_file, vectors("deny")).unwrap();
+    for t in load {
+        t.await.unwrap();
+    }
+    assert!(allowed.load(Ordering::Relaxed) > 0);
+    assert!(
+        denied.load(Ordering::Relaxed) > 0,
+        "the new module took over without a restart"
+    );
+    let answer = call(&gw, "/mcp", "echo").await;
+    assert!(is_refused_with(&answer, "policy_deny"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_trigger_reloads_and_reports_a_broken_set() {
+    let up = tools_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("m.wat");
+    std::fs::copy(fixture("allow.wat"), &module).unwrap();
+    let mut config = String::from("[policy_limits]\nwatch = false\n");
+    config.push_str(&route("r", "/mcp", &up.url("/mcp")));
+    config.push_str(&policy("m", &module, "r", ""));
+    let gw = TestGateway::start(&config).await;
+    std::fs::copy(fixture("deny.wat"), &module).unwrap();
+    let admin = gw.admin_url("/policies/reload");
+    let r = crate::common::send(http::Method::POST, &admin, &[], bytes::Bytes::new()).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(is_refused_with(
+        &call(&gw, "/mcp", "echo").await,
+        "policy_deny"
+    ));
+    std::fs::write(&module, "(module (this is not wasm").unwrap();
+    let r = crate::common::send(http::Method::POST, &admin, &[], bytes::Bytes::new()).await;
+    assert_eq!(r.status, 409, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "policy_reload_failed");
+    assert!(
+        is_refused_with(&call(&gw, "/mcp", "echo").await, "policy_deny"),
+        "the last good set keeps serving"
+    );
+    let listed = crate::common::send(
+        http::Method::GET,
+        &gw.admin_url("/policies"),
+        &[],
+        bytes::Bytes::new(),
+    )
+    .await;
+    assert_eq!(listed.json()["policies"][0]["name"], "m");
+}
