@@ -109,7 +109,9 @@ mod tests {
         assert_eq!(identity.subject(), "spiffe://example.org/agent");
         let json = serde_json::to_value(&identity).unwrap();
         assert_eq!(json["kind"], "workload");
-        assert_eq!(json["spiffe"], "spiffe://example.org/agent");
+        assert_eq!(json["spiffe"]["id"], "spiffe://example.org/agent");
+        assert_eq!(json["spiffe"]["trust_domain"], "example.org");
+        assert_eq!(json["spiffe"]["path"], "/agent");
         assert_eq!(json["expires_at"], 42);
         assert_eq!(Identity::Anonymous.subject(), "anonymous");
         let anon = serde_json::to_value(Identity::Anonymous).unwrap();

@@ -149,9 +149,16 @@ impl fmt::Display for SpiffeId {
     }
 }
 
+/// Serialized as policy modules see it (policy-modules/ABI.md):
+/// `{"id": "spiffe://td/path", "trust_domain": "td", "path": "/path"}`.
 impl Serialize for SpiffeId {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        use serde::ser::SerializeStruct as _;
+        let mut st = s.serialize_struct("SpiffeId", 3)?;
+        st.serialize_field("id", &self.to_string())?;
+        st.serialize_field("trust_domain", &self.trust_domain)?;
+        st.serialize_field("path", &self.path)?;
+        st.end()
     }
 }
 
