@@ -3,12 +3,13 @@
 //! decisions. An instance that faults is thrown away; the next call gets a
 //! fresh one, so one bad call never poisons another.
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::digest;
 use serde_json::Value;
 use wasmtime::{InstancePre, Store, StoreLimits, Trap};
+
+mod vectors;
 
 use super::abi::{self, Warm};
 use super::engine::{PolicyEngine, TICK};
@@ -249,6 +250,15 @@ impl PolicyModule {
         parse_answer(&output)
     }
 
+    /// Creates, configures and drops one fresh instance: what a call pays
+    /// when no warm instance is idle (benchmarks measure it).
+    pub fn instantiate_once(&self) -> Result<(), Fault> {
+        match &self.flavor {
+            Flavor::Toolgate { .. } => self.warm(self.config.as_deref()).map(drop),
+            Flavor::Opa(_) => Ok(()),
+        }
+    }
+
     fn warm(&self, config: Option<&[u8]>) -> Result<(Warm, String), Fault> {
         let Flavor::Toolgate { pre, .. } = &self.flavor else {
             return Err(Fault::Load("not a toolgate-ABI module".into()));
@@ -264,79 +274,6 @@ impl PolicyModule {
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
         Warm::new(pre, store, config, ticks(CONFIGURE_DEADLINE))
-    }
-
-    /// Runs the module's own test vectors; any mismatch refuses the module.
-    fn run_vectors(&self, path: &Path) -> Result<(), Fault> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Fault::Load(format!("cannot read vectors {}: {e}", path.display())))?;
-        let doc: Value = serde_json::from_str(&text)
-            .map_err(|e| Fault::Load(format!("vectors {} are not JSON: {e}", path.display())))?;
-        let vectors = doc
-            .get("vectors")
-            .and_then(Value::as_array)
-            .ok_or_else(|| {
-                Fault::Load(format!(
-                    "vectors {} need a \"vectors\" array",
-                    path.display()
-                ))
-            })?;
-        // Vectors assume their own config, if they carry one.
-        let config = doc.get("config").map(|c| c.to_string().into_bytes());
-        let config = config.as_deref().or(self.config.as_deref());
-        let mut failures = Vec::new();
-        let mut toolgate = match &self.flavor {
-            Flavor::Toolgate { .. } => Some(self.warm(config)?.0),
-            Flavor::Opa(_) => None,
-        };
-        for (i, vector) in vectors.iter().enumerate() {
-            let name = vector
-                .get("name")
-                .and_then(Value::as_str)
-                .unwrap_or("unnamed")
-                .to_owned();
-            let expect = vector.get("expect").and_then(Value::as_str).unwrap_or("");
-            let input = vector
-                .get("input")
-                .cloned()
-                .unwrap_or(Value::Null)
-                .to_string();
-            let got = match (&mut toolgate, &self.flavor) {
-                (Some(warm), _) => {
-                    let out = warm.decide(input.as_bytes(), ticks(CONFIGURE_DEADLINE));
-                    if out.is_err() {
-                        // A faulted instance is not reused, not even here.
-                        toolgate = self.warm(config).ok().map(|w| w.0);
-                    }
-                    out.and_then(|o| parse_answer(&o))
-                }
-                (None, Flavor::Opa(opa)) => {
-                    opa.evaluate(input.as_bytes(), ticks(CONFIGURE_DEADLINE))
-                }
-                (None, Flavor::Toolgate { .. }) => Err(Fault::Load("no instance".into())),
-            };
-            match got {
-                Ok(answer) if answer.verdict.as_str() == expect => {}
-                Ok(answer) => failures.push(format!(
-                    "#{i} {name:?}: expected {expect}, got {}{}",
-                    answer.verdict.as_str(),
-                    answer.reason.map(|r| format!(" ({r})")).unwrap_or_default()
-                )),
-                Err(fault) => failures.push(format!(
-                    "#{i} {name:?}: expected {expect}, module faulted: {fault}"
-                )),
-            }
-        }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(Fault::Load(format!(
-                "{} of {} test vectors failed: {}",
-                failures.len(),
-                vectors.len(),
-                failures.join("; ")
-            )))
-        }
     }
 }
 

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod modules;
 pub mod peers;
 pub mod tokens;
 pub mod upstream;

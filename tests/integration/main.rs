@@ -10,6 +10,8 @@ mod common;
 mod config_files;
 mod edge;
 mod identity;
+mod modules;
+mod opa;
 mod peers;
 mod policy;
 mod tls;

@@ -1,0 +1,134 @@
+//! The decide stage's cost: one warm decision per policy module (input
+//! encoding included), a fresh instance (instantiate + configure), and the
+//! `list` phase over a 100-tool `tools/list` result. Modules are built from
+//! `policy-modules/` first (cached by cargo).
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::{Value, json};
+
+use toolgate::config;
+use toolgate::decide::{DecisionInput, Phase, RequestFacts};
+use toolgate::identify::spiffe::SpiffeId;
+use toolgate::identify::{Delegation, Identity, Workload};
+use toolgate::snapshot::Snapshot;
+
+const MODULES: [(&str, &str); 4] = [
+    (
+        "allowlist",
+        "rules = [{ trust_domains = [\"example.org\"], tools = [\"search_*\", \"echo\"] }]",
+    ),
+    (
+        "arg-constraints",
+        "rules = [{ tools = [\"read_file\"], pointer = \"/path\", path_prefix = \"/workspace/\" }]",
+    ),
+    ("task-budget", "max_calls = 100"),
+    ("jit-grants", "missing = \"deny\""),
+];
+
+fn build() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("policy-modules");
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(&dir)
+        .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS");
+    for (m, _) in MODULES {
+        cmd.args(["-p", m]);
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(status.success(), "building policy modules failed");
+    dir.join("target/wasm32-unknown-unknown/release")
+}
+
+fn snapshot(out: &Path) -> Snapshot {
+    toolgate::install_crypto_provider();
+    let mut text = String::from("[policy_limits]\nwatch = false\ndeadline = \"100ms\"\n");
+    for (name, table) in MODULES {
+        text.push_str(&format!(
+            "[[routes]]\nname = \"{name}\"\npath = \"/{name}\"\nupstream = \"http://127.0.0.1:1\"\n\
+             [[policies]]\nname = \"{name}\"\nmodule = \"{}\"\nroutes = [\"{name}\"]\n[policies.config]\n{table}\n",
+            out.join(format!("{}.wasm", name.replace('-', "_"))).display()
+        ));
+    }
+    let cfg = config::load_str(&text, "bench", Path::new(".")).expect("config");
+    Snapshot::build(&cfg, None).expect("snapshot")
+}
+
+fn identity() -> Identity {
+    let subject = "spiffe://example.org/agent/triage";
+    Identity::Workload(std::sync::Arc::new(Workload {
+        subject: subject.into(),
+        issuer: "https://spire.example.org".into(),
+        spiffe: SpiffeId::parse(subject).ok(),
+        audience: vec!["https://tools.example.com/mcp".into()],
+        scopes: vec!["tools:call".into()],
+        expires_at: 4_000_000_000,
+        claims: serde_json::Map::new(),
+        delegation: Delegation::default(),
+        task_id: None,
+    }))
+}
+
+fn decisions(c: &mut Criterion) {
+    let snap = snapshot(&build());
+    let facts = RequestFacts::default();
+    let who = identity();
+    let args = json!({"path": "/workspace/src/main.rs", "query": "label:bug"});
+    let mut g = c.benchmark_group("decide_warm");
+    for (name, _) in MODULES {
+        let (route, _) = snap.route_for(&format!("/{name}")).expect("route");
+        let input = DecisionInput {
+            phase: Phase::Call,
+            route,
+            tool: "search_issues",
+            arguments: &args,
+            method: "tools/call",
+            identity: &who,
+            request: &facts,
+        };
+        snap.policy.decide(&input);
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(snap.policy.decide(black_box(&input))))
+        });
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("instantiate");
+    for module in snap.policy.modules() {
+        g.bench_function(&*module.name, |b| {
+            b.iter(|| module.instantiate_once().expect("instantiates"))
+        });
+    }
+    g.finish();
+
+    // tools/list with 100 tools: the list phase decides once per tool.
+    let (route, _) = snap.route_for("/allowlist").expect("route");
+    let names: Vec<String> = (0..100).map(|i| format!("search_tool_{i}")).collect();
+    c.bench_function("list_phase_100_tools_allowlist", |b| {
+        b.iter(|| {
+            names
+                .iter()
+                .filter(|tool| {
+                    let input = DecisionInput {
+                        phase: Phase::List,
+                        route,
+                        tool,
+                        arguments: &Value::Null,
+                        method: "tools/list",
+                        identity: &who,
+                        request: &facts,
+                    };
+                    snap.policy.decide(&input).is_allow()
+                })
+                .count()
+        })
+    });
+}
+
+criterion_group!(benches, decisions);
+criterion_main!(benches);

@@ -1,0 +1,82 @@
+//! Glob patterns for tool names, subjects and grants: `*` matches any run of
+//! characters (also none, also `/`), `?` exactly one character; everything
+//! else is literal. No classes, no escapes: names in toolgate never need them,
+//! and fewer metacharacters means fewer surprises in an allowlist.
+
+/// Whether `text` matches `pattern` as a whole (not a substring search).
+pub fn matches(pattern: &str, text: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let text: Vec<char> = text.chars().collect();
+    let (mut p, mut t) = (0, 0);
+    // Where the last `*` was, and how much text it has swallowed so far: on a
+    // mismatch we backtrack there and let it take one more character. Only
+    // the latest star needs remembering, so this is O(len²) at worst, never
+    // exponential.
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pattern.get(p) {
+            Some('*') => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(&c) if c == '?' || c == text[t] => {
+                p += 1;
+                t += 1;
+            }
+            _ => match star {
+                Some((star_p, star_t)) => {
+                    p = star_p + 1;
+                    t = star_t + 1;
+                    star = Some((star_p, star_t + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pattern[p..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::matches;
+
+    #[test]
+    fn literals_match_only_themselves() {
+        assert!(matches("echo", "echo"));
+        assert!(!matches("echo", "echo2"));
+        assert!(!matches("echo", "ech"));
+        assert!(matches("", ""));
+        assert!(!matches("", "x"));
+    }
+
+    #[test]
+    fn star_matches_any_run() {
+        assert!(matches("*", ""));
+        assert!(matches("*", "anything/at all"));
+        assert!(matches("search_*", "search_"));
+        assert!(matches("search_*", "search_code"));
+        assert!(!matches("search_*", "research_code"));
+        assert!(matches(
+            "spiffe://example.org/agent/*",
+            "spiffe://example.org/agent/a/b"
+        ));
+        assert!(matches("*_file", "read_file"));
+        assert!(matches("a*b*c", "aXXbYYc"));
+        assert!(!matches("a*b*c", "aXXbYY"));
+        assert!(matches("a**b", "ab"));
+    }
+
+    #[test]
+    fn question_mark_is_one_char() {
+        assert!(matches("t?p", "tap"));
+        assert!(matches("t?p", "tép"));
+        assert!(!matches("t?p", "tp"));
+        assert!(!matches("t?p", "taap"));
+    }
+
+    #[test]
+    fn backtracking_is_not_exponential() {
+        let text = "a".repeat(2000);
+        assert!(!matches("*a*a*a*a*a*a*b", &text));
+    }
+}

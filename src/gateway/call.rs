@@ -1,0 +1,147 @@
+//! The facts of one call every stage after understanding needs, the
+//! forward step, and the `list`-phase filter of `tools/list` results.
+
+use super::*;
+
+/// The facts of one call that every stage after understanding needs.
+pub(super) struct Call<'a> {
+    pub(super) recorder: &'a Recorder,
+    pub(super) snapshot: &'a Arc<Snapshot>,
+    pub(super) route: &'a Arc<Route>,
+    pub(super) rest: &'a str,
+    pub(super) identity: Identity,
+    pub(super) trace: &'a Trace,
+    pub(super) conn: ConnInfo,
+    pub(super) facts: RequestFacts,
+}
+
+/// The request facts policy sees: era, protocol version, a few harmless headers.
+pub(super) fn request_facts(parts: &Parts, understood: &Understood) -> RequestFacts {
+    let era = match understood {
+        Understood::Mcp { era, .. } => Some(match era {
+            Era::Legacy { .. } => "legacy",
+            Era::Modern { .. } => "modern",
+        }),
+        Understood::McpStream | Understood::Http { .. } => None,
+    };
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let headers = ["user-agent", "x-request-id"]
+        .into_iter()
+        .filter_map(|name| header(name).map(|v| (name, v)))
+        .collect();
+    RequestFacts {
+        era,
+        protocol_version: header(era::PROTOCOL_VERSION_HEADER),
+        headers,
+    }
+}
+
+impl Call<'_> {
+    pub(super) fn input<'i>(
+        &'i self,
+        phase: Phase,
+        tool: &'i str,
+        arguments: &'i Value,
+        method: &'i str,
+    ) -> DecisionInput<'i> {
+        DecisionInput {
+            phase,
+            route: self.route,
+            tool,
+            arguments,
+            method,
+            identity: &self.identity,
+            request: &self.facts,
+        }
+    }
+
+    pub(super) fn list_edit(&self, list_ids: Vec<Value>, any_list_result: bool) -> ResponseEdit {
+        if list_ids.is_empty() && !any_list_result {
+            return ResponseEdit::default();
+        }
+        ResponseEdit {
+            list_ids,
+            any_list_result,
+            filter: Some(Arc::new(ListFilter {
+                snapshot: Arc::clone(self.snapshot),
+                route: Arc::clone(self.route),
+                identity: self.identity.clone(),
+                trace_id: self.trace.trace_id().to_owned(),
+                recorder: self.recorder.clone(),
+                facts: self.facts.clone(),
+            })),
+            extra: Vec::new(),
+        }
+    }
+
+    pub(super) async fn forward(
+        &self,
+        mut parts: Parts,
+        body: Bytes,
+        edit: ResponseEdit,
+        batch: bool,
+    ) -> Result<(Response<Body>, Outcome), Problem> {
+        if edit.inspects() {
+            // An answer the gateway must read cannot come compressed.
+            parts.headers.insert(
+                http::header::ACCEPT_ENCODING,
+                http::HeaderValue::from_static("identity"),
+            );
+        }
+        let out = Outbound {
+            route: self.route,
+            rest: self.rest,
+            parts,
+            body,
+            conn: self.conn,
+            trace: self.trace,
+        };
+        let resp = forward::send(out, self.recorder).await?;
+        let resp = forward::relay(
+            self.route,
+            resp,
+            edit,
+            batch,
+            self.snapshot.limits.max_inspected_response,
+        )
+        .await?;
+        Ok((resp, "forwarded"))
+    }
+}
+
+/// The `list` phase: a tool appears in `tools/list` only if policy would
+/// show it to this caller. A tool without a name is never shown.
+pub(super) struct ListFilter {
+    pub(super) recorder: Recorder,
+    pub(super) snapshot: Arc<Snapshot>,
+    pub(super) route: Arc<Route>,
+    pub(super) identity: Identity,
+    trace_id: String,
+    pub(super) facts: RequestFacts,
+}
+
+impl ToolFilter for ListFilter {
+    fn keep(&self, tool: &Value) -> bool {
+        let Some(name) = tool.get("name").and_then(Value::as_str) else {
+            return false;
+        };
+        let input = DecisionInput {
+            phase: Phase::List,
+            route: &self.route,
+            tool: name,
+            arguments: &Value::Null,
+            method: "tools/list",
+            identity: &self.identity,
+            request: &self.facts,
+        };
+        let decision = self.snapshot.policy.decide(&input);
+        self.recorder.decision(&input, &decision, &self.trace_id);
+        decision.is_allow()
+    }
+}

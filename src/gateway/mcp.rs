@@ -1,0 +1,70 @@
+//! Decide stage, MCP side: every `tools/call` in a POST is decided; refused
+//! ones are answered by the gateway, the rest forwarded.
+
+use super::call::Call;
+use super::*;
+
+impl Gateway {
+    /// Decides every `tools/call` in the messages, answers the refused ones
+    /// itself and forwards the rest.
+    pub(super) async fn mcp(
+        &self,
+        call: Call<'_>,
+        parts: Parts,
+        body: Bytes,
+        envelope: Envelope,
+        era: &Era,
+    ) -> Result<(Response<Body>, Outcome), Problem> {
+        let mut answered: Vec<Value> = Vec::new();
+        let mut forwarded: Vec<usize> = Vec::new();
+        let mut list_ids: Vec<Value> = Vec::new();
+        for (i, message) in envelope.messages.iter().enumerate() {
+            let id = message.id.clone().unwrap_or(Value::Null);
+            match message.tool_call() {
+                None => {
+                    if message.kind == MessageKind::Request
+                        && message.method() == Some("tools/list")
+                    {
+                        list_ids.push(id);
+                    }
+                    forwarded.push(i);
+                }
+                Some(Err(what)) if !envelope.batch => {
+                    return Err(Problem::InvalidParams { id, what });
+                }
+                Some(Err(what)) => answered.push(answer::invalid_params(&id, what)),
+                Some(Ok(tool)) => {
+                    let input = call.input(Phase::Call, tool.name, tool.arguments, "tools/call");
+                    let decision = call.snapshot.policy.decide(&input);
+                    self.recorder
+                        .decision(&input, &decision, call.trace.trace_id());
+                    match decision.refusal_text() {
+                        None => forwarded.push(i),
+                        Some(text) => answered.push(answer::tool_refusal(&id, &text, era)),
+                    }
+                }
+            }
+        }
+        if forwarded.is_empty() {
+            let reply = if envelope.batch {
+                Value::Array(answered)
+            } else {
+                answered.pop().unwrap_or(Value::Null)
+            };
+            return Ok((answer::json_response(StatusCode::OK, &reply), "refused"));
+        }
+        // Forward the original bytes unless some batch elements were refused.
+        let body = if forwarded.len() == envelope.messages.len() {
+            body
+        } else {
+            let kept: Vec<&Value> = forwarded
+                .iter()
+                .map(|&i| &envelope.messages[i].raw)
+                .collect();
+            Bytes::from(serde_json::to_vec(&kept).unwrap_or_default())
+        };
+        let mut edit = call.list_edit(list_ids, false);
+        edit.extra = answered;
+        call.forward(parts, body, edit, envelope.batch).await
+    }
+}
