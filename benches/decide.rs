@@ -55,6 +55,15 @@ fn snapshot(out: &Path) -> Snapshot {
             out.join(format!("{}.wasm", name.replace('-', "_"))).display()
         ));
     }
+    // Baseline: a hand-written module that answers without reading its input,
+    // i.e. the host's own cost per decision.
+    text.push_str(&format!(
+        "[[routes]]\nname = \"baseline\"\npath = \"/baseline\"\nupstream = \"http://127.0.0.1:1\"\n\
+         [[policies]]\nname = \"baseline\"\nmodule = \"{}\"\nroutes = [\"baseline\"]\n",
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/policies/allow.wat")
+            .display()
+    ));
     let cfg = config::load_str(&text, "bench", Path::new(".")).expect("config");
     Snapshot::build(&cfg, None).expect("snapshot")
 }
@@ -80,7 +89,7 @@ fn decisions(c: &mut Criterion) {
     let who = identity();
     let args = json!({"path": "/workspace/src/main.rs", "query": "label:bug"});
     let mut g = c.benchmark_group("decide_warm");
-    for (name, _) in MODULES {
+    for name in std::iter::once("baseline").chain(MODULES.map(|(n, _)| n)) {
         let (route, _) = snap.route_for(&format!("/{name}")).expect("route");
         let input = DecisionInput {
             phase: Phase::Call,

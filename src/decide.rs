@@ -54,6 +54,10 @@ pub struct RequestFacts {
     pub protocol_version: Option<String>,
     /// A few non-secret headers (e.g. `user-agent`); never credentials.
     pub headers: Vec<(&'static str, String)>,
+    /// The task id the route's `auth.task_header` names. Only a hint: it is
+    /// trusted (and reaches policy) once the task record names this caller
+    /// as its agent, which the task-context stage checks; until then unused.
+    pub task_hint: Option<String>,
 }
 
 /// Everything a decision may depend on. The task context joins it later.

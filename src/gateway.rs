@@ -173,7 +173,7 @@ impl Gateway {
             identity,
             trace: &trace,
             conn,
-            facts: request_facts(&parts, &understood),
+            facts: request_facts(&parts, &understood, route),
         };
         let method = parts.method.clone();
         let result = match understood {

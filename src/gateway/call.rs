@@ -16,7 +16,7 @@ pub(super) struct Call<'a> {
 }
 
 /// The request facts policy sees: era, protocol version, a few harmless headers.
-pub(super) fn request_facts(parts: &Parts, understood: &Understood) -> RequestFacts {
+pub(super) fn request_facts(parts: &Parts, understood: &Understood, route: &Route) -> RequestFacts {
     let era = match understood {
         Understood::Mcp { era, .. } => Some(match era {
             Era::Legacy { .. } => "legacy",
@@ -35,10 +35,16 @@ pub(super) fn request_facts(parts: &Parts, understood: &Understood) -> RequestFa
         .into_iter()
         .filter_map(|name| header(name).map(|v| (name, v)))
         .collect();
+    let task_hint = route
+        .auth
+        .as_ref()
+        .and_then(|a| a.task_header.as_ref())
+        .and_then(|name| header(name.as_str()));
     RequestFacts {
         era,
         protocol_version: header(era::PROTOCOL_VERSION_HEADER),
         headers,
+        task_hint,
     }
 }
 

@@ -47,6 +47,8 @@ pub struct Rego {
 // === impl Rego ===
 
 impl Policy for Rego {
+    const RAW_INPUT: bool = true;
+
     type Config = Config;
 
     fn configure(config: Config) -> Result<Self, String> {

@@ -16,6 +16,11 @@ pub trait Policy {
     /// the config fails loudly instead of weakening the policy.
     type Config: DeserializeOwned + Default;
 
+    /// Set to `true` to get the whole input document in [`Input::raw`]
+    /// (Rego and Cedar modules evaluate it). It costs a second parse of the
+    /// input, so typed modules leave it `false` and `raw` stays `Null`.
+    const RAW_INPUT: bool = false;
+
     /// Checks the config and builds the policy. The error is returned to the
     /// host as `{"error": …}`; say everything that is wrong at once.
     fn configure(config: Self::Config) -> Result<Self, String>

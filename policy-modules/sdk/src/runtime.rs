@@ -116,15 +116,21 @@ impl<P: Policy> Runtime<P> {
     }
 
     fn decide_value(&mut self, input: &[u8]) -> Vec<u8> {
-        let raw: Value = match serde_json::from_slice(input) {
-            Ok(raw) => raw,
-            Err(e) => return error_json(&format!("policy input is not valid JSON: {e}")),
+        // One typed pass unless the module asked for the raw document too.
+        let parsed = if P::RAW_INPUT {
+            match serde_json::from_slice::<Value>(input) {
+                Ok(raw) => Input::from_value(raw),
+                Err(e) => return error_json(&format!("policy input is not valid JSON: {e}")),
+            }
+        } else {
+            serde_json::from_slice::<Input>(input)
         };
-        let input = match Input::from_value(raw) {
+        let input = match parsed {
             Ok(input) => input,
-            Err(e) => {
+            Err(e) if e.is_data() => {
                 return error_json(&format!("policy input does not match ABI version 1: {e}"));
             }
+            Err(e) => return error_json(&format!("policy input is not valid JSON: {e}")),
         };
         if matches!(self.state, State::Unconfigured) {
             self.configure_json(b"");

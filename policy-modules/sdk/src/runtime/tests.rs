@@ -18,6 +18,8 @@ struct ToyConfig {
 }
 
 impl Policy for Toy {
+    const RAW_INPUT: bool = true;
+
     type Config = ToyConfig;
 
     fn configure(config: ToyConfig) -> Result<Self, String> {
