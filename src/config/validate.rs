@@ -86,13 +86,7 @@ pub(super) fn check(config: &Config, positions: &Positions, report: &mut dyn FnM
 }
 
 fn check_route(route: &Route, report: &mut dyn FnMut(&str, String)) {
-    let name_ok = !route.name.is_empty()
-        && route.name.len() <= 64
-        && route
-            .name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if !name_ok {
+    if !valid_name(&route.name) {
         report(
             "name",
             format!(
@@ -196,4 +190,14 @@ fn check_upstream(route: &Route, uri: &Uri, report: &mut dyn FnMut(&str, String)
             report("upstream_ca_file", e.to_string());
         }
     }
+}
+
+/// Names of routes, issuers and policies: they appear in metric labels and
+/// log fields, so they stay short and plain.
+pub(super) fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }

@@ -18,16 +18,11 @@ pub(super) fn check(
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (issuer, &i) in config.issuers.iter().zip(issuer_positions) {
         let at = |field: &str| format!("issuers[{i}].{field}");
-        let name_ok = !issuer.name.is_empty()
-            && issuer
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if !name_ok {
+        if !super::validate::valid_name(&issuer.name) {
             report(
                 &at("name"),
                 format!(
-                    "{:?} is not a valid issuer name (a-z, 0-9, '-', '_')",
+                    "{:?} is not a valid issuer name (1-64 of a-z, 0-9, '-', '_')",
                     issuer.name
                 ),
             );

@@ -24,16 +24,11 @@ pub(super) fn check(config: &Config, positions: &[usize], report: &mut dyn FnMut
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (policy, &i) in config.policies.iter().zip(positions) {
         let at = |field: &str| format!("policies[{i}].{field}");
-        let name_ok = !policy.name.is_empty()
-            && policy
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if !name_ok {
+        if !super::validate::valid_name(&policy.name) {
             report(
                 &at("name"),
                 format!(
-                    "{:?} is not a valid policy name (a-z, 0-9, '-', '_')",
+                    "{:?} is not a valid policy name (1-64 of a-z, 0-9, '-', '_')",
                     policy.name
                 ),
             );
