@@ -10,17 +10,46 @@ use hyper::body::Incoming;
 
 use crate::answer::Problem;
 
-/// Paths are matched and forwarded as they are, so a path that another
-/// component might normalise differently (`..`, `%2e%2e`, `%2f`, `\`) is
-/// refused instead of being allowed to escape its route or its policy.
-pub fn check_path(path: &str) -> Result<(), Problem> {
-    let lower = path.to_ascii_lowercase();
-    let encoded_separator = ["%2e", "%2f", "%5c"].iter().any(|e| lower.contains(e));
-    let dot_segment = path.split('/').any(|seg| seg == "." || seg == "..");
-    if encoded_separator || dot_segment || path.contains('\\') {
+/// The one form of a path that routing, the tool name policy sees and the
+/// upstream all use: percent-escapes of unreserved characters decoded
+/// (`%70rod` is `prod`), other escapes upper-cased. A path another
+/// component might read differently — `.`/`..` segments (also encoded),
+/// encoded `/` or `\\`, `\\`, empty segments (`//`), `;` parameters, a broken
+/// escape — is refused rather than allowed to escape its route or policy.
+pub fn normalize_path(path: &str) -> Result<String, Problem> {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = path
+                .get(i + 1..i + 3)
+                .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
+                .ok_or(Problem::BadPath)?;
+            let v = u8::from_str_radix(hex, 16).map_err(|_| Problem::BadPath)?;
+            if v.is_ascii_alphanumeric() || matches!(v, b'-' | b'_' | b'~') {
+                out.push(char::from(v));
+            } else if matches!(v, b'.' | b'/' | b'\\') {
+                return Err(Problem::BadPath);
+            } else {
+                out.push('%');
+                out.push_str(&hex.to_ascii_uppercase());
+            }
+            i += 3;
+            continue;
+        }
+        if matches!(b, b'\\' | b';') {
+            return Err(Problem::BadPath);
+        }
+        out.push(char::from(b));
+        i += 1;
+    }
+    let dot_segment = out.split('/').any(|seg| seg == "." || seg == "..");
+    if !out.starts_with('/') || dot_segment || out.contains("//") {
         return Err(Problem::BadPath);
     }
-    Ok(())
+    Ok(out)
 }
 
 pub async fn read_body(
@@ -41,5 +70,41 @@ pub async fn read_body(
             Err(Problem::BodyTooLarge { limit })
         }
         Err(e) => Err(Problem::BodyRead(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_have_one_form_or_are_refused() {
+        for (raw, want) in [
+            ("/api/repos/acme/%70rod", "/api/repos/acme/prod"),
+            ("/mcp", "/mcp"),
+            ("/mcp/", "/mcp/"),
+            ("/files/a%20b", "/files/a%20b"),
+            ("/files/a%3ab", "/files/a%3Ab"),
+            ("/x/%7euser", "/x/~user"),
+        ] {
+            assert_eq!(normalize_path(raw).unwrap(), want, "{raw}");
+        }
+        for bad in [
+            "/api/../admin",
+            "/api/./x",
+            "/api/%2e%2e/admin",
+            "/api/%2E/x",
+            "/api/a%2fb",
+            "/api/a%5cb",
+            "/api//admin",
+            "/api/a;jsessionid=1",
+            "/api/a%",
+            "/api/a%zz",
+            "/api/a%+1",
+            "/api/a\\b",
+            "relative",
+        ] {
+            assert!(normalize_path(bad).is_err(), "{bad}");
+        }
     }
 }

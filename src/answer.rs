@@ -16,14 +16,18 @@ use crate::mcp::{Era, era, jsonrpc};
 pub enum Problem {
     #[error("no route matches this path")]
     NoRoute,
-    #[error("the request path must be normalised: no '.', '..', encoded '.', '/' or '\\' segments")]
+    #[error(
+        "the request path must be plain: no '.' or '..' segments, '//', ';', '\\', encoded '.', '/' or '\\', or broken escapes"
+    )]
     BadPath,
     #[error("request body is larger than the {limit}-byte limit")]
     BodyTooLarge { limit: usize },
     #[error("could not read the request body: {0}")]
     BodyRead(String),
-    #[error("MCP messages must be sent as application/json")]
+    #[error("request bodies must be one application/json document: policy decides on them")]
     UnsupportedMediaType,
+    #[error("{0}")]
+    BadRequest(&'static str),
     #[error("method {0} is not supported on an MCP route")]
     MethodNotAllowed(http::Method),
     #[error("{0}")]
@@ -70,6 +74,7 @@ impl Problem {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyRead(_) => StatusCode::BAD_REQUEST,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::JsonRpc(_)
             | Self::BatchNotAllowed(_)
@@ -98,6 +103,7 @@ impl Problem {
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BodyRead(_) => "body_read_failed",
             Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::BadRequest(_) => "bad_request",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::JsonRpc(_) => "invalid_jsonrpc",
             Self::BatchNotAllowed(_) => "batch_not_allowed",
@@ -136,6 +142,7 @@ impl Problem {
             | Self::BodyTooLarge { .. }
             | Self::BodyRead(_)
             | Self::UnsupportedMediaType
+            | Self::BadRequest(_)
             | Self::MethodNotAllowed(_)
             | Self::BadJsonBody(_)
             | Self::UpstreamUnavailable { .. }
@@ -159,6 +166,7 @@ impl Problem {
             | Self::BodyTooLarge { .. }
             | Self::BodyRead(_)
             | Self::UnsupportedMediaType
+            | Self::BadRequest(_)
             | Self::MethodNotAllowed(_)
             | Self::JsonRpc(_)
             | Self::BatchNotAllowed(_)

@@ -68,10 +68,24 @@ impl Gateway {
         });
     }
 
-    /// Swaps in a new policy set, keeping everything else of the snapshot.
-    pub fn swap_policy(&self, policy: Arc<crate::decide::PolicySet>) {
-        self.snapshot
-            .rcu(|current| Arc::new(current.with_policy(Arc::clone(&policy))));
+    /// Swaps in a policy set built from `built_from`, keeping everything
+    /// else of the snapshot — unless a config reload replaced the policy
+    /// config meanwhile (its own, newer set then stays). True if swapped.
+    pub fn swap_policy(
+        &self,
+        policy: Arc<crate::decide::PolicySet>,
+        built_from: &Arc<[crate::config::Policy]>,
+    ) -> bool {
+        let mut swapped = false;
+        self.snapshot.rcu(|current| {
+            swapped = Arc::ptr_eq(&current.policies, built_from);
+            if swapped {
+                Arc::new(current.with_policy(Arc::clone(&policy)))
+            } else {
+                Arc::clone(current)
+            }
+        });
+        swapped
     }
 
     /// Watches policy module files for changes (see `decide::reload`).
@@ -106,11 +120,13 @@ impl Gateway {
     /// Handles one request end to end. Never fails: every problem becomes an answer.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
         let snapshot = self.snapshot.load_full();
-        let path = req.uri().path().to_owned();
-        if let Err(problem) = crate::accept::check_path(&path) {
-            self.recorder.request("", problem.code());
-            return problem.into_response();
-        }
+        let path = match crate::accept::normalize_path(req.uri().path()) {
+            Ok(path) => path,
+            Err(problem) => {
+                self.recorder.request("", problem.code());
+                return problem.into_response();
+            }
+        };
         if path.starts_with(metadata::WELL_KNOWN) {
             return match metadata::document(&snapshot, &path) {
                 Some(doc) if req.method() == http::Method::GET => {

@@ -112,9 +112,11 @@ pub async fn identify(
     {
         Some(identity) => identity,
         None => {
-            let (identity, expires) = verify_token(gateway, snapshot, auth, token, now).await?;
-            // The generation is read again: a refetch may have moved it on.
-            let generation = gateway.snapshot().keys_generation;
+            // Cached under the generation of the keys it was verified with:
+            // if they changed meanwhile (a key removed), the entry is stale
+            // at once and the next call verifies again.
+            let (identity, expires, generation) =
+                verify_token(gateway, snapshot, auth, token, now).await?;
             gateway
                 .identifier()
                 .cache
@@ -162,7 +164,7 @@ async fn verify_token(
     auth: &RouteAuth,
     token: &str,
     now: u64,
-) -> Result<(Identity, u64), Error> {
+) -> Result<(Identity, u64, u64), Error> {
     let iss = verify::peek_issuer(token).map_err(Error::Rejected)?;
     let issuer = auth
         .issuers
@@ -186,7 +188,7 @@ async fn verify_token(
                     Identity::Workload(w) => w.expires_at,
                     Identity::Anonymous => now,
                 };
-                return Ok((identity, expires));
+                return Ok((identity, expires, snapshot.keys_generation));
             }
             // A new kid (or no keys yet): fetch once, rate-limited, and retry.
             (Err(Rejection::UnknownKid | Rejection::NoKeys), Some(fetcher)) if !refetched => {

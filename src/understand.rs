@@ -31,13 +31,27 @@ pub fn understand(
     body: &Bytes,
 ) -> Result<Understood, Problem> {
     match route.kind {
-        RouteKind::Mcp => mcp(parts, body),
+        RouteKind::Mcp => mcp(parts, rest, body),
         RouteKind::Http => http(parts, rest, body),
     }
 }
 
-fn mcp(parts: &Parts, body: &Bytes) -> Result<Understood, Problem> {
+/// Most JSON-RPC messages one POST may carry (2025-03-26 batches).
+const MAX_BATCH: usize = 64;
+
+fn mcp(parts: &Parts, rest: &str, body: &Bytes) -> Result<Understood, Problem> {
+    single_header(parts, era::PROTOCOL_VERSION_HEADER)?;
+    single_header(parts, era::SESSION_HEADER)?;
     if is_stream_control(&parts.method) {
+        // Only the MCP endpoint itself, and nothing to decide on: no body.
+        if !rest.is_empty() {
+            return Err(Problem::NoRoute);
+        }
+        if !body.is_empty() {
+            return Err(Problem::BadRequest(
+                "GET and DELETE on an MCP endpoint carry no body",
+            ));
+        }
         return Ok(Understood::McpStream);
     }
     if parts.method != Method::POST {
@@ -47,6 +61,9 @@ fn mcp(parts: &Parts, body: &Bytes) -> Result<Understood, Problem> {
         return Err(Problem::UnsupportedMediaType);
     }
     let envelope = Envelope::parse(body)?;
+    if envelope.messages.len() > MAX_BATCH {
+        return Err(Problem::BadRequest("a batch may hold at most 64 messages"));
+    }
     let era = Era::of(&parts.headers);
     if envelope.batch && !era.allows_batches() {
         return Err(Problem::BatchNotAllowed(
@@ -79,10 +96,13 @@ fn http(parts: &Parts, rest: &str, body: &Bytes) -> Result<Understood, Problem> 
             }
         }
     }
-    let body = if body.is_empty() || !is_json(parts) {
+    // A body policy cannot read is not forwarded undecided.
+    let body = if body.is_empty() {
         Value::Null
-    } else {
+    } else if is_json(parts) {
         serde_json::from_slice(body).map_err(|e| Problem::BadJsonBody(e.to_string()))?
+    } else {
+        return Err(Problem::UnsupportedMediaType);
     };
     let mut arguments = Map::new();
     arguments.insert("query".into(), Value::Object(query));
@@ -93,7 +113,23 @@ fn http(parts: &Parts, rest: &str, body: &Bytes) -> Result<Understood, Problem> 
     })
 }
 
+/// A header the gateway reads must not come twice: the upstream might read
+/// the other copy. Its value must also be plain text.
+fn single_header(parts: &Parts, name: &'static str) -> Result<(), Problem> {
+    let mut values = parts.headers.get_all(name).iter();
+    let first = values.next();
+    if values.next().is_some() || first.is_some_and(|v| v.to_str().is_err()) {
+        return Err(Problem::BadRequest(
+            "a protocol header (content-type, MCP-Protocol-Version, Mcp-Session-Id) is repeated or not plain text",
+        ));
+    }
+    Ok(())
+}
+
 fn is_json(parts: &Parts) -> bool {
+    if parts.headers.get_all(header::CONTENT_TYPE).iter().count() > 1 {
+        return false;
+    }
     parts
         .headers
         .get(header::CONTENT_TYPE)

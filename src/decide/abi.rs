@@ -107,10 +107,15 @@ impl Warm {
                 }
                 Err(_) => "unversioned".to_owned(),
             };
-        if let Some(config) = config
-            && let Ok(configure) =
-                instance.get_typed_func::<(i32, i32), i64>(&mut warm.store, "toolgate_configure")
-        {
+        let configure = instance
+            .get_typed_func::<(i32, i32), i64>(&mut warm.store, "toolgate_configure")
+            .ok();
+        // A config the module cannot take must not be silently dropped: the
+        // module's built-in defaults may be more permissive.
+        if config.is_some() && configure.is_none() {
+            return Err(Fault::MissingExport("toolgate_configure"));
+        }
+        if let (Some(config), Some(configure)) = (config, configure) {
             let (ptr, len) = warm.write(config)?;
             let packed = configure
                 .call(&mut warm.store, (ptr, len))

@@ -230,24 +230,25 @@ impl PolicyModule {
 
     /// One decision from the module, or why there is none.
     pub fn evaluate(&self, input: &[u8]) -> Result<Answer, Fault> {
-        let output = match &self.flavor {
+        match &self.flavor {
             Flavor::Toolgate { pool, .. } => {
                 let idle = pool.lock().ok().and_then(|mut p| p.pop());
                 let mut warm = match idle {
                     Some(w) => w,
                     None => self.warm(self.config.as_deref())?.0,
                 };
-                let output = warm.decide(input, self.deadline_ticks)?;
+                // Only an instance that answered a well-formed decision goes
+                // back to the pool; any fault discards it.
+                let answer = parse_answer(&warm.decide(input, self.deadline_ticks)?)?;
                 if let Ok(mut p) = pool.lock()
                     && p.len() < MAX_IDLE
                 {
                     p.push(warm);
                 }
-                output
+                Ok(answer)
             }
-            Flavor::Opa(opa) => return opa.evaluate(input, self.deadline_ticks),
-        };
-        parse_answer(&output)
+            Flavor::Opa(opa) => opa.evaluate(input, self.deadline_ticks),
+        }
     }
 
     /// Creates, configures and drops one fresh instance: what a call pays

@@ -24,13 +24,17 @@ pub async fn reload(gateway: &Arc<Gateway>) -> Result<usize, String> {
         Arc::clone(&snapshot.policies),
         snapshot.policy_limits.clone(),
     );
+    let from = Arc::clone(&policies);
     let built = tokio::task::spawn_blocking(move || PolicySet::build(&policies, &limits))
         .await
         .map_err(|e| format!("policy build task failed: {e}"))?;
     match built {
         Ok(set) => {
             let n = set.modules().len();
-            gateway.swap_policy(Arc::new(set));
+            if !gateway.swap_policy(Arc::new(set), &from) {
+                tracing::info!("the config was reloaded meanwhile; its own policy set stays");
+                return Ok(gateway.snapshot().policy.modules().len());
+            }
             gateway.recorder().policy_reload("ok");
             tracing::info!(modules = n, "policy set reloaded");
             Ok(n)

@@ -217,7 +217,7 @@ where
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
                         for event in this.parser.push(&data)? {
-                            this.queue.push_back(edit_event(this.edit, event));
+                            this.queue.push_back(edit_event(this.edit, event)?);
                         }
                     }
                     Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
@@ -238,21 +238,23 @@ fn same_id(a: &Value, b: &Value) -> bool {
     a == b || key(a).is_some_and(|k| Some(k) == key(b))
 }
 
-fn edit_event(edit: &ResponseEdit, event: sse::Event) -> Bytes {
+/// An event that must be inspected but cannot be read ends the stream: it
+/// might be a `tools/list` answer, and that is never shown unfiltered.
+fn edit_event(edit: &ResponseEdit, event: sse::Event) -> Result<Bytes, BoxError> {
     if !edit.inspects() {
-        return event.raw;
+        return Ok(event.raw);
     }
-    let Some(mut message) = event
-        .data
-        .as_deref()
-        .and_then(|d| serde_json::from_str::<Value>(d).ok())
-    else {
-        return event.raw;
+    let Some(data) = event.data.as_deref().filter(|d| !d.trim().is_empty()) else {
+        return Ok(event.raw);
     };
+    let mut message = serde_json::from_str::<Value>(data).map_err(|e| -> BoxError {
+        tracing::warn!(error = %e, "unreadable SSE event in an inspected stream; cutting it");
+        "an upstream event that must be filtered is not valid JSON".into()
+    })?;
     if edit.apply(&mut message) {
-        event.with_data(&message.to_string())
+        Ok(event.with_data(&message.to_string()))
     } else {
-        event.raw
+        Ok(event.raw)
     }
 }
 

@@ -53,16 +53,19 @@ impl Gateway {
             };
             return Ok((answer::json_response(StatusCode::OK, &reply), "refused"));
         }
-        // Forward the original bytes unless some batch elements were refused.
-        let body = if forwarded.len() == envelope.messages.len() {
-            body
-        } else {
-            let kept: Vec<&Value> = forwarded
-                .iter()
-                .map(|&i| &envelope.messages[i].raw)
-                .collect();
-            Bytes::from(serde_json::to_vec(&kept).unwrap_or_default())
+        // Forward exactly what was decided: the messages as parsed, not the
+        // caller's bytes (which may hold duplicate keys another parser reads
+        // differently), minus any refused batch elements.
+        drop(body);
+        let kept: Vec<&Value> = forwarded
+            .iter()
+            .map(|&i| &envelope.messages[i].raw)
+            .collect();
+        let body = match (envelope.batch, kept.as_slice()) {
+            (false, [single]) => serde_json::to_vec(single),
+            _ => serde_json::to_vec(&kept),
         };
+        let body = Bytes::from(body.unwrap_or_default());
         let mut edit = call.list_edit(list_ids, false);
         edit.extra = answered;
         call.forward(parts, body, edit, envelope.batch).await

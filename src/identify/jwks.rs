@@ -102,8 +102,9 @@ impl JwksFetcher {
         }
         *last = Some(Instant::now());
         let result = self.fetch().await;
-        drop(last);
-        match result {
+        // The lock is held until the keys are published: a slower, older
+        // fetch can never publish over a newer one.
+        let delay = match result {
             Ok((keys, max_age)) => {
                 let keys = Arc::new(keys);
                 self.last_good.store(Arc::clone(&keys));
@@ -136,7 +137,9 @@ impl JwksFetcher {
                 }
                 self.min_refresh
             }
-        }
+        };
+        drop(last);
+        delay
     }
 
     async fn fetch(&self) -> Result<(KeySet, Option<Duration>), String> {

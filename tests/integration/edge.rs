@@ -3,6 +3,7 @@
 //! protocol eras, refusals, stream control and graceful shutdown.
 
 mod forwarding;
+mod hardening;
 mod lifecycle;
 mod mcp;
 mod streaming;

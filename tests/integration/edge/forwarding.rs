@@ -153,15 +153,18 @@ async fn request_body_over_the_limit_is_refused_with_413() {
     ))
     .await;
     let text = [("content-type", "text/plain")];
+    let json_type = [("content-type", "application/json")];
 
-    // Exactly at the limit is fine.
-    let r = send(
-        Method::POST,
-        &gw.url("/api/upload"),
-        &text,
-        vec![b'a'; 1024],
-    )
-    .await;
+    // A body policy cannot read is refused, not forwarded undecided.
+    let r = send(Method::POST, &gw.url("/api/upload"), &text, vec![b'a'; 10]).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text());
+    assert!(up.seen().is_empty());
+
+    // Exactly at the limit is fine: a JSON string of 1024 bytes.
+    let mut at_limit = vec![b'"'];
+    at_limit.extend(vec![b'a'; 1022]);
+    at_limit.push(b'"');
+    let r = send(Method::POST, &gw.url("/api/upload"), &json_type, at_limit).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(up.seen()[0].body.len(), 1024);
 

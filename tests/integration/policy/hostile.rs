@@ -97,17 +97,24 @@ async fn hostile_modules_fail_closed_without_hurting_good_calls() {
 #[test]
 fn modules_that_cannot_work_are_refused_at_load() {
     toolgate::install_crypto_provider();
-    for (file, want) in [
-        ("missing_export.wat", "toolgate_decide"),
+    for (file, extra, want) in [
+        ("missing_export.wat", "", "toolgate_decide"),
         (
             "wasi_import.wat",
+            "",
             "imports something toolgate does not provide",
+        ),
+        // A config the module cannot take is an error, not silently dropped.
+        (
+            "allow.wat",
+            "[policies.config]\nstrict = true",
+            "toolgate_configure",
         ),
     ] {
         let text = format!(
             "{}{}",
             route("r", "/r", "http://127.0.0.1:1"),
-            policy("p", &fixture(file), "r", "")
+            policy("p", &fixture(file), "r", extra)
         );
         let cfg = toolgate::config::load_str(&text, "t", Path::new(".")).unwrap();
         let err = toolgate::snapshot::Snapshot::build(&cfg, None)
