@@ -173,6 +173,11 @@ async fn reload(
         Ok(snapshot) => {
             let routes = snapshot.routes().len();
             gateway.swap(snapshot);
+            // Keys a fetcher published while the new snapshot was being
+            // built would be lost with the old snapshot: publish them again.
+            for fetcher in gateway.snapshot().fetchers() {
+                gateway.publish_keys(fetcher, fetcher.last_good());
+            }
             gateway.recorder().policy_reload("ok");
             crate::identify::jwks::start_all(gateway).await;
             gateway.watch_policies();
