@@ -23,6 +23,7 @@ struct Binding {
 pub struct Sessions {
     bindings: DashMap<String, Binding>,
     max: usize,
+    per_principal: usize,
 }
 
 impl Sessions {
@@ -30,6 +31,7 @@ impl Sessions {
         Self {
             bindings: DashMap::new(),
             max,
+            per_principal: (max / 64).max(1),
         }
     }
 
@@ -61,13 +63,27 @@ impl Sessions {
         if self.bindings.len() >= self.max {
             self.sweep();
         }
-        if self.bindings.len() >= self.max {
-            // Still full of live sessions: forget an arbitrary one. Its owner
-            // gets a 404 and opens a new session; nobody gets another's.
-            let victim = self.bindings.iter().next().map(|e| e.key().clone());
-            if let Some(victim) = victim {
-                self.bindings.remove(&victim);
-            }
+        // One caller cannot crowd out the others: past its share, its own
+        // least recently used session is forgotten (its client gets a 404
+        // and opens a new one). Only when the table is full of many callers'
+        // live sessions does an arbitrary one go; nobody gets another's.
+        let own: Vec<(String, u64)> = self
+            .bindings
+            .iter()
+            .filter(|e| e.principal == principal)
+            .map(|e| (e.key().clone(), e.last_seen.load(Ordering::Relaxed)))
+            .collect();
+        let victim = if own.len() >= self.per_principal {
+            own.into_iter()
+                .min_by_key(|(_, seen)| *seen)
+                .map(|(k, _)| k)
+        } else if self.bindings.len() >= self.max {
+            self.bindings.iter().next().map(|e| e.key().clone())
+        } else {
+            None
+        };
+        if let Some(victim) = victim {
+            self.bindings.remove(&victim);
         }
         self.bindings.insert(
             key,
@@ -125,6 +141,21 @@ mod tests {
         assert!(s.owned_by("r", "s1", "alice"), "never taken over");
         s.unbind("r", "s1");
         assert!(!s.owned_by("r", "s1", "alice"));
+    }
+
+    #[test]
+    fn one_caller_cannot_evict_the_others() {
+        let s = Sessions::new(128); // two sessions per caller at most
+        s.bind("r", "alice-1", "alice");
+        for i in 0..50 {
+            s.bind("r", &format!("m{i}"), "mallory");
+        }
+        assert!(
+            s.owned_by("r", "alice-1", "alice"),
+            "alice keeps her session"
+        );
+        assert!(s.owned_by("r", "m49", "mallory"));
+        assert!(!s.owned_by("r", "m0", "mallory"), "mallory's oldest went");
     }
 
     #[test]
