@@ -37,6 +37,14 @@ impl FakeUpstream {
         F: Fn(Seen) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Response<Body>> + Send + 'static,
     {
+        Self::serve(None, answer).await
+    }
+
+    async fn serve<F, Fut>(tls: Option<Arc<rustls::ServerConfig>>, answer: F) -> Self
+    where
+        F: Fn(Seen) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -64,7 +72,7 @@ impl FakeUpstream {
         };
         tokio::spawn(listener::serve(
             listener,
-            None,
+            tls,
             handler,
             stop.clone(),
             Duration::from_millis(100),
@@ -173,38 +181,6 @@ impl FakeUpstream {
         F: Fn(Seen) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Response<Body>> + Send + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let stop = CancellationToken::new();
-        let log = Arc::clone(&seen);
-        let handler = move |req: Request<Incoming>, _conn: ConnInfo| {
-            let answer = answer.clone();
-            let log = Arc::clone(&log);
-            async move {
-                let (parts, body) = req.into_parts();
-                let body = body
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes())
-                    .unwrap_or_default();
-                let seen = Seen {
-                    method: parts.method,
-                    uri: parts.uri,
-                    headers: parts.headers,
-                    body,
-                };
-                log.lock().expect("lock").push(seen.clone());
-                answer(seen).await
-            }
-        };
-        tokio::spawn(listener::serve(
-            listener,
-            Some(tls),
-            handler,
-            stop.clone(),
-            Duration::from_millis(100),
-        ));
-        Self { addr, seen, stop }
+        Self::serve(Some(tls), answer).await
     }
 }
