@@ -80,6 +80,7 @@ fn identity() -> Identity {
         claims: serde_json::Map::new(),
         delegation: Delegation::default(),
         task_id: None,
+        wire: Default::default(),
     }))
 }
 
@@ -106,6 +107,26 @@ fn decisions(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    // The host's own parts of one decision.
+    let (route, _) = snap.route_for("/baseline").expect("route");
+    let input = DecisionInput {
+        phase: Phase::Call,
+        route,
+        tool: "search_issues",
+        arguments: &args,
+        method: "tools/call",
+        identity: &who,
+        request: &facts,
+    };
+    let wire = toolgate::decide::input::encode(&input);
+    c.bench_function("host_encode_input", |b| {
+        b.iter(|| black_box(toolgate::decide::input::encode(black_box(&input))))
+    });
+    let baseline = &snap.policy.modules()[MODULES.len()];
+    c.bench_function("host_evaluate_baseline_module", |b| {
+        b.iter(|| black_box(baseline.evaluate(black_box(&wire))).expect("answers"))
+    });
 
     let mut g = c.benchmark_group("instantiate");
     for module in snap.policy.modules() {

@@ -35,7 +35,7 @@ pub async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<B
                 .policy
                 .modules()
                 .iter()
-                .map(|m| json!({"name": &*m.name, "version": m.version, "sha256": m.hash}))
+                .map(|m| json!({"name": &*m.name, "version": &*m.version, "sha256": m.hash}))
                 .collect();
             json_response(StatusCode::OK, &json!({ "policies": modules }))
         }

@@ -125,9 +125,9 @@ impl Reason {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evidence {
     pub module: Arc<str>,
-    pub version: String,
+    pub version: Arc<str>,
     /// First 12 hex digits of the module's SHA-256.
-    pub hash: String,
+    pub hash: Arc<str>,
     /// The module's verdict, or the kind of its fault.
     pub outcome: Result<Verdict, &'static str>,
     pub annotations: Option<Value>,
@@ -242,8 +242,8 @@ impl PolicySet {
             };
             decision.evidence.push(Evidence {
                 module: Arc::clone(&module.name),
-                version: module.version.clone(),
-                hash: module.hash.chars().take(12).collect(),
+                version: Arc::clone(&module.version),
+                hash: Arc::clone(&module.short_hash),
                 outcome,
                 annotations,
             });

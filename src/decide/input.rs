@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::DecisionInput;
 use crate::config::RouteKind;
-use crate::identify::Identity;
+use serde_json::value::RawValue;
 
 #[derive(Serialize)]
 struct Wire<'a> {
@@ -15,7 +15,7 @@ struct Wire<'a> {
     route: WireRoute<'a>,
     tool: WireTool<'a>,
     method: &'a str,
-    identity: &'a Identity,
+    identity: &'a RawValue,
     task: Option<Value>,
     grants: [Value; 0],
     counters: Option<Value>,
@@ -71,7 +71,7 @@ pub fn encode(input: &DecisionInput<'_>) -> Vec<u8> {
             arguments: input.arguments,
         },
         method: input.method,
-        identity: input.identity,
+        identity: input.identity.wire_json(),
         task: None,
         grants: [],
         counters: None,

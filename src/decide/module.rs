@@ -111,7 +111,9 @@ enum Flavor {
 /// A module ready to decide.
 pub struct PolicyModule {
     pub name: Arc<str>,
-    pub version: String,
+    pub version: Arc<str>,
+    /// The first 12 hex digits of `hash`, as decision logs show it.
+    pub short_hash: Arc<str>,
     /// SHA-256 of the module bytes, hex.
     pub hash: String,
     routes: Vec<String>,
@@ -169,7 +171,7 @@ impl PolicyModule {
                 limits.max_memory,
                 cfg.entrypoint.as_deref(),
             )?;
-            (Flavor::Opa(opa), "opa".to_owned())
+            (Flavor::Opa(opa), Arc::from("opa"))
         } else {
             let linker = abi::linker(engine)?;
             let pre = linker.instantiate_pre(&module).map_err(|e| {
@@ -182,12 +184,13 @@ impl PolicyModule {
                     pre,
                     pool: Mutex::new(Vec::new()),
                 },
-                String::new(),
+                Arc::from(""),
             )
         };
         let mut loaded = Self {
             name,
             version,
+            short_hash: Arc::from(&hash[..12.min(hash.len())]),
             hash,
             routes: cfg.routes.clone(),
             tools: cfg.tools.clone(),
@@ -201,7 +204,7 @@ impl PolicyModule {
         // A first instance proves the module loads and configures, and stays warm.
         if let Flavor::Toolgate { pool, .. } = &loaded.flavor {
             let (warm, version) = loaded.warm(loaded.config.as_deref())?;
-            loaded.version = version;
+            loaded.version = Arc::from(version.as_str());
             if let Ok(mut idle) = pool.lock() {
                 idle.push(warm);
             }
@@ -278,11 +281,24 @@ impl PolicyModule {
     }
 }
 
+/// A module's output as it arrives (borrowed: read on every decision).
+#[derive(serde::Deserialize)]
+struct WireAnswer<'a> {
+    #[serde(borrow, default)]
+    decision: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reason: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    annotations: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
 /// Reads a module's output JSON as a decision.
 pub fn parse_answer(output: &[u8]) -> Result<Answer, Fault> {
-    let value: Value =
-        serde_json::from_slice(output).map_err(|e| Fault::Malformed(format!("not JSON ({e})")))?;
-    if let Some(error) = value.get("error") {
+    let wire: WireAnswer<'_> = serde_json::from_slice(output)
+        .map_err(|e| Fault::Malformed(format!("not a decision object ({e})")))?;
+    if let Some(error) = wire.error {
         let error = error
             .as_str()
             .map_or_else(|| error.to_string(), str::to_owned);
@@ -290,24 +306,21 @@ pub fn parse_answer(output: &[u8]) -> Result<Answer, Fault> {
             "module reported an error: {error}"
         )));
     }
-    let verdict = match value.get("decision").and_then(Value::as_str) {
+    let verdict = match wire.decision.as_deref() {
         Some("allow") => Verdict::Allow,
         Some("deny") => Verdict::Deny,
         Some("needs_approval") => Verdict::NeedsApproval,
         Some(other) => return Err(Fault::Malformed(format!("unknown decision {other:?}"))),
         None => return Err(Fault::Malformed("no \"decision\" field".into())),
     };
-    let reason = value
-        .get("reason")
-        .and_then(Value::as_str)
-        .map(|r| truncate(r, 1024));
+    let reason = wire.reason.as_deref().map(|r| truncate(r, 1024));
     if verdict != Verdict::Allow && reason.as_deref().is_none_or(str::is_empty) {
         return Err(Fault::Malformed(format!(
             "a {} needs a reason",
             verdict.as_str()
         )));
     }
-    let annotations = value.get("annotations").filter(|a| a.is_object()).cloned();
+    let annotations = wire.annotations.filter(Value::is_object);
     Ok(Answer {
         verdict,
         reason,

@@ -3,7 +3,10 @@
 
 use std::sync::Arc;
 
+use std::sync::OnceLock;
+
 use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use super::spiffe::SpiffeId;
 
@@ -18,6 +21,21 @@ pub enum Identity {
 }
 
 impl Identity {
+    /// The identity as the policy input carries it, serialized once.
+    pub fn wire_json(&self) -> &RawValue {
+        static ANONYMOUS: OnceLock<Box<RawValue>> = OnceLock::new();
+        let cell = match self {
+            Self::Anonymous => &ANONYMOUS,
+            Self::Workload(w) => &w.wire.0,
+        };
+        cell.get_or_init(|| {
+            serde_json::value::to_raw_value(self).unwrap_or_else(|_| {
+                // Plain data always serializes; a module given null denies.
+                RawValue::from_string("null".to_owned()).expect("null is valid JSON")
+            })
+        })
+    }
+
     /// The subject as it appears in decision logs.
     pub fn subject(&self) -> &str {
         match self {
@@ -48,7 +66,23 @@ pub struct Workload {
     pub delegation: Delegation,
     /// From the configured task claim, if any.
     pub task_id: Option<String>,
+    /// This workload as policy input JSON, made once: the identity is
+    /// shared by every call made with the same (cached) token.
+    #[serde(skip)]
+    pub wire: WireCache,
 }
+
+/// A lazily built JSON form; never part of equality.
+#[derive(Debug, Clone, Default)]
+pub struct WireCache(OnceLock<Box<RawValue>>);
+
+impl PartialEq for WireCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for WireCache {}
 
 /// The RFC 8693 `act` chain of a token.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -104,6 +138,7 @@ mod tests {
             claims: serde_json::Map::new(),
             delegation: Delegation::default(),
             task_id: None,
+            wire: Default::default(),
         };
         let identity = Identity::Workload(Arc::new(workload));
         assert_eq!(identity.subject(), "spiffe://example.org/agent");

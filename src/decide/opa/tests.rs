@@ -72,7 +72,7 @@ fn opa_modules_are_send_sync_debug() {
 #[test]
 fn allows_and_denies_with_a_sprintf_reason() {
     let module = load(&policy(fixture("deny_delete.wat"))).expect("loads");
-    assert_eq!(module.version, "opa");
+    assert_eq!(&*module.version, "opa");
     let allowed = module.evaluate(&input("read_file")).expect("decides");
     assert_eq!(allowed.verdict, Verdict::Allow);
     let denied = module.evaluate(&input("delete_file")).expect("decides");

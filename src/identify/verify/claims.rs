@@ -124,6 +124,7 @@ pub(super) fn identity(
         claims: selected,
         delegation,
         task_id,
+        wire: Default::default(),
     })))
 }
 
