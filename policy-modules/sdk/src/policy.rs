@@ -30,4 +30,14 @@ pub trait Policy {
     /// Decides one call (or one `tools/list` entry). Must not panic: a panic
     /// traps the instance and the host denies with `policy_error`.
     fn decide(&self, input: &Input) -> Decision;
+
+    /// Optional fast path: decide straight from the input JSON, reading only
+    /// the few fields the module needs (decoding the whole typed [`Input`]
+    /// dominates a small module's cost). `None` falls back to [`decide`];
+    /// both must agree — the vectors run through this path when it answers.
+    ///
+    /// [`decide`]: Policy::decide
+    fn decide_fast(&self, _input: &[u8]) -> Option<Decision> {
+        None
+    }
 }

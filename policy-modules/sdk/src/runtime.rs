@@ -116,6 +116,15 @@ impl<P: Policy> Runtime<P> {
     }
 
     fn decide_value(&mut self, input: &[u8]) -> Vec<u8> {
+        if matches!(self.state, State::Unconfigured) {
+            self.configure_json(b"");
+        }
+        if let State::Ready(policy) = &self.state
+            && let Some(decision) = policy.decide_fast(input)
+        {
+            return serde_json::to_vec(&decision)
+                .unwrap_or_else(|e| error_json(&format!("decision could not be encoded: {e}")));
+        }
         // One typed pass unless the module asked for the raw document too.
         let parsed = if P::RAW_INPUT {
             match serde_json::from_slice::<Value>(input) {
@@ -132,9 +141,6 @@ impl<P: Policy> Runtime<P> {
             }
             Err(e) => return error_json(&format!("policy input is not valid JSON: {e}")),
         };
-        if matches!(self.state, State::Unconfigured) {
-            self.configure_json(b"");
-        }
         match &self.state {
             State::Ready(policy) => serde_json::to_vec(&policy.decide(&input))
                 .unwrap_or_else(|e| error_json(&format!("decision could not be encoded: {e}"))),
