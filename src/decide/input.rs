@@ -40,7 +40,21 @@ struct WireTool<'a> {
 struct WireRequest<'a> {
     era: Option<&'static str>,
     protocol_version: Option<&'a str>,
-    headers: serde_json::Map<String, Value>,
+    headers: Headers<'a>,
+}
+
+/// The selected request headers as a JSON object, without copying them.
+struct Headers<'a>(&'a [(&'static str, String)]);
+
+impl Serialize for Headers<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }
 
 #[derive(Serialize)]
@@ -50,12 +64,6 @@ struct WireTime {
 
 /// Serializes the input once per decision (shared by every module).
 pub fn encode(input: &DecisionInput<'_>) -> Vec<u8> {
-    let headers = input
-        .request
-        .headers
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), Value::from(v.as_str())))
-        .collect();
     let wire = Wire {
         version: 1,
         phase: input.phase.as_str(),
@@ -79,7 +87,7 @@ pub fn encode(input: &DecisionInput<'_>) -> Vec<u8> {
         request: WireRequest {
             era: input.request.era,
             protocol_version: input.request.protocol_version.as_deref(),
-            headers,
+            headers: Headers(&input.request.headers),
         },
         time: WireTime {
             unix_ms: std::time::SystemTime::now()
