@@ -8,7 +8,7 @@
 
 use serde_json::Value;
 
-use crate::{Input, Policy};
+use crate::{Decision, Input, Policy};
 
 /// One instance's state. The macro keeps one in a `thread_local` (a plain
 /// static on `wasm32-unknown-unknown`, which has one thread).
@@ -19,6 +19,8 @@ pub struct Runtime<P> {
     pending: Vec<Vec<u8>>,
     /// The last output; the ABI keeps it valid until the next call.
     out: Vec<u8>,
+    /// The last input buffer, kept for the next `alloc` (one per call otherwise).
+    spare: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -37,6 +39,7 @@ impl<P> Runtime<P> {
             state: State::Unconfigured,
             pending: Vec::new(),
             out: Vec::new(),
+            spare: Vec::new(),
         }
     }
 }
@@ -54,7 +57,9 @@ impl<P: Policy> Runtime<P> {
         let Ok(len) = usize::try_from(len) else {
             return 0;
         };
-        let mut buffer = vec![0u8; len];
+        let mut buffer = std::mem::take(&mut self.spare);
+        buffer.clear();
+        buffer.resize(len, 0);
         let ptr = address(buffer.as_mut_ptr());
         self.pending.push(buffer);
         ptr
@@ -81,6 +86,7 @@ impl<P: Policy> Runtime<P> {
         match self.take(ptr, len) {
             Ok(bytes) => {
                 self.decide_json(&bytes);
+                self.spare = bytes;
             }
             Err(why) => self.out = error_json(&why),
         }
@@ -109,27 +115,37 @@ impl<P: Policy> Runtime<P> {
         &self.out
     }
 
-    /// Decides one input document; the bytes are the output JSON.
+    /// Decides one input document; the bytes are the output JSON. The
+    /// output buffer is reused from call to call.
     pub fn decide_json(&mut self, input: &[u8]) -> &[u8] {
-        self.out = self.decide_value(input);
+        let decision = self.decide_value(input);
+        self.out.clear();
+        match decision {
+            Ok(decision) => {
+                if let Err(e) = serde_json::to_writer(&mut self.out, &decision) {
+                    self.out = error_json(&format!("decision could not be encoded: {e}"));
+                }
+            }
+            Err(error) => self.out = error,
+        }
         &self.out
     }
 
-    fn decide_value(&mut self, input: &[u8]) -> Vec<u8> {
+    /// The decision, or the error JSON to answer instead.
+    fn decide_value(&mut self, input: &[u8]) -> Result<Decision, Vec<u8>> {
         if matches!(self.state, State::Unconfigured) {
             self.configure_json(b"");
         }
         if let State::Ready(policy) = &self.state
             && let Some(decision) = policy.decide_fast(input)
         {
-            return serde_json::to_vec(&decision)
-                .unwrap_or_else(|e| error_json(&format!("decision could not be encoded: {e}")));
+            return Ok(decision);
         }
         // One typed pass unless the module asked for the raw document too.
         let parsed = if P::RAW_INPUT {
             match serde_json::from_slice::<Value>(input) {
                 Ok(raw) => Input::from_value(raw),
-                Err(e) => return error_json(&format!("policy input is not valid JSON: {e}")),
+                Err(e) => return Err(error_json(&format!("policy input is not valid JSON: {e}"))),
             }
         } else {
             serde_json::from_slice::<Input>(input)
@@ -137,15 +153,16 @@ impl<P: Policy> Runtime<P> {
         let input = match parsed {
             Ok(input) => input,
             Err(e) if e.is_data() => {
-                return error_json(&format!("policy input does not match ABI version 1: {e}"));
+                return Err(error_json(&format!(
+                    "policy input does not match ABI version 1: {e}"
+                )));
             }
-            Err(e) => return error_json(&format!("policy input is not valid JSON: {e}")),
+            Err(e) => return Err(error_json(&format!("policy input is not valid JSON: {e}"))),
         };
         match &self.state {
-            State::Ready(policy) => serde_json::to_vec(&policy.decide(&input))
-                .unwrap_or_else(|e| error_json(&format!("decision could not be encoded: {e}"))),
-            State::Failed(why) => error_json(&format!("module is not configured: {why}")),
-            State::Unconfigured => error_json("module is not configured"),
+            State::Ready(policy) => Ok(policy.decide(&input)),
+            State::Failed(why) => Err(error_json(&format!("module is not configured: {why}"))),
+            State::Unconfigured => Err(error_json("module is not configured")),
         }
     }
 
