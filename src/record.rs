@@ -176,6 +176,19 @@ impl Recorder {
                 .with_label_values(&[&e.module, result])
                 .inc();
         }
+        // tools/list filtering decides once per tool: those log at debug, and
+        // nothing is formatted for a line the filter drops.
+        let enabled = match input.phase {
+            crate::decide::Phase::List => {
+                tracing::enabled!(target: "toolgate::decision", tracing::Level::DEBUG)
+            }
+            crate::decide::Phase::Call => {
+                tracing::enabled!(target: "toolgate::decision", tracing::Level::INFO)
+            }
+        };
+        if !enabled {
+            return;
+        }
         // name@version#hash=outcome per module: which rule version decided.
         let modules = decision
             .evidence
@@ -189,7 +202,6 @@ impl Recorder {
             })
             .collect::<Vec<_>>()
             .join(",");
-        // tools/list filtering decides once per tool: keep those at debug.
         if input.phase == crate::decide::Phase::List {
             tracing::debug!(
                 target: "toolgate::decision",
