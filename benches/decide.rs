@@ -11,7 +11,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
 
 use toolgate::config;
-use toolgate::decide::{DecisionInput, Phase, RequestFacts};
+use toolgate::decide::{ContextWire, DecisionInput, Phase, RequestFacts};
 use toolgate::identify::spiffe::SpiffeId;
 use toolgate::identify::{Delegation, Identity, Workload};
 use toolgate::snapshot::Snapshot;
@@ -100,6 +100,7 @@ fn decisions(c: &mut Criterion) {
             method: "tools/call",
             identity: &who,
             request: &facts,
+            context: ContextWire::none(),
         };
         snap.policy.decide(&input);
         g.bench_function(name, |b| {
@@ -118,6 +119,7 @@ fn decisions(c: &mut Criterion) {
         method: "tools/call",
         identity: &who,
         request: &facts,
+        context: ContextWire::none(),
     };
     let wire = toolgate::decide::input::encode(&input);
     c.bench_function("host_encode_input", |b| {
@@ -152,6 +154,7 @@ fn decisions(c: &mut Criterion) {
                         method: "tools/list",
                         identity: &who,
                         request: &facts,
+                        context: ContextWire::none(),
                     };
                     snap.policy.decide(&input).is_allow()
                 })

@@ -60,7 +60,31 @@ pub struct RequestFacts {
     pub task_hint: Option<String>,
 }
 
-/// Everything a decision may depend on. The task context joins it later.
+/// The live task context of a call, already in its wire form (ABI.md:
+/// `task`, `grants`, `counters`, `recent_calls`). Built once per call by the
+/// context stage; `None` fields are sent as `null` / `[]`.
+#[derive(Debug, Clone, Default)]
+pub struct ContextWire {
+    pub task: Option<Box<serde_json::value::RawValue>>,
+    pub grants: Option<Box<serde_json::value::RawValue>>,
+    pub counters: Option<Box<serde_json::value::RawValue>>,
+    pub recent_calls: Option<Box<serde_json::value::RawValue>>,
+}
+
+impl ContextWire {
+    /// No task: every field empty.
+    pub fn none() -> &'static Self {
+        static NONE: ContextWire = ContextWire {
+            task: None,
+            grants: None,
+            counters: None,
+            recent_calls: None,
+        };
+        &NONE
+    }
+}
+
+/// Everything a decision may depend on.
 #[derive(Debug, Clone, Copy)]
 pub struct DecisionInput<'a> {
     pub phase: Phase,
@@ -71,6 +95,8 @@ pub struct DecisionInput<'a> {
     pub method: &'a str,
     pub identity: &'a Identity,
     pub request: &'a RequestFacts,
+    /// The task, its grants matching this tool, counters, recent calls.
+    pub context: &'a ContextWire,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use call::{Call, request_facts};
 use crate::Body;
 use crate::accept::read_body;
 use crate::answer::{self, Problem};
-use crate::decide::{DecisionInput, Phase, RequestFacts};
+use crate::decide::{ContextWire, DecisionInput, Phase, RequestFacts};
 use crate::forward::body::{ResponseEdit, ToolFilter};
 use crate::forward::headers::Trace;
 use crate::forward::{self, Outbound};

@@ -16,10 +16,10 @@ struct Wire<'a> {
     tool: WireTool<'a>,
     method: &'a str,
     identity: &'a RawValue,
-    task: Option<Value>,
-    grants: [Value; 0],
-    counters: Option<Value>,
-    recent_calls: [Value; 0],
+    task: Option<&'a RawValue>,
+    grants: &'a RawValue,
+    counters: Option<&'a RawValue>,
+    recent_calls: &'a RawValue,
     request: WireRequest<'a>,
     time: WireTime,
 }
@@ -62,6 +62,11 @@ struct WireTime {
     unix_ms: u64,
 }
 
+fn empty_list() -> &'static RawValue {
+    static EMPTY: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| RawValue::from_string("[]".to_owned()).unwrap_or_default())
+}
+
 /// Serializes the input once per decision (shared by every module).
 pub fn encode(input: &DecisionInput<'_>) -> Vec<u8> {
     let wire = Wire {
@@ -80,10 +85,10 @@ pub fn encode(input: &DecisionInput<'_>) -> Vec<u8> {
         },
         method: input.method,
         identity: input.identity.wire_json(),
-        task: None,
-        grants: [],
-        counters: None,
-        recent_calls: [],
+        task: input.context.task.as_deref(),
+        grants: input.context.grants.as_deref().unwrap_or(empty_list()),
+        counters: input.context.counters.as_deref(),
+        recent_calls: input.context.recent_calls.as_deref().unwrap_or(empty_list()),
         request: WireRequest {
             era: input.request.era,
             protocol_version: input.request.protocol_version.as_deref(),

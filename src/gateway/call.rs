@@ -64,6 +64,7 @@ impl Call<'_> {
             method,
             identity: &self.identity,
             request: &self.facts,
+            context: ContextWire::none(),
         }
     }
 
@@ -145,6 +146,7 @@ impl ToolFilter for ListFilter {
             method: "tools/list",
             identity: &self.identity,
             request: &self.facts,
+            context: ContextWire::none(),
         };
         let decision = self.snapshot.policy.decide(&input);
         self.recorder.decision(&input, &decision, &self.trace_id);
