@@ -6,9 +6,11 @@ mod issuer;
 mod load;
 mod policy;
 mod secret;
+mod tasks;
 mod validate;
 mod validate_identity;
 mod validate_policy;
+mod validate_tasks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +22,7 @@ pub use issuer::{Issuer, IssuerMode, RouteAuth};
 pub use load::{Diagnostic, Diagnostics, load_file, load_str};
 pub use policy::{Policy, PolicyLimits, PolicyPhase};
 pub use secret::SecretRef;
+pub use tasks::{Approvals, Tasks, Webhook};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +42,10 @@ pub struct Config {
     pub policies: Vec<Policy>,
     #[serde(default)]
     pub routes: Vec<Route>,
+    #[serde(default)]
+    pub tasks: Tasks,
+    #[serde(default)]
+    pub approvals: Approvals,
 }
 
 /// The main listener agents connect to.
@@ -98,7 +105,7 @@ pub struct ServerTls {
     pub key_file: PathBuf,
 }
 
-/// The operator listener: health, readiness and metrics (the admin API joins it later).
+/// The operator listener: health, readiness, metrics and the admin API.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Admin {
@@ -107,6 +114,69 @@ pub struct Admin {
     pub bind: SocketAddr,
     #[serde(default = "default_true")]
     pub enabled: bool,
+    /// Optional TLS, and optional client-certificate authentication.
+    pub tls: Option<AdminTls>,
+    /// Bearer tokens, stored as SHA-256 hashes (`toolgate admin-token`).
+    #[serde(default)]
+    pub tokens: Vec<AdminToken>,
+    /// Client certificates (by URI or DNS SAN) mapped to roles; needs `tls.client_ca_file`.
+    #[serde(default)]
+    pub clients: Vec<AdminClient>,
+}
+
+/// TLS for the admin listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminTls {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    /// PEM CA certificates client certificates are verified against. With
+    /// it, a client may authenticate by certificate (see `admin.clients`).
+    pub client_ca_file: Option<PathBuf>,
+    /// Refuse connections without a valid client certificate.
+    #[serde(default)]
+    pub require_client_cert: bool,
+}
+
+/// What an admin caller may do. Each role includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read tasks, grants, approvals, policies.
+    Viewer,
+    /// Also create and end tasks, issue and revoke grants, answer approvals.
+    Operator,
+    /// Also reload policies and config.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Operator => "operator",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// One admin bearer token: its name (the actor in records) and role.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminToken {
+    pub name: String,
+    pub role: Role,
+    /// Lowercase hex SHA-256 of the token.
+    pub sha256: String,
+}
+
+/// A client certificate identity mapped to a role.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminClient {
+    /// A URI SAN (e.g. a SPIFFE ID) or DNS SAN of the certificate.
+    pub san: String,
+    pub role: Role,
 }
 
 impl Admin {
@@ -120,6 +190,9 @@ impl Default for Admin {
         Self {
             bind: Self::default_bind(),
             enabled: true,
+            tls: None,
+            tokens: Vec::new(),
+            clients: Vec::new(),
         }
     }
 }
@@ -183,6 +256,11 @@ pub struct Route {
     /// (the default) fails closed; `allow` is logged loudly at start-up.
     #[serde(default)]
     pub default_decision: DefaultDecision,
+    /// How long a call policy parks for approval is held open, waiting for
+    /// an operator's answer, before the caller is told to retry. `0s` (the
+    /// default): answer at once.
+    #[serde(default, with = "duration")]
+    pub approval_wait: Duration,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]

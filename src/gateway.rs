@@ -31,6 +31,7 @@ use crate::listener::ConnInfo;
 use crate::mcp::{Envelope, Era, MessageKind, era};
 use crate::record::Recorder;
 use crate::snapshot::{Route, Snapshot};
+use crate::tasks::Tasks;
 use crate::understand::{Understood, understand};
 
 /// The running gateway: the current snapshot and the recorder.
@@ -40,19 +41,26 @@ pub struct Gateway {
     recorder: Recorder,
     identifier: Identifier,
     policy_watch: std::sync::Mutex<Option<notify::RecommendedWatcher>>,
+    tasks: Arc<Tasks>,
 }
 
 /// How a request ended, for the `outcome` metric label.
 pub(crate) type Outcome = &'static str;
 
 impl Gateway {
-    pub fn new(snapshot: Snapshot, recorder: Recorder) -> Arc<Self> {
+    pub fn new(snapshot: Snapshot, recorder: Recorder, tasks: Arc<Tasks>) -> Arc<Self> {
         Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             recorder,
             identifier: Identifier::new(),
             policy_watch: std::sync::Mutex::new(None),
+            tasks,
         })
+    }
+
+    /// Tasks, grants and approvals.
+    pub fn tasks(&self) -> &Arc<Tasks> {
+        &self.tasks
     }
 
     pub fn identifier(&self) -> &Identifier {

@@ -47,6 +47,8 @@ pub mod mcp;
 pub mod record;
 pub mod server;
 pub mod snapshot;
+pub mod store;
+pub mod tasks;
 pub mod understand;
 
 use bytes::Bytes;

@@ -26,6 +26,8 @@ pub enum Error {
     Snapshot(#[from] snapshot::Error),
     #[error("TLS: {0}")]
     Tls(#[from] listener::tls::Error),
+    #[error("tasks.store: {0}")]
+    Store(#[from] crate::tasks::Error),
 }
 
 /// A started gateway.
@@ -63,10 +65,15 @@ pub async fn start(config: &Config) -> Result<Running, Error> {
         .as_ref()
         .map(listener::tls::server_config)
         .transpose()?;
-    let gateway = Gateway::new(snapshot, Recorder::new());
+    let tasks = crate::tasks::Tasks::open(&config.tasks, &config.approvals)?;
+    let gateway = Gateway::new(snapshot, Recorder::new(), tasks);
     crate::identify::jwks::start_all(&gateway).await;
     gateway.watch_policies();
     let shutdown = CancellationToken::new();
+    let gw = Arc::clone(&gateway);
+    let sweeper = gateway
+        .tasks()
+        .spawn_sweeper(move || gw.snapshot(), shutdown.clone());
     let drain = config.server.drain_timeout;
 
     let main = bind(config.server.bind).await?;
@@ -76,13 +83,10 @@ pub async fn start(config: &Config) -> Result<Running, Error> {
     })?;
     let gw = Arc::clone(&gateway);
     let handler = move |req, conn: ConnInfo| Arc::clone(&gw).handle(req, conn);
-    let mut tasks = vec![tokio::spawn(listener::serve(
-        main,
-        tls,
-        handler,
-        shutdown.clone(),
-        drain,
-    ))];
+    let mut tasks = vec![
+        sweeper,
+        tokio::spawn(listener::serve(main, tls, handler, shutdown.clone(), drain)),
+    ];
 
     let mut admin_addr = None;
     if config.admin.enabled {

@@ -29,6 +29,8 @@ pub enum Error {
     Auth { route: String, what: String },
     #[error(transparent)]
     Policy(#[from] crate::decide::Error),
+    #[error("approvals.webhook: {0}")]
+    Webhook(String),
 }
 
 /// A route ready to serve.
@@ -40,6 +42,8 @@ pub struct Route {
     pub upstream: Upstream,
     pub timeouts: Timeouts,
     pub default_decision: DefaultDecision,
+    /// How long a call parked for approval is held open (zero: not held).
+    pub approval_wait: std::time::Duration,
     /// `None`: anonymous callers are accepted.
     pub auth: Option<RouteAuth>,
 }
@@ -77,6 +81,11 @@ pub struct Snapshot {
     /// from an older generation are not trusted.
     pub keys_generation: u64,
     pub base_url: String,
+    /// Task and grant caps, and the approval flow's settings.
+    pub tasks: Arc<crate::config::Tasks>,
+    pub approvals: Arc<crate::config::Approvals>,
+    /// Announces new pending approvals, if configured.
+    pub webhook: Option<Arc<crate::tasks::webhook::Webhook>>,
 }
 
 impl Snapshot {
@@ -124,6 +133,7 @@ impl Snapshot {
                 })?,
                 timeouts: r.timeouts,
                 default_decision: r.default_decision,
+                approval_wait: r.approval_wait,
                 auth,
             }));
         }
@@ -138,6 +148,15 @@ impl Snapshot {
             keys: Arc::new(keys),
             keys_generation: previous.map_or(0, |p| p.keys_generation + 1),
             base_url,
+            tasks: Arc::new(config.tasks.clone()),
+            approvals: Arc::new(config.approvals.clone()),
+            webhook: config
+                .approvals
+                .webhook
+                .as_ref()
+                .map(|hook| crate::tasks::webhook::Webhook::new(hook).map(Arc::new))
+                .transpose()
+                .map_err(|e| Error::Webhook(e.to_string()))?,
         })
     }
 

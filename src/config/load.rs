@@ -90,12 +90,16 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
         policy_limits: super::PolicyLimits::default(),
         policies: Vec::new(),
         routes: Vec::new(),
+        tasks: super::Tasks::default(),
+        approvals: super::Approvals::default(),
     };
     for (key, value) in root.iter() {
         match key.get_ref().as_ref() {
             "server" => section(value, "server", &mut sink).map(|v| config.server = v),
             "admin" => section(value, "admin", &mut sink).map(|v| config.admin = v),
             "limits" => section(value, "limits", &mut sink).map(|v| config.limits = v),
+            "tasks" => section(value, "tasks", &mut sink).map(|v| config.tasks = v),
+            "approvals" => section(value, "approvals", &mut sink).map(|v| config.approvals = v),
             "policy_limits" => {
                 section(value, "policy_limits", &mut sink).map(|v| config.policy_limits = v)
             }
@@ -115,7 +119,7 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
                 sink.at(
                     Some(key.span()),
                     other,
-                    "unknown top-level key (expected one of: server, admin, limits, issuers, policy_limits, policies, routes)",
+                    "unknown top-level key (expected one of: server, admin, limits, issuers, policy_limits, policies, routes, tasks, approvals)",
                 );
                 None
             }

@@ -1,0 +1,431 @@
+//! Task-context stage: the records the store keeps — tasks, grants,
+//! approvals and per-task counters. Plain owned data: the store hands out
+//! copies, never references into its maps.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = u64;
+
+/// The wall clock in [`Millis`].
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A fresh random id with a readable prefix, e.g. `task_3f9a…` (128 bits).
+pub fn new_id(prefix: &str) -> String {
+    let mut bytes = [0u8; 16];
+    // The OS RNG failing is not recoverable for id generation; fall back to
+    // the clock and a counter, which stay unique within this process.
+    if getrandom::fill(&mut bytes).is_err() {
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        bytes[..8].copy_from_slice(&now_ms().to_be_bytes());
+        bytes[8..].copy_from_slice(&n.to_be_bytes());
+    }
+    let mut id = String::with_capacity(prefix.len() + 33);
+    id.push_str(prefix);
+    id.push('_');
+    for b in bytes {
+        use std::fmt::Write as _;
+        let _ = write!(id, "{b:02x}");
+    }
+    id
+}
+
+/// Who did something, when, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ending {
+    pub by: String,
+    pub at_ms: Millis,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub why: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    Active,
+    Completed,
+    Cancelled,
+    Expired,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// A unit of work an agent was given: the scope every grant lives in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: String,
+    /// The subject (SPIFFE ID or `sub`) of the agent that works on the task.
+    pub agent: String,
+    /// The user the agent acts for, if any.
+    #[serde(default)]
+    pub on_behalf_of: Option<String>,
+    /// Why the task exists; required.
+    pub purpose: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    pub created_at_ms: Millis,
+    pub expires_at_ms: Millis,
+    pub created_by: String,
+    pub state: TaskState,
+    /// Set when the task completed, was cancelled or expired.
+    #[serde(default)]
+    pub ended: Option<Ending>,
+}
+
+impl Task {
+    /// The state as of `now`: an active task past its expiry is expired.
+    pub fn state_at(&self, now: Millis) -> TaskState {
+        match self.state {
+            TaskState::Active if now >= self.expires_at_ms => TaskState::Expired,
+            state => state,
+        }
+    }
+
+    pub fn is_active(&self, now: Millis) -> bool {
+        self.state_at(now) == TaskState::Active
+    }
+}
+
+/// One argument constraint of a grant: a JSON pointer into the call's
+/// arguments and exactly one test (policy-modules/ABI.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Constraint {
+    pub pointer: String,
+    #[serde(flatten)]
+    pub test: ConstraintTest,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConstraintTest {
+    Equals(Value),
+    OneOf(Vec<Value>),
+    Glob(String),
+    Regex(String),
+    Range(Range),
+    Prefix(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Range {
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+}
+
+/// Where a grant came from: every grant traces to a person or a rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum GrantSource {
+    /// Issued directly by an operator through the admin API.
+    Operator,
+    /// Created by approving a pending approval.
+    Approval { approval_id: String },
+    /// An agent's grant request that policy approved at once.
+    Policy {
+        approval_id: String,
+        evidence: Vec<String>,
+    },
+}
+
+/// A just-in-time permission: one tool (glob), maybe one route, maybe
+/// argument constraints, always an expiry, maybe a use limit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grant {
+    pub id: String,
+    pub task_id: String,
+    /// The task's agent, copied so grants can be revoked by subject.
+    pub agent: String,
+    /// Tool name or glob (`*` any run of characters, `?` one).
+    pub tool: String,
+    /// `None`: any route.
+    #[serde(default)]
+    pub route: Option<String>,
+    #[serde(default)]
+    pub constraints: Vec<Constraint>,
+    #[serde(default)]
+    pub not_before_ms: Option<Millis>,
+    pub expires_at_ms: Millis,
+    #[serde(default)]
+    pub max_uses: Option<u64>,
+    #[serde(default)]
+    pub uses: u64,
+    pub reason: String,
+    pub granted_by: String,
+    pub created_at_ms: Millis,
+    pub source: GrantSource,
+    /// Set for grants scoped to one exact call (approvals): SHA-256 of the
+    /// canonical JSON of its arguments.
+    #[serde(default)]
+    pub argument_digest: Option<String>,
+    #[serde(default)]
+    pub revoked: Option<Ending>,
+}
+
+impl Grant {
+    /// Usable at `now` on its own terms (the task's state is checked apart).
+    pub fn is_live(&self, now: Millis) -> bool {
+        self.revoked.is_none()
+            && now < self.expires_at_ms
+            && self.not_before_ms.is_none_or(|nb| now >= nb)
+            && self.max_uses.is_none_or(|max| self.uses < max)
+    }
+
+    pub fn uses_left(&self) -> Option<u64> {
+        self.max_uses.map(|max| max.saturating_sub(self.uses))
+    }
+
+    /// True if the grant names this tool on this route.
+    pub fn covers(&self, route: &str, tool: &str) -> bool {
+        self.route.as_deref().is_none_or(|r| r == route) && glob_match(&self.tool, tool)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalState {
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+}
+
+impl ApprovalState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalKind {
+    /// A tool call policy answered `needs_approval` for.
+    Call,
+    /// An agent asked for a grant itself.
+    Request,
+}
+
+/// What an approved agent request turns into.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RequestedGrant {
+    pub tool: String,
+    #[serde(default)]
+    pub route: Option<String>,
+    #[serde(default)]
+    pub constraints: Vec<Constraint>,
+    pub ttl_ms: Millis,
+    #[serde(default)]
+    pub max_uses: Option<u64>,
+}
+
+/// A call (or grant request) waiting for a human.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    pub id: String,
+    pub kind: ApprovalKind,
+    /// Approvals live in a task: the grant approving creates belongs to it.
+    pub task_id: String,
+    /// Who asked: the caller's subject.
+    pub agent: String,
+    #[serde(default)]
+    pub on_behalf_of: Option<String>,
+    pub route: String,
+    pub tool: String,
+    /// The call's arguments (kind `call`), or those the request names.
+    #[serde(default)]
+    pub arguments: Value,
+    pub argument_digest: String,
+    /// Why approval is needed: policy's reason or the agent's justification.
+    pub why: String,
+    /// For `request`: the grant the agent asked for.
+    #[serde(default)]
+    pub requested: Option<RequestedGrant>,
+    pub created_at_ms: Millis,
+    /// A pending approval nobody answers by then expires.
+    pub expires_at_ms: Millis,
+    pub state: ApprovalState,
+    #[serde(default)]
+    pub decided: Option<Ending>,
+    /// The grant approving created.
+    #[serde(default)]
+    pub grant_id: Option<String>,
+}
+
+impl Approval {
+    pub fn state_at(&self, now: Millis) -> ApprovalState {
+        match self.state {
+            ApprovalState::Pending if now >= self.expires_at_ms => ApprovalState::Expired,
+            state => state,
+        }
+    }
+}
+
+/// Per-task call counters (policy-modules/ABI.md `counters`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    pub total: u64,
+    pub denied: u64,
+    pub per_tool: BTreeMap<String, u64>,
+}
+
+/// One entry of a task's recent calls (ABI.md `recent_calls`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecentCall {
+    pub tool: String,
+    pub route: String,
+    pub decision: String,
+    pub at_ms: Millis,
+}
+
+/// A task's counters and recent calls, as persisted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Activity {
+    pub counters: Counters,
+    pub recent: Vec<RecentCall>,
+}
+
+/// SHA-256 (hex) of the canonical JSON of a call's arguments: object keys
+/// sorted, no whitespace. Scopes an approval's grant to one exact call.
+pub fn argument_digest(arguments: &Value) -> String {
+    let mut canonical = Vec::new();
+    write_canonical(arguments, &mut canonical);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &canonical);
+    let mut hex = String::with_capacity(64);
+    for b in digest.as_ref() {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{b:02x}");
+    }
+    hex
+}
+
+fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push(b'{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(&Value::String(key.clone()), out);
+                out.push(b':');
+                if let Some(v) = map.get(key) {
+                    write_canonical(v, out);
+                }
+            }
+            out.push(b'}');
+        }
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(v, out);
+            }
+            out.push(b']');
+        }
+        scalar => {
+            // Serializing a scalar Value cannot fail.
+            let _ = serde_json::to_writer(&mut *out, scalar);
+        }
+    }
+}
+
+/// `*` matches any run of characters (also none), `?` exactly one.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn digest_ignores_key_order_and_whitespace() {
+        let a = json!({"b": 1, "a": {"y": [1, 2], "x": "s"}});
+        let b: Value = serde_json::from_str(r#"{ "a": {"x":"s","y":[1,2]}, "b":1 }"#).unwrap();
+        assert_eq!(argument_digest(&a), argument_digest(&b));
+        assert_ne!(argument_digest(&a), argument_digest(&json!({"b": 2})));
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("read_*", "read_file"));
+        assert!(glob_match("*", ""));
+        assert!(glob_match("a?c", "abc"));
+        assert!(!glob_match("a?c", "ac"));
+        assert!(!glob_match("read_*", "write_file"));
+        assert!(glob_match("*_file", "read_file"));
+    }
+
+    #[test]
+    fn constraints_round_trip_in_the_abi_shape() {
+        let c: Constraint =
+            serde_json::from_value(json!({"pointer": "/amount", "range": {"max": 100}})).unwrap();
+        assert_eq!(
+            c.test,
+            ConstraintTest::Range(Range {
+                min: None,
+                max: Some(100.0)
+            })
+        );
+        let back = serde_json::to_value(&c).unwrap();
+        assert_eq!(back["pointer"], "/amount");
+        assert!(serde_json::from_value::<Constraint>(json!({"pointer": "/a", "nope": 1})).is_err());
+    }
+
+    #[test]
+    fn ids_are_unique_and_prefixed() {
+        let a = new_id("task");
+        assert!(a.starts_with("task_") && a.len() == 37);
+        assert_ne!(a, new_id("task"));
+    }
+}

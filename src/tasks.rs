@@ -1,0 +1,454 @@
+//! Task-context stage, the rules: what may be created, for how long, and
+//! what approving means. The admin API, the operator CLI (through the admin
+//! API), the agents' grant-request endpoint and the gateway's call path all
+//! change tasks through [`Tasks`]; it enforces the configured caps, checks
+//! constraints, turns an approval into a grant and wakes the calls waiting
+//! for it. Storage is the [`Store`]'s.
+
+pub mod requests;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dashmap::DashMap;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::config;
+use crate::store::model::{argument_digest, new_id, now_ms};
+use crate::store::{
+    Approval, ApprovalKind, ApprovalState, Ending, Grant, GrantSource, Millis, Store, Task,
+    TaskState,
+};
+pub use requests::{ApproveRequest, GrantRequest, NewGrant, NewTask};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+}
+
+impl Error {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid { .. } => "invalid_request",
+            Self::Store(e) => e.code(),
+        }
+    }
+
+    fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+/// The caps and approval settings in force (from the current snapshot).
+#[derive(Debug, Clone, Copy)]
+pub struct Caps<'a> {
+    pub tasks: &'a config::Tasks,
+    pub approvals: &'a config::Approvals,
+}
+
+/// Tasks, grants and approvals, with their rules.
+#[derive(Debug)]
+pub struct Tasks {
+    store: Arc<dyn Store>,
+    /// Calls held open for an approval, by approval id.
+    waiters: DashMap<String, watch::Sender<ApprovalState>>,
+}
+
+impl Tasks {
+    pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            waiters: DashMap::new(),
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Opens the configured store: the on-disk journal at `tasks.store`, or
+    /// memory only (warned: nothing survives a restart).
+    pub fn open(config: &config::Tasks, approvals: &config::Approvals) -> Result<Arc<Self>, Error> {
+        let limits = crate::store::memory::StoreLimits {
+            max_tasks: config.max_tasks,
+            max_grants_per_task: config.max_grants_per_task,
+            max_pending_approvals: approvals.max_pending,
+            recent_calls: config.recent_calls,
+        };
+        let store = match &config.store {
+            Some(path) => {
+                let journal = crate::store::disk::redb::RedbJournal::open(path)
+                    .map_err(crate::store::Error::from)?;
+                let store = crate::store::MemoryStore::open(Arc::new(journal), limits)?;
+                tracing::info!(path = %path.display(), "task store opened");
+                store
+            }
+            None => {
+                tracing::warn!(
+                    "tasks.store is not set: tasks, grants and approvals are kept in memory only and lost on restart"
+                );
+                crate::store::MemoryStore::in_memory(limits)
+            }
+        };
+        Ok(Self::new(Arc::new(store)))
+    }
+
+    /// Sweeps expiry and flushes counters every `tasks.sweep_interval` until
+    /// `stop` is cancelled (then once more).
+    pub fn spawn_sweeper(
+        self: &Arc<Self>,
+        snapshot: impl Fn() -> Arc<crate::snapshot::Snapshot> + Send + 'static,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                let settings = snapshot();
+                let interval = settings.tasks.sweep_interval;
+                let retain = millis(settings.tasks.retention);
+                let store = Arc::clone(&this.store);
+                let swept =
+                    tokio::task::spawn_blocking(move || store.sweep(now_ms(), retain)).await;
+                match swept {
+                    Ok(Ok(s)) if s != crate::store::Swept::default() => {
+                        tracing::debug!(
+                            tasks_expired = s.tasks_expired,
+                            approvals_expired = s.approvals_expired,
+                            purged = s.purged,
+                            "task store swept"
+                        );
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "task store sweep failed"),
+                    Err(e) => tracing::error!(error = %e, "task store sweep panicked"),
+                }
+                if stop.is_cancelled() {
+                    break;
+                }
+                tokio::select! {
+                    () = stop.cancelled() => {}
+                    () = tokio::time::sleep(interval) => {}
+                }
+            }
+        })
+    }
+
+    /// Creates a task; its TTL defaults to and is capped by config.
+    pub fn create_task(&self, caps: Caps<'_>, req: NewTask, actor: &str) -> Result<Task, Error> {
+        let ttl = match req.ttl.as_deref() {
+            Some(text) => requests::duration("ttl", text)?,
+            None => caps.tasks.default_ttl,
+        };
+        if ttl.is_zero() || ttl > caps.tasks.max_ttl {
+            return Err(Error::invalid(
+                "ttl",
+                format!(
+                    "must be between 1s and {}s (tasks.max_ttl)",
+                    caps.tasks.max_ttl.as_secs()
+                ),
+            ));
+        }
+        requests::check_text("agent", &req.agent, 1024)?;
+        requests::check_text("purpose", &req.purpose, 4096)?;
+        if let Some(user) = &req.on_behalf_of {
+            requests::check_text("on_behalf_of", user, 1024)?;
+        }
+        requests::check_labels(&req.labels)?;
+        let now = now_ms();
+        let task = Task {
+            id: new_id("task"),
+            agent: req.agent,
+            on_behalf_of: req.on_behalf_of,
+            purpose: req.purpose,
+            labels: req.labels,
+            created_at_ms: now,
+            expires_at_ms: now.saturating_add(millis(ttl)),
+            created_by: actor.to_owned(),
+            state: TaskState::Active,
+            ended: None,
+        };
+        Ok(self.store.create_task(task)?)
+    }
+
+    /// Completes or cancels a task: every grant in it ends.
+    pub fn end_task(
+        &self,
+        id: &str,
+        state: TaskState,
+        actor: &str,
+        why: &str,
+    ) -> Result<Task, Error> {
+        let task = self.store.end_task(id, state, ending(actor, why))?;
+        // Calls parked in this task will not be approved now.
+        for approval in self.store.approvals(
+            &crate::store::ApprovalFilter {
+                task_id: Some(id.to_owned()),
+                state: Some(ApprovalState::Pending),
+                agent: None,
+            },
+            now_ms(),
+        ) {
+            if self
+                .store
+                .deny(
+                    &approval.id,
+                    ending(actor, &format!("task {}", state.as_str())),
+                )
+                .is_ok()
+            {
+                self.wake(&approval.id, ApprovalState::Denied);
+            }
+        }
+        Ok(task)
+    }
+
+    /// Issues an operator's grant in an active task.
+    pub fn issue_grant(&self, caps: Caps<'_>, req: NewGrant, actor: &str) -> Result<Grant, Error> {
+        let now = now_ms();
+        let task = self.store.task(&req.task_id).ok_or_else(|| {
+            Error::Store(crate::store::Error::NotFound {
+                kind: "task",
+                id: req.task_id.clone(),
+            })
+        })?;
+        let (not_before_ms, expires_at_ms) = requests::window(&req, now, caps.tasks.max_grant_ttl)?;
+        requests::check_grant_scope(&req.tool, &req.constraints)?;
+        requests::check_text("reason", &req.reason, 4096)?;
+        if req.max_uses == Some(0) {
+            return Err(Error::invalid(
+                "max_uses",
+                "must be at least 1 (omit it for unlimited)",
+            ));
+        }
+        let grant = Grant {
+            id: new_id("grant"),
+            task_id: task.id,
+            agent: task.agent,
+            tool: req.tool,
+            route: req.route,
+            constraints: req.constraints,
+            not_before_ms,
+            expires_at_ms,
+            max_uses: req.max_uses,
+            uses: 0,
+            reason: req.reason,
+            granted_by: actor.to_owned(),
+            created_at_ms: now,
+            source: GrantSource::Operator,
+            argument_digest: None,
+            revoked: None,
+        };
+        Ok(self.store.issue_grant(grant)?)
+    }
+
+    /// Parks a call policy wants a human to look at.
+    pub fn park_call(
+        &self,
+        caps: Caps<'_>,
+        task: &Task,
+        route: &str,
+        tool: &str,
+        arguments: &Value,
+        why: &str,
+    ) -> Result<Approval, Error> {
+        let now = now_ms();
+        let approval = Approval {
+            id: new_id("appr"),
+            kind: ApprovalKind::Call,
+            task_id: task.id.clone(),
+            agent: task.agent.clone(),
+            on_behalf_of: task.on_behalf_of.clone(),
+            route: route.to_owned(),
+            tool: tool.to_owned(),
+            arguments: arguments.clone(),
+            argument_digest: argument_digest(arguments),
+            why: why.to_owned(),
+            requested: None,
+            created_at_ms: now,
+            expires_at_ms: now.saturating_add(millis(caps.approvals.pending_ttl)),
+            state: ApprovalState::Pending,
+            decided: None,
+            grant_id: None,
+        };
+        Ok(self.store.park(approval)?)
+    }
+
+    /// Parks an agent's own grant request.
+    pub fn park_request(&self, approval: Approval) -> Result<Approval, Error> {
+        Ok(self.store.park(approval)?)
+    }
+
+    /// Approves: creates the grant (for a parked call, scoped to that exact
+    /// call with a short TTL; for a request, what was asked within the caps)
+    /// and wakes a call waiting for it.
+    pub fn approve(
+        &self,
+        caps: Caps<'_>,
+        id: &str,
+        req: ApproveRequest,
+        actor: &str,
+    ) -> Result<(Approval, Grant), Error> {
+        let approval = self.store.approval(id).ok_or_else(|| {
+            Error::Store(crate::store::Error::NotFound {
+                kind: "approval",
+                id: id.to_owned(),
+            })
+        })?;
+        let grant = self.approval_grant(
+            caps,
+            &approval,
+            &req,
+            actor,
+            GrantSource::Approval {
+                approval_id: approval.id.clone(),
+            },
+        )?;
+        let why = req.reason.unwrap_or_default();
+        let done = self.store.approve(id, grant, ending(actor, &why))?;
+        self.wake(id, ApprovalState::Approved);
+        Ok(done)
+    }
+
+    /// The grant approving `approval` creates.
+    pub fn approval_grant(
+        &self,
+        caps: Caps<'_>,
+        approval: &Approval,
+        req: &ApproveRequest,
+        actor: &str,
+        source: GrantSource,
+    ) -> Result<Grant, Error> {
+        let now = now_ms();
+        let cap = caps.tasks.max_grant_ttl;
+        let requested_ttl = approval
+            .requested
+            .as_ref()
+            .map(|r| Duration::from_millis(r.ttl_ms));
+        let ttl = match req.ttl.as_deref() {
+            Some(text) => requests::duration("ttl", text)?,
+            None => match approval.kind {
+                ApprovalKind::Call => caps.approvals.grant_ttl,
+                ApprovalKind::Request => requested_ttl.unwrap_or(caps.approvals.grant_ttl),
+            },
+        };
+        if ttl.is_zero() || ttl > cap {
+            return Err(Error::invalid(
+                "ttl",
+                format!(
+                    "must be between 1s and {}s (tasks.max_grant_ttl)",
+                    cap.as_secs()
+                ),
+            ));
+        }
+        let (tool, route, constraints, max_uses, digest) =
+            match (&approval.kind, &approval.requested) {
+                (ApprovalKind::Request, Some(r)) => (
+                    r.tool.clone(),
+                    r.route.clone(),
+                    r.constraints.clone(),
+                    req.max_uses.or(r.max_uses),
+                    None,
+                ),
+                (ApprovalKind::Call | ApprovalKind::Request, _) => (
+                    approval.tool.clone(),
+                    Some(approval.route.clone()),
+                    // The whole arguments document must equal the approved one.
+                    vec![crate::store::Constraint {
+                        pointer: String::new(),
+                        test: crate::store::ConstraintTest::Equals(approval.arguments.clone()),
+                    }],
+                    Some(req.max_uses.unwrap_or(1)),
+                    Some(approval.argument_digest.clone()),
+                ),
+            };
+        if max_uses == Some(0) {
+            return Err(Error::invalid("max_uses", "must be at least 1"));
+        }
+        Ok(Grant {
+            id: new_id("grant"),
+            task_id: approval.task_id.clone(),
+            agent: approval.agent.clone(),
+            tool,
+            route,
+            constraints,
+            not_before_ms: None,
+            expires_at_ms: now.saturating_add(millis(ttl)),
+            max_uses,
+            uses: 0,
+            reason: if approval.why.is_empty() {
+                format!("approval {}", approval.id)
+            } else {
+                approval.why.clone()
+            },
+            granted_by: actor.to_owned(),
+            created_at_ms: now,
+            source,
+            argument_digest: digest,
+            revoked: None,
+        })
+    }
+
+    pub fn deny(&self, id: &str, actor: &str, why: &str) -> Result<Approval, Error> {
+        let approval = self.store.deny(id, ending(actor, why))?;
+        self.wake(id, ApprovalState::Denied);
+        Ok(approval)
+    }
+
+    /// Waits up to `wait` for a pending approval to be answered; returns its
+    /// state then (still `Pending` if nobody answered in time).
+    pub async fn wait(&self, id: &str, wait: Duration) -> ApprovalState {
+        let mut rx = self
+            .waiters
+            .entry(id.to_owned())
+            .or_insert_with(|| watch::channel(ApprovalState::Pending).0)
+            .subscribe();
+        // Answered between parking and subscribing?
+        let current = self
+            .store
+            .approval(id)
+            .map_or(ApprovalState::Expired, |a| a.state_at(now_ms()));
+        let state = if current == ApprovalState::Pending {
+            match tokio::time::timeout(wait, rx.wait_for(|s| *s != ApprovalState::Pending)).await {
+                Ok(Ok(state)) => *state,
+                Ok(Err(_)) | Err(_) => self
+                    .store
+                    .approval(id)
+                    .map_or(ApprovalState::Expired, |a| a.state_at(now_ms())),
+            }
+        } else {
+            current
+        };
+        drop(rx);
+        self.waiters.remove_if(id, |_, tx| tx.receiver_count() == 0);
+        state
+    }
+
+    fn wake(&self, id: &str, state: ApprovalState) {
+        if let Some(tx) = self.waiters.get(id) {
+            tx.send_replace(state);
+        }
+    }
+}
+
+pub(crate) fn ending(actor: &str, why: &str) -> Ending {
+    Ending {
+        by: actor.to_owned(),
+        at_ms: now_ms(),
+        why: why.to_owned(),
+    }
+}
+
+pub(crate) fn millis(d: Duration) -> Millis {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
