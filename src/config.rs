@@ -21,7 +21,7 @@ use serde::Deserialize;
 pub use issuer::{Issuer, IssuerMode, RouteAuth};
 pub use load::{Diagnostic, Diagnostics, load_file, load_str};
 pub use policy::{Policy, PolicyLimits, PolicyPhase};
-pub use secret::SecretRef;
+pub use secret::{Secret, SecretRef};
 pub use tasks::{Approvals, Tasks, Webhook};
 
 /// The whole configuration file.

@@ -35,6 +35,8 @@ pub enum Phase {
     Call,
     /// Whether to show a tool in a `tools/list` result.
     List,
+    /// An agent's own request for a grant: `allow` grants it at once.
+    Grant,
 }
 
 impl Phase {
@@ -42,6 +44,7 @@ impl Phase {
         match self {
             Self::Call => "call",
             Self::List => "list",
+            Self::Grant => "grant",
         }
     }
 }
@@ -65,10 +68,10 @@ pub struct RequestFacts {
 /// context stage; `None` fields are sent as `null` / `[]`.
 #[derive(Debug, Clone, Default)]
 pub struct ContextWire {
-    pub task: Option<Box<serde_json::value::RawValue>>,
-    pub grants: Option<Box<serde_json::value::RawValue>>,
-    pub counters: Option<Box<serde_json::value::RawValue>>,
-    pub recent_calls: Option<Box<serde_json::value::RawValue>>,
+    pub task: Option<Arc<serde_json::value::RawValue>>,
+    pub grants: Option<Arc<serde_json::value::RawValue>>,
+    pub counters: Option<Arc<serde_json::value::RawValue>>,
+    pub recent_calls: Option<Arc<serde_json::value::RawValue>>,
 }
 
 impl ContextWire {
@@ -132,6 +135,18 @@ pub enum Reason {
     NeedsApproval,
     /// A module failed (trap, deadline, memory, bad output): fail closed.
     PolicyError,
+    /// The call's task was completed, cancelled or expired.
+    TaskEnded,
+    /// The call names a task that does not exist or is not this caller's.
+    TaskInvalid,
+    /// Policy allowed by a grant that had no use left (or ended) when counted.
+    GrantExhausted,
+    /// Policy asked for approval and an approval grant for this exact call allowed it.
+    Approved,
+    /// Policy asked for approval; the call is parked until an operator answers.
+    ApprovalPending,
+    /// Policy asked for approval and an operator denied it.
+    ApprovalDenied,
 }
 
 impl Reason {
@@ -143,6 +158,12 @@ impl Reason {
             Self::PolicyDeny => "policy_deny",
             Self::NeedsApproval => "needs_approval",
             Self::PolicyError => "policy_error",
+            Self::TaskEnded => "task_ended",
+            Self::TaskInvalid => "task_invalid",
+            Self::GrantExhausted => "grant_exhausted",
+            Self::Approved => "approved",
+            Self::ApprovalPending => "approval_pending",
+            Self::ApprovalDenied => "approval_denied",
         }
     }
 }
@@ -166,15 +187,23 @@ pub struct Decision {
     /// Why, in words: shown to the agent's model on a refusal.
     pub message: String,
     pub evidence: Vec<Evidence>,
+    /// The task the call ran in, the grant it used, the approval it
+    /// parked or was allowed by: for the decision log.
+    pub task: Option<String>,
+    pub grant: Option<String>,
+    pub approval: Option<String>,
 }
 
 impl Decision {
-    fn new(verdict: Verdict, reason: Reason, message: String) -> Self {
+    pub fn new(verdict: Verdict, reason: Reason, message: String) -> Self {
         Self {
             verdict,
             reason,
             message,
             evidence: Vec::new(),
+            task: None,
+            grant: None,
+            approval: None,
         }
     }
 

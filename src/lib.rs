@@ -37,6 +37,7 @@ pub mod admin;
 pub mod answer;
 pub mod cli;
 pub mod config;
+pub mod context;
 pub mod decide;
 pub mod demo;
 pub mod forward;

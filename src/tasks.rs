@@ -261,7 +261,7 @@ impl Tasks {
         tool: &str,
         arguments: &Value,
         why: &str,
-    ) -> Result<Approval, Error> {
+    ) -> Result<(Approval, bool), Error> {
         let now = now_ms();
         let approval = Approval {
             id: new_id("appr"),
@@ -281,7 +281,10 @@ impl Tasks {
             decided: None,
             grant_id: None,
         };
-        Ok(self.store.park(approval)?)
+        let id = approval.id.clone();
+        let parked = self.store.park(approval)?;
+        let new = parked.id == id;
+        Ok((parked, new))
     }
 
     /// Parks an agent's own grant request.

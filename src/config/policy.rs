@@ -64,7 +64,9 @@ pub struct Policy {
     /// Tool-name globs it applies to; empty: every tool.
     #[serde(default)]
     pub tools: Vec<String>,
-    /// `call` and/or `list`; empty: both.
+    /// `call` and/or `list`; empty: both. `grant` (agents' own grant
+    /// requests, which an `allow` approves at once) applies only to modules
+    /// that list it explicitly.
     #[serde(default)]
     pub phases: Vec<PolicyPhase>,
     /// Configuration handed to the module once per instance (any TOML value).
@@ -79,6 +81,7 @@ pub struct Policy {
 pub enum PolicyPhase {
     Call,
     List,
+    Grant,
 }
 
 fn default_true() -> bool {

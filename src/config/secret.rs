@@ -22,6 +22,12 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// A secret from a literal, for tests.
+    #[cfg(test)]
+    pub fn for_tests(value: &str) -> Self {
+        Self(value.to_owned())
+    }
 }
 
 impl fmt::Debug for Secret {

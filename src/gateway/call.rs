@@ -13,6 +13,9 @@ pub(super) struct Call<'a> {
     pub(super) trace: &'a Trace,
     pub(super) conn: ConnInfo,
     pub(super) facts: RequestFacts,
+    pub(super) tasks: &'a Arc<Tasks>,
+    /// The task this request runs in and its live context.
+    pub(super) live: Live,
 }
 
 /// The request facts policy sees: era, protocol version, a few harmless headers.
@@ -55,6 +58,7 @@ impl Call<'_> {
         tool: &'i str,
         arguments: &'i Value,
         method: &'i str,
+        context: &'i ContextWire,
     ) -> DecisionInput<'i> {
         DecisionInput {
             phase,
@@ -64,8 +68,43 @@ impl Call<'_> {
             method,
             identity: &self.identity,
             request: &self.facts,
-            context: ContextWire::none(),
+            context,
         }
+    }
+
+    /// Decides one `call`-phase tool call in this request's task context
+    /// and settles it (grant use, approval), logging the final decision.
+    pub(super) async fn decide_call(
+        &self,
+        tool: &str,
+        arguments: &Value,
+        method: &str,
+    ) -> Decision {
+        let store = self.tasks.store();
+        let (context, grants) = self.live.for_tool(store.as_ref(), &self.route.name, tool);
+        let input = self.input(Phase::Call, tool, arguments, method, &context);
+        let decision = match self.live.refusal() {
+            Some(refusal) => refusal,
+            None => {
+                let decision = self.snapshot.policy.decide(&input);
+                crate::context::settle(
+                    crate::context::Settle {
+                        tasks: self.tasks,
+                        snapshot: self.snapshot,
+                        route: self.route,
+                        live: &self.live,
+                        tool,
+                        arguments,
+                        grants,
+                    },
+                    decision,
+                )
+                .await
+            }
+        };
+        self.recorder
+            .decision(&input, &decision, self.trace.trace_id());
+        decision
     }
 
     pub(super) fn list_edit(&self, list_ids: Vec<Value>, any_list_result: bool) -> ResponseEdit {
@@ -82,6 +121,8 @@ impl Call<'_> {
                 trace_id: self.trace.trace_id().to_owned(),
                 recorder: self.recorder.clone(),
                 facts: self.facts.clone(),
+                tasks: Arc::clone(self.tasks),
+                live: self.live.clone(),
             })),
             extra: Vec::new(),
         }
@@ -131,6 +172,8 @@ pub(super) struct ListFilter {
     pub(super) identity: Identity,
     trace_id: String,
     pub(super) facts: RequestFacts,
+    tasks: Arc<Tasks>,
+    live: Live,
 }
 
 impl ToolFilter for ListFilter {
@@ -138,6 +181,9 @@ impl ToolFilter for ListFilter {
         let Some(name) = tool.get("name").and_then(Value::as_str) else {
             return false;
         };
+        let (context, _) = self
+            .live
+            .for_tool(self.tasks.store().as_ref(), &self.route.name, name);
         let input = DecisionInput {
             phase: Phase::List,
             route: &self.route,
@@ -146,9 +192,12 @@ impl ToolFilter for ListFilter {
             method: "tools/list",
             identity: &self.identity,
             request: &self.facts,
-            context: ContextWire::none(),
+            context: &context,
         };
-        let decision = self.snapshot.policy.decide(&input);
+        let decision = match self.live.refusal() {
+            Some(refusal) => refusal,
+            None => self.snapshot.policy.decide(&input),
+        };
         self.recorder.decision(&input, &decision, &self.trace_id);
         decision.is_allow()
     }

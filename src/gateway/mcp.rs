@@ -34,10 +34,9 @@ impl Gateway {
                 }
                 Some(Err(what)) => answered.push(answer::invalid_params(&id, what)),
                 Some(Ok(tool)) => {
-                    let input = call.input(Phase::Call, tool.name, tool.arguments, "tools/call");
-                    let decision = call.snapshot.policy.decide(&input);
-                    self.recorder
-                        .decision(&input, &decision, call.trace.trace_id());
+                    let decision = call
+                        .decide_call(tool.name, tool.arguments, "tools/call")
+                        .await;
                     match decision.refusal_text() {
                         None => forwarded.push(i),
                         Some(text) => answered.push(answer::tool_refusal(&id, &text, era)),

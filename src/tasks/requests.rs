@@ -87,11 +87,11 @@ pub struct GrantRequest {
     pub reason: String,
 }
 
-pub(super) fn duration(field: &'static str, text: &str) -> Result<Duration, Error> {
+pub(crate) fn duration(field: &'static str, text: &str) -> Result<Duration, Error> {
     crate::config::duration::parse(text).map_err(|message| Error::Invalid { field, message })
 }
 
-pub(super) fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), Error> {
+pub(crate) fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), Error> {
     if text.trim().is_empty() {
         return Err(Error::invalid(field, "is required"));
     }
@@ -160,7 +160,7 @@ pub(super) fn window(
 }
 
 /// A tool glob and constraints a grant may carry.
-pub(super) fn check_grant_scope(tool: &str, constraints: &[Constraint]) -> Result<(), Error> {
+pub(crate) fn check_grant_scope(tool: &str, constraints: &[Constraint]) -> Result<(), Error> {
     check_text("tool", tool, 512)?;
     if constraints.len() > 64 {
         return Err(Error::invalid("constraints", "at most 64 constraints"));

@@ -1,0 +1,250 @@
+//! Task-context stage, after the decision: a call allowed because of a grant
+//! uses it up (atomically — a grant with no use left refuses the call); a
+//! call policy wants approved is allowed by an approval grant for exactly
+//! this call, or parked (and, if the route says so, held open until an
+//! operator answers); the call is counted in its task.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::Live;
+use crate::decide::{Decision, Reason, Verdict};
+use crate::snapshot::{Route, Snapshot};
+use crate::store::model::{argument_digest, now_ms};
+use crate::store::{ApprovalState, Grant, RecentCall};
+use crate::tasks::{Caps, Tasks};
+
+/// One decided call, ready to settle.
+#[derive(Debug)]
+pub struct Call<'a> {
+    pub tasks: &'a Arc<Tasks>,
+    pub snapshot: &'a Snapshot,
+    pub route: &'a Route,
+    pub live: &'a Live,
+    pub tool: &'a str,
+    pub arguments: &'a Value,
+    /// The grants policy was shown for this call.
+    pub grants: Vec<Grant>,
+}
+
+/// Settles a `call`-phase decision; returns the final one.
+pub async fn settle(call: Call<'_>, mut decision: Decision) -> Decision {
+    let Some(task) = call.live.task() else {
+        if decision.verdict == Verdict::NeedsApproval {
+            decision.message = format!(
+                "{} (approvals are given within a task: run this call in a task to have it parked for a human)",
+                decision.message
+            );
+        }
+        return decision;
+    };
+    decision.task = Some(task.id.clone());
+    let decision = match decision.verdict {
+        Verdict::Allow => use_named_grants(&call, decision).await,
+        Verdict::NeedsApproval => approval(&call, decision).await,
+        Verdict::Deny => decision,
+    };
+    let denied = decision.verdict != Verdict::Allow;
+    call.tasks.store().record_call(
+        &task.id,
+        RecentCall {
+            tool: call.tool.to_owned(),
+            route: call.route.name.clone(),
+            decision: decision.verdict.as_str().to_owned(),
+            at_ms: now_ms(),
+        },
+        denied,
+    );
+    decision
+}
+
+/// Counts one use of every grant a module allowed because of.
+async fn use_named_grants(call: &Call<'_>, mut decision: Decision) -> Decision {
+    let mut named: Vec<String> = Vec::new();
+    for e in &decision.evidence {
+        if e.outcome != Ok(Verdict::Allow) {
+            continue;
+        }
+        if let Some(id) = e
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("grant"))
+            .and_then(Value::as_str)
+            && !named.iter().any(|n| n == id)
+        {
+            named.push(id.to_owned());
+        }
+    }
+    for id in named {
+        if !call.grants.iter().any(|g| g.id == id) {
+            return refuse(
+                decision,
+                Reason::GrantExhausted,
+                format!("grant {id} does not apply to this call"),
+            );
+        }
+        match consume(call.tasks, &id).await {
+            Ok(grant) => decision.grant = Some(grant.id),
+            Err(why) => return refuse(decision, Reason::GrantExhausted, why),
+        }
+    }
+    decision
+}
+
+/// Policy wants a human: an approval grant for exactly this call allows it;
+/// otherwise park it, and maybe wait for the answer.
+async fn approval(call: &Call<'_>, mut decision: Decision) -> Decision {
+    let digest = argument_digest(call.arguments);
+    let approved = call
+        .grants
+        .iter()
+        .find(|g| g.argument_digest.as_deref() == Some(digest.as_str()));
+    if let Some(grant) = approved {
+        return match consume(call.tasks, &grant.id).await {
+            Ok(grant) => allow_approved(decision, grant),
+            Err(why) => refuse(decision, Reason::GrantExhausted, why),
+        };
+    }
+    let Some(task) = call.live.task() else {
+        return decision;
+    };
+    let parked = {
+        let (tasks, task, route, tool, args, why) = (
+            Arc::clone(call.tasks),
+            task.clone(),
+            call.route.name.clone(),
+            call.tool.to_owned(),
+            call.arguments.clone(),
+            decision.message.clone(),
+        );
+        let (task_cfg, approvals_cfg) = (
+            Arc::clone(&call.snapshot.tasks),
+            Arc::clone(&call.snapshot.approvals),
+        );
+        tokio::task::spawn_blocking(move || {
+            let caps = Caps {
+                tasks: &task_cfg,
+                approvals: &approvals_cfg,
+            };
+            tasks.park_call(caps, &task, &route, &tool, &args, &why)
+        })
+        .await
+    };
+    let approval = match parked {
+        Ok(Ok((approval, new))) => {
+            if new && let Some(hook) = &call.snapshot.webhook {
+                hook.announce(&approval);
+            }
+            approval
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot park a call for approval");
+            decision.message = format!(
+                "{}; the call could not be parked for approval ({})",
+                decision.message,
+                e.code()
+            );
+            return decision;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "parking a call panicked");
+            return decision;
+        }
+    };
+    decision.approval = Some(approval.id.clone());
+    let wait = call.route.approval_wait;
+    let state = if wait.is_zero() {
+        approval.state_at(now_ms())
+    } else {
+        call.tasks.wait(&approval.id, wait).await
+    };
+    match state {
+        ApprovalState::Approved => {
+            let grant_id = call
+                .tasks
+                .store()
+                .approval(&approval.id)
+                .and_then(|a| a.grant_id);
+            match grant_id {
+                Some(id) => match consume(call.tasks, &id).await {
+                    Ok(grant) => allow_approved(decision, grant),
+                    Err(why) => refuse(decision, Reason::GrantExhausted, why),
+                },
+                None => refuse(
+                    decision,
+                    Reason::ApprovalPending,
+                    "approved, but its grant is gone".into(),
+                ),
+            }
+        }
+        ApprovalState::Denied => {
+            let why = call
+                .tasks
+                .store()
+                .approval(&approval.id)
+                .and_then(|a| a.decided)
+                .map(|d| {
+                    format!(
+                        "denied by {}{}",
+                        d.by,
+                        if d.why.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", d.why)
+                        }
+                    )
+                })
+                .unwrap_or_else(|| "denied".into());
+            decision.verdict = Verdict::Deny;
+            decision.reason = Reason::ApprovalDenied;
+            decision.message = format!("approval {} was {why}", approval.id);
+            decision
+        }
+        ApprovalState::Pending => {
+            decision.reason = Reason::ApprovalPending;
+            decision.message = format!(
+                "{} — parked as approval {id}; an operator can approve it (toolgate approval approve {id}); then retry this same call with the same arguments",
+                decision.message,
+                id = approval.id
+            );
+            decision
+        }
+        ApprovalState::Expired => {
+            decision.reason = Reason::ApprovalPending;
+            decision.message = format!(
+                "{} — approval {} expired unanswered; retry to ask again",
+                decision.message, approval.id
+            );
+            decision
+        }
+    }
+}
+
+fn allow_approved(mut decision: Decision, grant: Grant) -> Decision {
+    decision.verdict = Verdict::Allow;
+    decision.reason = Reason::Approved;
+    decision.message = format!("approved by {}", grant.granted_by);
+    if let crate::store::GrantSource::Approval { approval_id } = &grant.source {
+        decision.approval = Some(approval_id.clone());
+    }
+    decision.grant = Some(grant.id);
+    decision
+}
+
+fn refuse(mut decision: Decision, reason: Reason, message: String) -> Decision {
+    decision.verdict = Verdict::Deny;
+    decision.reason = reason;
+    decision.message = message;
+    decision
+}
+
+/// One use of a grant, off the async threads (a counted use is journaled).
+async fn consume(tasks: &Arc<Tasks>, id: &str) -> Result<Grant, String> {
+    let (tasks, owned) = (Arc::clone(tasks), id.to_owned());
+    match tokio::task::spawn_blocking(move || tasks.store().consume(&owned, now_ms())).await {
+        Ok(Ok(grant)) => Ok(grant),
+        Ok(Err(e)) => Err(format!("grant {id}: {e}")),
+        Err(_) => Err(format!("grant {id} could not be counted")),
+    }
+}
