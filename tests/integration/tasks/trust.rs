@@ -1,0 +1,157 @@
+//! Which task a call runs in: a task header is trusted only for the task's
+//! own agent; unknown and foreign tasks are refused; a token's task claim
+//! and header must agree; revocation by agent; policy may auto-approve a
+//! grant request (the `grant` phase) or refuse it.
+
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use super::*;
+use crate::common::send;
+use crate::common::upstream::{FakeUpstream, json as json_answer};
+
+async fn upstream() -> FakeUpstream {
+    FakeUpstream::start(|_| async {
+        json_answer(200, &json!({"jsonrpc": "2.0", "id": 7, "result": {"content": [{"type": "text", "text": "ok"}]}}))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn task_headers_are_trusted_only_for_their_own_agent() {
+    let up = upstream().await;
+    let gw = TestGateway::start(&config("tools", &up.url(""), "deny", "", "")).await;
+    let mine = create_task(&gw, AGENT).await;
+    let theirs = create_task(&gw, OTHER_AGENT).await;
+    issue_grant(&gw, &mine, "*", None).await;
+    issue_grant(&gw, &theirs, "*", None).await;
+    let me = token(AGENT, "tools", None);
+
+    let ok = raw_call(&gw, "tools", &me, Some(&mine), "echo", json!({})).await;
+    assert_eq!(refusal(&ok), None, "{}", ok.text());
+    // Naming another agent's task (with its live grants) gets nothing.
+    let r = raw_call(&gw, "tools", &me, Some(&theirs), "echo", json!({})).await;
+    let text = refusal(&r).expect("refused");
+    assert!(
+        text.contains("task_invalid") && text.contains("not given to this caller"),
+        "{text}"
+    );
+    let r = raw_call(&gw, "tools", &me, Some("task_nope"), "echo", json!({})).await;
+    assert!(refusal(&r).unwrap().contains("does not exist"));
+    // Claim and header must agree.
+    let claimed = token(AGENT, "tools", Some(&mine));
+    let r = raw_call(&gw, "tools", &claimed, Some(&theirs), "echo", json!({})).await;
+    assert!(refusal(&r).unwrap().contains("task_invalid"));
+    let r = raw_call(&gw, "tools", &claimed, None, "echo", json!({})).await;
+    assert_eq!(refusal(&r), None, "the claim alone names the task");
+    // Without a task jit-grants has no grants to go by.
+    let r = raw_call(&gw, "tools", &me, None, "echo", json!({})).await;
+    assert!(refusal(&r).unwrap().contains("no live grant"));
+    assert_eq!(up.seen().len(), 2);
+
+    // Revoking every grant of an agent (the source of truth changed).
+    let r = admin(
+        &gw,
+        Method::POST,
+        "/v1/agents/revoke-grants",
+        Some(json!({"agent": AGENT, "reason": "left the team"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["revoked"].as_array().unwrap().len(), 1);
+    let r = raw_call(&gw, "tools", &me, Some(&mine), "echo", json!({})).await;
+    assert!(refusal(&r).unwrap().contains("no live grant"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_auto_approves_low_risk_grant_requests() {
+    let up = upstream().await;
+    let allowlist = build(&["allowlist"]);
+    // An allowlist in the grant phase only: read-only tools are granted at once.
+    let extra = format!(
+        "\n[[policies]]\nname = \"low-risk\"\nmodule = \"{}\"\nvectors = \"{}\"\nphases = [\"grant\"]\n\
+         [policies.config]\nrules = [{{ subjects = [\"{AGENT}\"], tools = [\"read_*\"] }}]\n",
+        allowlist[0].display(),
+        vectors("allowlist").display()
+    );
+    let gw = TestGateway::start(&config("tools", &up.url(""), "deny", "", &extra)).await;
+    let task = create_task(&gw, AGENT).await;
+    let me = token(AGENT, "tools", Some(&task));
+    let ask = |tool: &str| {
+        let me = me.clone();
+        let body = json!({"route": "tools", "tool": tool, "ttl": "2m", "reason": "need to read the config"});
+        let url = gw.url("/_toolgate/grant-requests");
+        async move {
+            send(
+                Method::POST,
+                &url,
+                &[
+                    ("authorization", &format!("Bearer {me}")),
+                    ("content-type", "application/json"),
+                ],
+                serde_json::to_vec(&body).unwrap(),
+            )
+            .await
+        }
+    };
+    let r = ask("read_file").await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["status"], "granted");
+    assert_eq!(v["grant"]["source"]["kind"], "policy");
+    assert!(
+        v["grant"]["granted_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("policy:low-risk@"),
+        "{v}"
+    );
+    assert_eq!(v["approval"]["state"], "approved");
+    let ok = raw_call(&gw, "tools", &me, None, "read_file", json!({"path": "a"})).await;
+    assert_eq!(refusal(&ok), None);
+
+    // Anything else is refused by the same policy, with its reason.
+    let r = ask("delete_repo").await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert_eq!(r.json()["error"]["reason"], "policy_deny");
+
+    // Hostile requests: no token, foreign route, missing reason, no task.
+    let r = send(
+        Method::POST,
+        &gw.url("/_toolgate/grant-requests"),
+        &[("content-type", "application/json")],
+        r#"{"route":"tools","tool":"x","reason":"r"}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.headers.contains_key("www-authenticate"));
+    let r = send(
+        Method::POST,
+        &gw.url("/_toolgate/grant-requests"),
+        &[("authorization", &format!("Bearer {me}"))],
+        r#"{"route":"nope","tool":"x","reason":"r"}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    let r = send(
+        Method::POST,
+        &gw.url("/_toolgate/grant-requests"),
+        &[("authorization", &format!("Bearer {me}"))],
+        r#"{"route":"tools","tool":"x"}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("reason"), "{}", r.text());
+    let taskless = token(AGENT, "tools", None);
+    let r = send(
+        Method::POST,
+        &gw.url("/_toolgate/grant-requests"),
+        &[("authorization", &format!("Bearer {taskless}"))],
+        r#"{"route":"tools","tool":"x","reason":"r"}"#,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("task"), "{}", r.text());
+    let r = send(Method::GET, &gw.url("/_toolgate/grant-requests"), &[], "").await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+}
