@@ -5,6 +5,7 @@
 //! constraints, turns an approval into a grant and wakes the calls waiting
 //! for it. Storage is the [`Store`]'s.
 
+pub mod events;
 pub mod requests;
 pub mod webhook;
 
@@ -21,6 +22,7 @@ use crate::store::{
     Approval, ApprovalKind, ApprovalState, Ending, Grant, GrantSource, Millis, Store, Task,
     TaskState,
 };
+use events::{Event, Events};
 pub use requests::{ApproveRequest, GrantRequest, NewGrant, NewTask};
 
 #[derive(Debug, thiserror::Error)]
@@ -63,14 +65,20 @@ pub struct Tasks {
     store: Arc<dyn Store>,
     /// Calls held open for an approval, by approval id.
     waiters: DashMap<String, watch::Sender<ApprovalState>>,
+    events: Events,
 }
 
 impl Tasks {
-    pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
+    pub fn new(store: Arc<dyn Store>, registry: &prometheus::Registry) -> Arc<Self> {
         Arc::new(Self {
             store,
             waiters: DashMap::new(),
+            events: Events::new(registry),
         })
+    }
+
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -79,7 +87,11 @@ impl Tasks {
 
     /// Opens the configured store: the on-disk journal at `tasks.store`, or
     /// memory only (warned: nothing survives a restart).
-    pub fn open(config: &config::Tasks, approvals: &config::Approvals) -> Result<Arc<Self>, Error> {
+    pub fn open(
+        config: &config::Tasks,
+        approvals: &config::Approvals,
+        registry: &prometheus::Registry,
+    ) -> Result<Arc<Self>, Error> {
         let limits = crate::store::memory::StoreLimits {
             max_tasks: config.max_tasks,
             max_grants_per_task: config.max_grants_per_task,
@@ -101,7 +113,7 @@ impl Tasks {
                 crate::store::MemoryStore::in_memory(limits)
             }
         };
-        Ok(Self::new(Arc::new(store)))
+        Ok(Self::new(Arc::new(store), registry))
     }
 
     /// Sweeps expiry and flushes counters every `tasks.sweep_interval` until
@@ -122,6 +134,9 @@ impl Tasks {
                     tokio::task::spawn_blocking(move || store.sweep(now_ms(), retain)).await;
                 match swept {
                     Ok(Ok(s)) if s != crate::store::Swept::default() => {
+                        this.events.count(Event::TaskExpired, s.tasks_expired);
+                        this.events
+                            .count(Event::ApprovalExpired, s.approvals_expired);
                         tracing::debug!(
                             tasks_expired = s.tasks_expired,
                             approvals_expired = s.approvals_expired,
@@ -178,7 +193,10 @@ impl Tasks {
             state: TaskState::Active,
             ended: None,
         };
-        Ok(self.store.create_task(task)?)
+        let task = self.store.create_task(task)?;
+        self.events
+            .record(Event::TaskCreated, &task.id, &task.id, actor);
+        Ok(task)
     }
 
     /// Completes or cancels a task: every grant in it ends.
@@ -190,6 +208,12 @@ impl Tasks {
         why: &str,
     ) -> Result<Task, Error> {
         let task = self.store.end_task(id, state, ending(actor, why))?;
+        let event = match state {
+            TaskState::Completed => Event::TaskCompleted,
+            TaskState::Cancelled => Event::TaskCancelled,
+            TaskState::Expired | TaskState::Active => Event::TaskExpired,
+        };
+        self.events.record(event, id, id, actor);
         // Calls parked in this task will not be approved now.
         for approval in self.store.approvals(
             &crate::store::ApprovalFilter {
@@ -249,7 +273,10 @@ impl Tasks {
             argument_digest: None,
             revoked: None,
         };
-        Ok(self.store.issue_grant(grant)?)
+        let grant = self.store.issue_grant(grant)?;
+        self.events
+            .record(Event::GrantIssued, &grant.id, &grant.task_id, actor);
+        Ok(grant)
     }
 
     /// Parks a call policy wants a human to look at.
@@ -284,12 +311,51 @@ impl Tasks {
         let id = approval.id.clone();
         let parked = self.store.park(approval)?;
         let new = parked.id == id;
+        if new {
+            self.events.record(
+                Event::ApprovalParked,
+                &parked.id,
+                &parked.task_id,
+                &parked.agent,
+            );
+        }
         Ok((parked, new))
     }
 
     /// Parks an agent's own grant request.
     pub fn park_request(&self, approval: Approval) -> Result<Approval, Error> {
-        Ok(self.store.park(approval)?)
+        let id = approval.id.clone();
+        let parked = self.store.park(approval)?;
+        if parked.id == id {
+            self.events.record(
+                Event::ApprovalParked,
+                &parked.id,
+                &parked.task_id,
+                &parked.agent,
+            );
+        }
+        Ok(parked)
+    }
+
+    /// Approves `approval` with `grant` (already built) as `actor`.
+    pub fn approve_with(
+        &self,
+        id: &str,
+        grant: Grant,
+        actor: &str,
+        why: &str,
+    ) -> Result<(Approval, Grant), Error> {
+        let (approval, grant) = self.store.approve(id, grant, ending(actor, why))?;
+        self.events.record(
+            Event::ApprovalApproved,
+            &approval.id,
+            &approval.task_id,
+            actor,
+        );
+        self.events
+            .record(Event::GrantIssued, &grant.id, &grant.task_id, actor);
+        self.wake(id, ApprovalState::Approved);
+        Ok((approval, grant))
     }
 
     /// Approves: creates the grant (for a parked call, scoped to that exact
@@ -318,9 +384,7 @@ impl Tasks {
             },
         )?;
         let why = req.reason.unwrap_or_default();
-        let done = self.store.approve(id, grant, ending(actor, &why))?;
-        self.wake(id, ApprovalState::Approved);
-        Ok(done)
+        self.approve_with(id, grant, actor, &why)
     }
 
     /// The grant approving `approval` creates.
@@ -404,6 +468,12 @@ impl Tasks {
 
     pub fn deny(&self, id: &str, actor: &str, why: &str) -> Result<Approval, Error> {
         let approval = self.store.deny(id, ending(actor, why))?;
+        self.events.record(
+            Event::ApprovalDenied,
+            &approval.id,
+            &approval.task_id,
+            actor,
+        );
         self.wake(id, ApprovalState::Denied);
         Ok(approval)
     }

@@ -134,7 +134,7 @@ async fn approval(call: &Call<'_>, mut decision: Decision) -> Decision {
     let approval = match parked {
         Ok(Ok((approval, new))) => {
             if new && let Some(hook) = &call.snapshot.webhook {
-                hook.announce(&approval);
+                hook.announce(&approval, call.tasks.events());
             }
             approval
         }
@@ -242,8 +242,14 @@ fn refuse(mut decision: Decision, reason: Reason, message: String) -> Decision {
 /// One use of a grant, off the async threads (a counted use is journaled).
 async fn consume(tasks: &Arc<Tasks>, id: &str) -> Result<Grant, String> {
     let (tasks, owned) = (Arc::clone(tasks), id.to_owned());
+    let counter = Arc::clone(&tasks);
     match tokio::task::spawn_blocking(move || tasks.store().consume(&owned, now_ms())).await {
-        Ok(Ok(grant)) => Ok(grant),
+        Ok(Ok(grant)) => {
+            counter
+                .events()
+                .count(crate::tasks::events::Event::GrantUsed, 1);
+            Ok(grant)
+        }
         Ok(Err(e)) => Err(format!("grant {id}: {e}")),
         Err(_) => Err(format!("grant {id} could not be counted")),
     }

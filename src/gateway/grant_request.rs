@@ -218,7 +218,7 @@ impl Gateway {
         if parked.id == id
             && let Some(hook) = &snapshot.webhook
         {
-            hook.announce(&parked);
+            hook.announce(&parked, self.tasks.events());
         }
         Ok(parked)
     }

@@ -11,6 +11,7 @@ use http::{Method, Request, Uri};
 use http_body_util::Full;
 use serde_json::json;
 
+use super::events::{Event, Events};
 use crate::config;
 use crate::config::Secret;
 use crate::forward::client::{self, HttpClient};
@@ -91,8 +92,9 @@ impl Webhook {
     }
 
     /// Announces a new pending approval in the background.
-    pub fn announce(&self, approval: &Approval) {
+    pub fn announce(&self, approval: &Approval, events: &Events) {
         let this = self.clone();
+        let events = events.clone();
         let body = Bytes::from(Self::body(approval));
         let id = approval.id.clone();
         tokio::spawn(async move {
@@ -101,9 +103,11 @@ impl Webhook {
                 match this.deliver(body.clone()).await {
                     Ok(()) => {
                         tracing::info!(approval = %id, "approval announced to webhook");
+                        events.count(Event::WebhookDelivered, 1);
                         return;
                     }
                     Err(why) if attempt == ATTEMPTS => {
+                        events.count(Event::WebhookFailed, 1);
                         tracing::warn!(approval = %id, attempts = attempt, error = %why, "approval webhook failed; the approval stays pending");
                     }
                     Err(why) => {

@@ -9,6 +9,7 @@ use http::{Method, StatusCode};
 use serde_json::json;
 
 use super::*;
+use crate::common::metric;
 use crate::common::peers::{PyServer, py_client};
 use crate::common::upstream::{FakeUpstream, json as json_answer};
 
@@ -133,6 +134,29 @@ async fn a_held_call_resumes_once_approved() {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert_eq!(sig, format!("sha256={expect}"));
+
+    // Grant changes are telemetry too.
+    let parked = metric(&gw, "toolgate_task_events_total{event=\"approval_parked\"}").await;
+    let approved = metric(
+        &gw,
+        "toolgate_task_events_total{event=\"approval_approved\"}",
+    )
+    .await;
+    let used = metric(&gw, "toolgate_task_events_total{event=\"grant_used\"}").await;
+    assert_eq!((parked, approved, used), (1.0, 1.0, 1.0));
+    let mut delivered = 0.0;
+    for _ in 0..50 {
+        delivered = metric(
+            &gw,
+            "toolgate_task_events_total{event=\"webhook_delivered\"}",
+        )
+        .await;
+        if delivered > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(delivered, 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
