@@ -2,6 +2,7 @@
 //! real Python MCP server and client, real JWT-SVIDs, the real `jit-grants`
 //! policy module, the admin API and the operator CLI (the real binary).
 
+mod budget;
 mod concurrency;
 mod story;
 mod trust;
