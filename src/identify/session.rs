@@ -22,6 +22,9 @@ struct Binding {
 #[derive(Debug)]
 pub struct Sessions {
     bindings: DashMap<String, Binding>,
+    /// Principal → keys of its bindings: eviction looks at one caller's
+    /// sessions, never scans the table.
+    owned: DashMap<String, Vec<String>>,
     max: usize,
     per_principal: usize,
 }
@@ -30,6 +33,7 @@ impl Sessions {
     pub fn new(max: usize) -> Self {
         Self {
             bindings: DashMap::new(),
+            owned: DashMap::new(),
             max,
             per_principal: (max / 64).max(1),
         }
@@ -51,13 +55,15 @@ impl Sessions {
     /// requests get 404 and its client opens another session.
     pub fn bind(&self, route: &str, session: &str, principal: &str) {
         let key = key(route, session);
-        if let Some(existing) = self.bindings.get(&key)
-            && existing.principal != principal
-        {
-            tracing::warn!(
-                route,
-                "upstream reissued a session id another caller holds; not rebinding it"
-            );
+        if let Some(existing) = self.bindings.get(&key) {
+            if existing.principal == principal {
+                existing.last_seen.store(now(), Ordering::Relaxed);
+            } else {
+                tracing::warn!(
+                    route,
+                    "upstream reissued a session id another caller holds; not rebinding it"
+                );
+            }
             return;
         }
         if self.bindings.len() >= self.max {
@@ -67,35 +73,61 @@ impl Sessions {
         // least recently used session is forgotten (its client gets a 404
         // and opens a new one). Only when the table is full of many callers'
         // live sessions does an arbitrary one go; nobody gets another's.
-        let own: Vec<(String, u64)> = self
-            .bindings
-            .iter()
-            .filter(|e| e.principal == principal)
-            .map(|e| (e.key().clone(), e.last_seen.load(Ordering::Relaxed)))
-            .collect();
+        let own: Vec<String> = self
+            .owned
+            .get(principal)
+            .map(|keys| keys.clone())
+            .unwrap_or_default();
         let victim = if own.len() >= self.per_principal {
             own.into_iter()
-                .min_by_key(|(_, seen)| *seen)
-                .map(|(k, _)| k)
+                .filter(|k| *k != key)
+                .min_by_key(|k| {
+                    self.bindings
+                        .get(k)
+                        .map_or(0, |b| b.last_seen.load(Ordering::Relaxed))
+                })
         } else if self.bindings.len() >= self.max {
             self.bindings.iter().next().map(|e| e.key().clone())
         } else {
             None
         };
         if let Some(victim) = victim {
-            self.bindings.remove(&victim);
+            self.remove(&victim);
         }
-        self.bindings.insert(
-            key,
-            Binding {
-                principal: principal.to_owned(),
-                last_seen: AtomicU64::new(now()),
-            },
-        );
+        let fresh = self
+            .bindings
+            .insert(
+                key.clone(),
+                Binding {
+                    principal: principal.to_owned(),
+                    last_seen: AtomicU64::new(now()),
+                },
+            )
+            .is_none();
+        if fresh {
+            self.owned.entry(principal.to_owned()).or_default().push(key);
+        }
+    }
+
+    /// Forgets one binding and its index entry.
+    fn remove(&self, key: &str) {
+        let Some((_, binding)) = self.bindings.remove(key) else {
+            return;
+        };
+        let empty = match self.owned.get_mut(&binding.principal) {
+            Some(mut keys) => {
+                keys.retain(|k| k != key);
+                keys.is_empty()
+            }
+            None => false,
+        };
+        if empty {
+            self.owned.remove_if(&binding.principal, |_, keys| keys.is_empty());
+        }
     }
 
     pub fn unbind(&self, route: &str, session: &str) {
-        self.bindings.remove(&key(route, session));
+        self.remove(&key(route, session));
     }
 
     /// Forgets sessions idle past the limit.
@@ -103,6 +135,10 @@ impl Sessions {
         let cutoff = now().saturating_sub(IDLE.as_secs());
         self.bindings
             .retain(|_, b| b.last_seen.load(Ordering::Relaxed) >= cutoff);
+        self.owned.retain(|_, keys| {
+            keys.retain(|k| self.bindings.contains_key(k));
+            !keys.is_empty()
+        });
     }
 
     pub fn len(&self) -> usize {
@@ -166,5 +202,24 @@ mod tests {
         }
         assert!(s.len() <= 2);
         assert!(s.owned_by("r", "s9", "p"), "the newest binding is kept");
+    }
+
+    #[test]
+    fn the_index_follows_the_table() {
+        let s = Sessions::new(64 * 3); // three per caller
+        for i in 0..10 {
+            s.bind("r", &format!("a{i}"), "alice");
+            s.bind("r", "a-same", "alice"); // rebinding the same id is not a new one
+        }
+        assert_eq!(s.owned.get("alice").unwrap().len(), 3);
+        assert!(s.owned_by("r", "a9", "alice") && s.owned_by("r", "a-same", "alice"));
+        for k in s.owned.get("alice").unwrap().clone() {
+            assert!(s.bindings.contains_key(&k));
+        }
+        s.unbind("r", "a9");
+        s.unbind("r", "a-same");
+        s.unbind("r", "a8");
+        assert!(s.owned.get("alice").is_none(), "an empty index entry goes");
+        assert!(s.is_empty());
     }
 }
