@@ -193,7 +193,8 @@ fn the_wire_context_follows_the_abi() {
     };
     let task = v(&wire.task);
     assert_eq!(task["id"], id.as_str());
-    assert_eq!(task["remaining_secs"].as_u64().unwrap() / 10, 5, "{task}");
+    let left = task["remaining_secs"].as_u64().unwrap();
+    assert!((58..=60).contains(&left), "{task}");
     let g = v(&wire.grants);
     assert_eq!(g[0]["uses_left"], 2);
     assert_eq!(g[0]["route"], "fs");
