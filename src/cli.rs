@@ -1,6 +1,8 @@
-//! Command line: `serve`, `check`, `demo`, `token mint`. Start-up errors are
+//! Command line: `serve`, `check`, `demo`, `token mint`, and the operator
+//! commands `task`, `grant`, `approval` (see [`ops`]). Start-up errors are
 //! reported here and turned into exit codes; nothing below this layer prints.
 
+pub mod ops;
 pub mod token;
 
 use std::io::Write as _;
@@ -67,6 +69,8 @@ pub enum Command {
         #[command(subcommand)]
         command: token::TokenCommand,
     },
+    #[command(flatten)]
+    Ops(ops::OpsCommand),
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -84,6 +88,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => return check(&config),
         Command::Token { command } => return token::run(command),
+        Command::Ops(command) => return runtime.block_on(ops::run(command)),
         Command::Serve { config } => runtime.block_on(serve(config)),
         Command::Demo {
             port,

@@ -5,6 +5,7 @@
 
 pub mod modules;
 pub mod peers;
+pub mod process;
 pub mod tokens;
 pub mod upstream;
 

@@ -12,6 +12,7 @@ mod edge;
 mod identity;
 mod modules;
 mod opa;
+mod ops;
 mod peers;
 mod policy;
 mod tls;

@@ -1,0 +1,100 @@
+//! Operator CLI: `toolgate task|grant|approval …`, a thin client of the
+//! admin API. Each invocation maps its arguments to one request
+//! ([`request`]), sends it ([`client`]) and prints the answer as a table or
+//! `key: value` lines ([`render`]), or as the API's JSON with `--json`.
+//!
+//! Exit status: 0 done; 2 usage errors and 4xx answers (the request was
+//! wrong or not allowed); 1 connection failures, timeouts and 5xx answers.
+
+mod args;
+mod client;
+mod render;
+mod request;
+mod table;
+#[cfg(test)]
+mod tests;
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use http::StatusCode;
+
+pub use args::{AdminArgs, ApprovalCommand, GrantCommand, OpsCommand, TaskCommand};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bad option or file; nothing was sent.
+    #[error("{0}")]
+    Usage(String),
+    /// The admin API refused or failed the request.
+    #[error("{code}: {message}")]
+    Api {
+        status: StatusCode,
+        code: String,
+        message: String,
+    },
+    #[error("cannot reach the admin API at {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("no answer from {url} within 30s")]
+    Timeout { url: String },
+    #[error("unexpected answer from the admin API: {0} (--json prints it as-is)")]
+    BadAnswer(String),
+    #[error("cannot write the output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+impl Error {
+    /// 2 when the request was wrong (usage, 4xx), 1 when the other end or
+    /// the way to it failed.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Usage(_) => 2,
+            Self::Api { status, .. } if status.is_client_error() => 2,
+            Self::Api { .. }
+            | Self::Connect { .. }
+            | Self::Timeout { .. }
+            | Self::BadAnswer(_)
+            | Self::Output(_) => 1,
+        }
+    }
+}
+
+/// Runs one operator command; errors go to stderr as `error: …`.
+pub async fn run(command: OpsCommand) -> ExitCode {
+    match execute(&command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Neither the token nor the Authorization header is ever part
+            // of an error's text.
+            let _ = writeln!(std::io::stderr(), "error: {}", table::clean(&e.to_string()));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+async fn execute(command: &OpsCommand) -> Result<(), Error> {
+    let admin = match command {
+        OpsCommand::Task { admin, .. }
+        | OpsCommand::Grant { admin, .. }
+        | OpsCommand::Approval { admin, .. } => admin,
+    };
+    let (call, shape) = command.call();
+    let client = client::AdminClient::new(admin)?;
+    let answer = client.send(&call).await?;
+    let text = if admin.json {
+        let mut pretty =
+            serde_json::to_string_pretty(&answer).map_err(|e| Error::BadAnswer(e.to_string()))?;
+        pretty.push('\n');
+        pretty
+    } else {
+        render::render(shape, &answer, now())?
+    };
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+fn now() -> crate::store::Millis {
+    crate::store::model::now_ms()
+}
