@@ -1,6 +1,27 @@
-//! Operator listener: liveness, readiness and Prometheus metrics, on its own
-//! (loopback by default) address so agents never see it. The admin API for
-//! tasks, grants and approvals joins it here.
+//! Operator listener: liveness, readiness and Prometheus metrics (open to
+//! anyone who can reach it), and the authenticated admin API for tasks,
+//! grants, approvals, policies and reloads — on its own (loopback by
+//! default) address, so agents never see it.
+//!
+//! ```text
+//!  request ─▶ public?  GET /healthz, /readyz, /metrics ─▶ answered
+//!     │
+//!     ▼
+//!   auth      bearer token (SHA-256, constant time) or client certificate SAN
+//!     │       → caller {actor, role}; else 401
+//!     ▼
+//!   routes    path → endpoint (404/405) → role check (403) → handler;
+//!             every change: an audit line + toolgate_admin_actions_total
+//! ```
+
+mod approvals;
+pub mod auth;
+pub mod error;
+mod grants;
+mod input;
+mod policies;
+mod routes;
+mod tasks;
 
 use std::sync::Arc;
 
@@ -12,57 +33,91 @@ use serde_json::json;
 use crate::Body;
 use crate::answer::{full, json_response};
 use crate::gateway::Gateway;
+use crate::listener::{ClientCert, ConnInfo};
 
-pub async fn handle(gateway: Arc<Gateway>, req: Request<Incoming>) -> Response<Body> {
-    match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
-        (&Method::POST, "/policies/reload") => {
-            match crate::decide::reload::reload(&gateway).await {
-                Ok(modules) => json_response(
-                    StatusCode::OK,
-                    &json!({"reloaded": true, "modules": modules}),
-                ),
-                Err(error) => json_response(
-                    StatusCode::CONFLICT,
-                    &json!({"error": {"code": "policy_reload_failed", "message": error,
-                                  "detail": "the last good policy set keeps serving"}}),
-                ),
+pub use auth::{Caller, Credentials};
+pub use error::Error;
+
+/// What the admin listener serves from: the gateway and who may call.
+#[derive(Debug)]
+pub struct Admin {
+    gateway: Arc<Gateway>,
+    credentials: Credentials,
+}
+
+impl Admin {
+    pub fn new(gateway: Arc<Gateway>, config: &crate::config::Admin) -> Arc<Self> {
+        let credentials = Credentials::new(config);
+        if credentials.is_empty() {
+            tracing::warn!(
+                "the admin API has no credentials (admin.tokens, admin.clients): only /healthz, /readyz and /metrics answer"
+            );
+        }
+        if config.tls.is_none() && !config.bind.ip().is_loopback() {
+            tracing::warn!(bind = %config.bind, "the admin listener is off loopback without TLS: admin tokens cross the network in clear");
+        }
+        Arc::new(Self {
+            gateway,
+            credentials,
+        })
+    }
+}
+
+/// Answers one admin-listener request. Never fails: every problem is an answer.
+pub async fn handle(admin: Arc<Admin>, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+    if req.method() == Method::GET {
+        match req.uri().path() {
+            "/healthz" => return text(StatusCode::OK, "ok\n"),
+            "/readyz" => {
+                let routes = admin.gateway.snapshot().routes().len();
+                return json_response(StatusCode::OK, &json!({"ready": true, "routes": routes}));
             }
+            "/metrics" => return metrics(&admin.gateway),
+            _ => {}
         }
-        (&Method::GET, "/policies") => {
-            let modules: Vec<_> = gateway
-                .snapshot()
-                .policy
-                .modules()
-                .iter()
-                .map(|m| json!({"name": &*m.name, "version": &*m.version, "sha256": m.hash}))
-                .collect();
-            json_response(StatusCode::OK, &json!({ "policies": modules }))
+    }
+    match api(&admin, req, conn).await {
+        Ok(reply) => reply.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn api(
+    admin: &Admin,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+) -> Result<routes::Reply, Error> {
+    let client = req.extensions().get::<ClientCert>();
+    let caller = admin
+        .credentials
+        .authenticate(req.headers(), client)
+        .inspect_err(|e| {
+            tracing::info!(
+                target: "toolgate::audit",
+                remote = %conn.remote,
+                method = %req.method(),
+                path = req.uri().path(),
+                outcome = e.code(),
+                "admin request refused"
+            );
+        })?;
+    let endpoint = routes::route(req.method(), req.uri().path())?;
+    routes::serve(&admin.gateway, &caller, &endpoint, req).await
+}
+
+fn metrics(gateway: &Gateway) -> Response<Body> {
+    let mut buf = Vec::new();
+    let families = gateway.recorder().registry().gather();
+    match TextEncoder::new().encode(&families, &mut buf) {
+        Ok(()) => {
+            let mut resp = Response::new(full(buf));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
+            resp
         }
-        (&Method::GET, "/readyz") => {
-            let routes = gateway.snapshot().routes().len();
-            json_response(StatusCode::OK, &json!({"ready": true, "routes": routes}))
-        }
-        (&Method::GET, "/metrics") => {
-            let mut buf = Vec::new();
-            let families = gateway.recorder().registry().gather();
-            match TextEncoder::new().encode(&families, &mut buf) {
-                Ok(()) => {
-                    let mut resp = Response::new(full(buf));
-                    resp.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        header::HeaderValue::from_static("text/plain; version=0.0.4"),
-                    );
-                    resp
-                }
-                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")),
-            }
-        }
-        _ => json_response(
-            StatusCode::NOT_FOUND,
-            &json!({"error": {"code": "not_found",
-                              "message": "try /healthz, /readyz, /metrics, GET /policies or POST /policies/reload"}}),
-        ),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")),
     }
 }
 

@@ -2,6 +2,7 @@
 //! commands `task`, `grant`, `approval` (see [`ops`]). Start-up errors are
 //! reported here and turned into exit codes; nothing below this layer prints.
 
+pub mod admin_token;
 pub mod ops;
 pub mod token;
 
@@ -64,6 +65,8 @@ pub enum Command {
         #[arg(long, default_value_t = 9901)]
         admin_port: u16,
     },
+    /// Make an admin API token (printed once) and its `[[admin.tokens]]` block.
+    AdminToken(admin_token::AdminTokenArgs),
     /// Dev tokens.
     Token {
         #[command(subcommand)]
@@ -88,6 +91,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => return check(&config),
         Command::Token { command } => return token::run(command),
+        Command::AdminToken(args) => return admin_token::run(args),
         Command::Ops(command) => return runtime.block_on(ops::run(command)),
         Command::Serve { config } => runtime.block_on(serve(config)),
         Command::Demo {
@@ -134,11 +138,13 @@ async fn serve(path: PathBuf) -> anyhow::Result<()> {
     let gateway = std::sync::Arc::clone(&running.gateway);
     let mut hangup = signal(tokio::signal::unix::SignalKind::hangup())?;
     let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut reload_requests = gateway.config_reloads();
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = terminate.recv() => break,
             _ = hangup.recv() => reload(&path, &cfg, &gateway).await,
+            Ok(()) = reload_requests.changed() => reload(&path, &cfg, &gateway).await,
         }
     }
     tracing::info!("shutting down: draining in-flight calls");

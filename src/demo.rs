@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::config;
+use crate::admin::auth;
+use crate::config::{self, AdminToken, Role};
 use crate::identify::mint::{self, Mint};
 use crate::server;
 
@@ -43,6 +44,14 @@ pub async fn run(port: u16, tools_port: u16, admin_port: u16) -> anyhow::Result<
     };
     cfg.server.bind.set_port(port);
     cfg.admin.bind.set_port(admin_port);
+    // A fresh admin-role token for this run: the admin API is never open.
+    let admin_token = auth::generate_token()
+        .map_err(|e| anyhow::anyhow!("admin token: no randomness from the OS: {e}"))?;
+    cfg.admin.tokens.push(AdminToken {
+        name: "demo".to_owned(),
+        role: Role::Admin,
+        sha256: auth::hash_token_hex(&admin_token),
+    });
 
     let tools_addr = SocketAddr::from(([127, 0, 0, 1], tools_port));
     let tools = tool_server::start(tools_addr).await.with_context(|| {
@@ -59,7 +68,11 @@ pub async fn run(port: u16, tools_port: u16, admin_port: u16) -> anyhow::Result<
         )
         .sign(mint::DEV_KEY_PEM.as_bytes())
     };
-    let tokens = (token("/mcp")?, token("/locked/mcp")?);
+    let tokens = Tokens {
+        agent: token("/mcp")?,
+        locked: token("/locked/mcp")?,
+        admin: admin_token,
+    };
     // A closed stdout (e.g. piped into `head`) must not take the demo down.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
@@ -80,12 +93,19 @@ pub async fn run(port: u16, tools_port: u16, admin_port: u16) -> anyhow::Result<
     Ok(())
 }
 
-fn banner(
-    gw: SocketAddr,
-    tools: SocketAddr,
-    admin: Option<SocketAddr>,
-    (token, locked): &(String, String),
-) -> String {
+/// What the banner prints for the user to paste.
+struct Tokens {
+    agent: String,
+    locked: String,
+    admin: String,
+}
+
+fn banner(gw: SocketAddr, tools: SocketAddr, admin: Option<SocketAddr>, tokens: &Tokens) -> String {
+    let Tokens {
+        agent: token,
+        locked,
+        admin: admin_token,
+    } = tokens;
     let call = r#"'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello"}}}'"#;
     let headers =
         "-H 'content-type: application/json' -H 'accept: application/json, text/event-stream'";
@@ -93,6 +113,13 @@ fn banner(
         || "(admin listener off)".to_owned(),
         |a| format!("http://{a}/metrics"),
     );
+    let admin_api = admin.map_or_else(String::new, |a| {
+        format!(
+            "Admin API (tasks, grants, approvals) with an admin-role token made for this run:\n\
+             \x20 export ADMIN_TOKEN={admin_token}\n\
+             \x20 curl -s -H \"Authorization: Bearer $ADMIN_TOKEN\" http://{a}/v1/tasks\n\n"
+        )
+    });
     format!(
         "\ntoolgate demo: the gateway in front of an example MCP tool server, both on loopback.\n\n\
          \x20 gateway      http://{gw}/mcp          route \"demo\": tools echo, add, countdown\n\
@@ -109,6 +136,37 @@ fn banner(
          \x20 curl -s http://{gw}/locked/mcp -H \"authorization: Bearer $LOCKED_TOKEN\" \\\n      {headers} \\\n      -d {call}\n\n\
          Without a token the gateway answers 401 and points at its metadata:\n\
          \x20 curl -si http://{gw}/mcp {headers} -d {call}\n\n\
+         {admin_api}\
          Point an MCP client (Streamable HTTP) at http://{gw}/mcp with the token. Ctrl-C stops the demo.\n"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_banner_prints_every_token_and_how_to_use_it() {
+        let addr = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let tokens = Tokens {
+            agent: "agent.jwt".into(),
+            locked: "locked.jwt".into(),
+            admin: "tgadm_x".into(),
+        };
+        let text = banner(addr(8080), addr(8181), Some(addr(9901)), &tokens);
+        for line in [
+            "export TOKEN=agent.jwt",
+            "export LOCKED_TOKEN=locked.jwt",
+            "export ADMIN_TOKEN=tgadm_x",
+            "curl -s -H \"Authorization: Bearer $ADMIN_TOKEN\" http://127.0.0.1:9901/v1/tasks",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+        assert!(text.trim_end().ends_with("Ctrl-C stops the demo."));
+        let off = banner(addr(8080), addr(8181), None, &tokens);
+        assert!(
+            !off.contains("ADMIN_TOKEN"),
+            "no admin listener, no admin token"
+        );
+    }
 }

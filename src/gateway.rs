@@ -42,6 +42,8 @@ pub struct Gateway {
     identifier: Identifier,
     policy_watch: std::sync::Mutex<Option<notify::RecommendedWatcher>>,
     tasks: Arc<Tasks>,
+    /// Bumped by the admin API's config reload; `serve` waits on it like on SIGHUP.
+    config_reload: tokio::sync::watch::Sender<u64>,
 }
 
 /// How a request ended, for the `outcome` metric label.
@@ -55,7 +57,20 @@ impl Gateway {
             identifier: Identifier::new(),
             policy_watch: std::sync::Mutex::new(None),
             tasks,
+            config_reload: tokio::sync::watch::Sender::new(0),
         })
+    }
+
+    /// Asks the `serve` loop to re-read its config file, as SIGHUP does.
+    /// False if nothing listens (a gateway not run by `toolgate serve`).
+    pub fn request_config_reload(&self) -> bool {
+        self.config_reload.send_modify(|n| *n = n.wrapping_add(1));
+        self.config_reload.receiver_count() > 0
+    }
+
+    /// What the `serve` loop waits on for [`Self::request_config_reload`].
+    pub fn config_reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.config_reload.subscribe()
     }
 
     /// Tasks, grants and approvals.

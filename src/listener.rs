@@ -29,6 +29,16 @@ pub struct ConnInfo {
     pub tls: bool,
 }
 
+/// The client certificate a TLS connection presented, verified by the
+/// listener's client-certificate verifier (the admin listener's
+/// `client_ca_file`). Parsed once per connection and put into the
+/// extensions of every request on it; absent without a client certificate.
+#[derive(Debug, Clone)]
+pub struct ClientCert {
+    /// The leaf certificate's URI and DNS subject alternative names.
+    pub sans: Arc<[String]>,
+}
+
 /// TLS handshakes that take longer than this are dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -65,17 +75,23 @@ pub async fn serve<H, F>(
                 let _ = stream.set_nodelay(true);
                 let info = ConnInfo { remote, tls: acceptor.is_some() };
                 let handler = handler.clone();
-                let svc = service_fn(move |req| {
-                    let fut = handler(req, info);
-                    async move { Ok::<_, Infallible>(fut.await) }
-                });
+                // One service per connection, carrying what the handshake proved.
+                let service = move |client: Option<ClientCert>| {
+                    service_fn(move |mut req: Request<Incoming>| {
+                        if let Some(client) = &client {
+                            req.extensions_mut().insert(client.clone());
+                        }
+                        let fut = handler(req, info);
+                        async move { Ok::<_, Infallible>(fut.await) }
+                    })
+                };
                 let watcher = graceful.watcher();
                 let acceptor = acceptor.clone();
                 conns.spawn(async move {
                     let builder = auto::Builder::new(TokioExecutor::new());
                     let result = match acceptor {
                         None => {
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service(None));
                             watcher.watch(conn.into_owned()).await
                         }
                         Some(acceptor) => {
@@ -90,7 +106,13 @@ pub async fn serve<H, F>(
                                     return;
                                 }
                             };
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
+                            let client = tls
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(<[_]>::first)
+                                .map(|leaf| ClientCert { sans: self::tls::subject_alt_names(leaf).into() });
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service(client));
                             watcher.watch(conn.into_owned()).await
                         }
                     };

@@ -20,6 +20,7 @@ pub struct Recorder {
     issuer_keys: IntGaugeVec,
     policy_evaluations: IntCounterVec,
     policy_reloads: IntCounterVec,
+    admin_actions: IntCounterVec,
 }
 
 impl Recorder {
@@ -96,7 +97,16 @@ impl Recorder {
             &["result"],
         )
         .expect("static metric definition is valid");
+        let admin_actions = IntCounterVec::new(
+            Opts::new(
+                "toolgate_admin_actions_total",
+                "Changes requested through the admin API, by action and outcome (ok or an error code).",
+            ),
+            &["action", "outcome"],
+        )
+        .expect("static metric definition is valid");
         for c in [
+            &admin_actions,
             &requests,
             &decisions,
             &auth_failures,
@@ -121,6 +131,7 @@ impl Recorder {
             issuer_keys,
             policy_evaluations,
             policy_reloads,
+            admin_actions,
         }
     }
 
@@ -229,6 +240,13 @@ impl Recorder {
             modules,
             trace_id,
         );
+    }
+
+    /// Counts one change requested through the admin API.
+    pub fn admin_action(&self, action: &str, outcome: &str) {
+        self.admin_actions
+            .with_label_values(&[action, outcome])
+            .inc();
     }
 
     /// Counts a policy reload attempt (`ok` or `error`).

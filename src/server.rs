@@ -90,13 +90,19 @@ pub async fn start(config: &Config) -> Result<Running, Error> {
 
     let mut admin_addr = None;
     if config.admin.enabled {
+        let admin_tls = config
+            .admin
+            .tls
+            .as_ref()
+            .map(listener::tls::admin_server_config)
+            .transpose()?;
         let admin = bind(config.admin.bind).await?;
         admin_addr = admin.local_addr().ok();
-        let gw = Arc::clone(&gateway);
-        let handler = move |req, _conn: ConnInfo| admin::handle(Arc::clone(&gw), req);
+        let state = admin::Admin::new(Arc::clone(&gateway), &config.admin);
+        let handler = move |req, conn: ConnInfo| admin::handle(Arc::clone(&state), req, conn);
         tasks.push(tokio::spawn(listener::serve(
             admin,
-            None,
+            admin_tls,
             handler,
             shutdown.clone(),
             drain,

@@ -132,6 +132,13 @@ fn check_admin(config: &Config, report: &mut dyn FnMut(&str, String)) {
             "needs admin.tls.client_ca_file".into(),
         );
     }
+    // Loaded as the listener would: a bad file is found by `toolgate check`.
+    if let Some(tls) = &admin.tls
+        && admin.enabled
+        && let Err(e) = crate::listener::tls::admin_server_config(tls)
+    {
+        report("admin.tls", e.to_string());
+    }
     for (i, client) in admin.clients.iter().enumerate() {
         if client.san.is_empty() {
             report(

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod admin;
 pub mod modules;
 pub mod peers;
 pub mod process;
@@ -39,6 +40,8 @@ impl TestGateway {
         }
         if !routes.contains("[admin]") {
             text.push_str("[admin]\nbind = \"127.0.0.1:0\"\n");
+            // The admin API refuses everyone without credentials.
+            text.push_str(&admin::default_tokens());
         }
         text.push_str(routes);
         let config = toolgate::config::load_str(&text, "test.toml", std::path::Path::new("."))

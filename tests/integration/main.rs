@@ -7,6 +7,7 @@
 
 mod common;
 
+mod admin;
 mod config_files;
 mod edge;
 mod identity;

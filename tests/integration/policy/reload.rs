@@ -92,14 +92,16 @@ async fn admin_trigger_reloads_and_reports_a_broken_set() {
     let gw = TestGateway::start(&config).await;
     std::fs::copy(fixture("deny.wat"), &module).unwrap();
     let admin = gw.admin_url("/policies/reload");
-    let r = crate::common::send(http::Method::POST, &admin, &[], bytes::Bytes::new()).await;
+    let bearer = format!("Bearer {}", crate::common::admin::ADMIN_TOKEN);
+    let auth = [("authorization", bearer.as_str())];
+    let r = crate::common::send(http::Method::POST, &admin, &auth, bytes::Bytes::new()).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(is_refused_with(
         &call(&gw, "/mcp", "echo").await,
         "policy_deny"
     ));
     std::fs::write(&module, "(module (this is not wasm").unwrap();
-    let r = crate::common::send(http::Method::POST, &admin, &[], bytes::Bytes::new()).await;
+    let r = crate::common::send(http::Method::POST, &admin, &auth, bytes::Bytes::new()).await;
     assert_eq!(r.status, 409, "{}", r.text());
     assert_eq!(r.json()["error"]["code"], "policy_reload_failed");
     assert!(
@@ -109,7 +111,7 @@ async fn admin_trigger_reloads_and_reports_a_broken_set() {
     let listed = crate::common::send(
         http::Method::GET,
         &gw.admin_url("/policies"),
-        &[],
+        &auth,
         bytes::Bytes::new(),
     )
     .await;

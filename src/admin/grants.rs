@@ -1,0 +1,144 @@
+//! Admin API, grants: list, show, issue, revoke one, revoke every grant of
+//! an agent. Each grant is shown with `live`: usable right now.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::error::Error;
+use super::input::{self, Query};
+use super::routes::{Reply, blocking};
+use super::tasks::{ReasonBody, not_found};
+use crate::gateway::Gateway;
+use crate::store::model::now_ms;
+use crate::store::{Grant, GrantFilter, Millis, RevokeScope, Store};
+use crate::tasks::{Caps, NewGrant, ending};
+
+/// A grant as the API shows it.
+#[derive(Debug, Serialize)]
+pub(super) struct GrantView {
+    #[serde(flatten)]
+    pub(super) grant: Grant,
+    /// `live`, or why not: `revoked`, `expired`, `used_up`, `task_ended`,
+    /// `scheduled` (before its `not_before`).
+    pub(super) state: &'static str,
+    /// Usable now: `state` is `live`.
+    pub(super) live: bool,
+}
+
+/// `POST /v1/agents/revoke-grants`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AgentRevoke {
+    pub(super) agent: String,
+    #[serde(default)]
+    pub(super) reason: Option<String>,
+}
+
+pub(super) fn list(gw: &Arc<Gateway>, query: &Query) -> Result<Reply, Error> {
+    let filter = GrantFilter {
+        task_id: query.get("task"),
+        agent: query.get("agent"),
+        live_only: query.flag("live")?,
+    };
+    let store = gw.tasks().store();
+    let now = now_ms();
+    let grants = store.grants(&filter, now);
+    Ok(Reply::ok(
+        json!({ "grants": views(store.as_ref(), grants, now) }),
+    ))
+}
+
+pub(super) fn show(gw: &Arc<Gateway>, id: &str) -> Result<Reply, Error> {
+    let store = gw.tasks().store();
+    let grant = store.grant(id).ok_or_else(|| not_found("grant", id))?;
+    let view = views(store.as_ref(), vec![grant], now_ms());
+    Ok(Reply::ok(json!({ "grant": view.first() })))
+}
+
+pub(super) async fn issue(gw: &Arc<Gateway>, actor: String, req: NewGrant) -> Result<Reply, Error> {
+    let grant = blocking(gw, move |tasks, snapshot| {
+        let caps = Caps {
+            tasks: &snapshot.tasks,
+            approvals: &snapshot.approvals,
+        };
+        tasks.issue_grant(caps, req, &actor)
+    })
+    .await?;
+    let id = grant.id.clone();
+    let view = views(gw.tasks().store().as_ref(), vec![grant], now_ms());
+    Ok(Reply::created(json!({ "grant": view.first() }), id))
+}
+
+pub(super) async fn revoke(
+    gw: &Arc<Gateway>,
+    actor: String,
+    id: String,
+    req: ReasonBody,
+) -> Result<Reply, Error> {
+    let why = input::reason(req.reason, false)?;
+    let grant = blocking(gw, move |tasks, _| {
+        Ok(tasks.store().revoke_grant(&id, ending(&actor, &why))?)
+    })
+    .await?;
+    let view = views(gw.tasks().store().as_ref(), vec![grant], now_ms());
+    Ok(Reply::ok(json!({ "grant": view.first() })))
+}
+
+pub(super) async fn revoke_agent(
+    gw: &Arc<Gateway>,
+    actor: String,
+    req: AgentRevoke,
+) -> Result<Reply, Error> {
+    if req.agent.trim().is_empty() {
+        return Err(Error::Invalid("agent: is required".into()));
+    }
+    let why = input::reason(req.reason, false)?;
+    let agent = req.agent;
+    let scope = RevokeScope::Agent(agent.clone());
+    let revoked = blocking(gw, move |tasks, _| {
+        Ok(tasks.store().revoke_grants(&scope, ending(&actor, &why))?)
+    })
+    .await?;
+    Ok(Reply {
+        target: Some(agent),
+        ..Reply::ok(json!({ "revoked": revoked }))
+    })
+}
+
+/// Grants with their `live` flag (their tasks looked up once each).
+pub(super) fn views(store: &dyn Store, grants: Vec<Grant>, now: Millis) -> Vec<GrantView> {
+    let mut active: HashMap<String, bool> = HashMap::new();
+    grants
+        .into_iter()
+        .map(|grant| {
+            let task_active = *active
+                .entry(grant.task_id.clone())
+                .or_insert_with(|| store.task(&grant.task_id).is_some_and(|t| t.is_active(now)));
+            let state = state(&grant, task_active, now);
+            GrantView {
+                live: state == "live",
+                state,
+                grant,
+            }
+        })
+        .collect()
+}
+
+fn state(grant: &Grant, task_active: bool, now: Millis) -> &'static str {
+    if grant.revoked.is_some() {
+        "revoked"
+    } else if now >= grant.expires_at_ms {
+        "expired"
+    } else if grant.uses_left() == Some(0) {
+        "used_up"
+    } else if !task_active {
+        "task_ended"
+    } else if grant.not_before_ms.is_some_and(|nb| now < nb) {
+        "scheduled"
+    } else {
+        "live"
+    }
+}

@@ -1,0 +1,261 @@
+//! The binary's side of the admin API: `toolgate admin-token` makes tokens
+//! the config admits, `POST /v1/config/reload` makes `toolgate serve`
+//! re-read its file, changes leave audit lines without secrets, `check`
+//! loads the admin TLS files, and the demo prints a working admin token.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::Method;
+use serde_json::json;
+
+use crate::common::admin::{ADMIN_TOKEN, assert_error, call, token_table};
+use crate::common::post_mcp;
+
+const BIN: &str = env!("CARGO_BIN_EXE_toolgate");
+
+/// A child process whose stdout and stderr lines are collected; killed on drop.
+struct Proc {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    fn spawn(args: &[&str]) -> Self {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .env_remove("TOOLGATE_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let out: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
+        let err: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
+        for stream in [out, err] {
+            let lines = Arc::clone(&lines);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    lines.lock().unwrap().push(line);
+                }
+            });
+        }
+        Self { child, lines }
+    }
+
+    fn text(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    async fn wait_for(&self, what: &str) {
+        let start = Instant::now();
+        while !self.text().contains(what) {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no {what:?} within 30s in:\n{}",
+                self.text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn terminate(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_token_output_is_admitted_and_config_reloads_through_the_api() {
+    let (ok, out, err) = run(
+        &["admin-token", "--name", "ci-bot", "--role", "operator"],
+        "",
+    );
+    assert!(ok, "{err}");
+    let token = out.lines().next().unwrap().to_owned();
+    assert!(
+        token.starts_with("tgadm_") && token.len() == 6 + 43,
+        "{out}"
+    );
+    let block = &out[out.find("[[admin.tokens]]").unwrap()..];
+    let (ok, hash, _) = run(&["admin-token", "--hash"], &format!("{token}\n"));
+    assert!(ok);
+    assert!(
+        block.contains(&format!("sha256 = \"{}\"", hash.trim())),
+        "{block}"
+    );
+
+    let upstream = crate::common::upstream::FakeUpstream::start(|_| async {
+        crate::common::upstream::json(200, &json!({"jsonrpc": "2.0", "id": 1, "result": {}}))
+    })
+    .await;
+    let (port, admin) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("toolgate.toml");
+    let config = |routes: &[&str]| {
+        let mut text = format!(
+            "[server]\nbind = \"127.0.0.1:{port}\"\ndrain_timeout = \"2s\"\n\
+             [admin]\nbind = \"127.0.0.1:{admin}\"\n{block}{}",
+            token_table("root", "admin", ADMIN_TOKEN)
+        );
+        for name in routes {
+            text.push_str(&format!(
+                "[[routes]]\nname = \"{name}\"\npath = \"/{name}\"\nupstream = \"{}\"\ndefault_decision = \"allow\"\n",
+                upstream.url("/mcp")
+            ));
+        }
+        text
+    };
+    std::fs::write(&path, config(&["one"])).unwrap();
+    let path_arg = path.display().to_string();
+    let mut serve = Proc::spawn(&["serve", "--log-format", "json", "--config", &path_arg]);
+    serve.wait_for("toolgate listening").await;
+    let url = |p: &str| format!("http://127.0.0.1:{admin}{p}");
+
+    let me = call(&url("/v1/whoami"), Method::GET, Some(&token), None).await;
+    assert_eq!(me.json(), json!({"actor": "ci-bot", "role": "operator"}));
+
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    let two = format!("http://127.0.0.1:{port}/two");
+    assert_eq!(post_mcp(&two, &[], &ping).await.status, 404);
+    std::fs::write(&path, config(&["one", "two"])).unwrap();
+    let r = call(&url("/v1/config/reload"), Method::POST, Some(&token), None).await;
+    assert_error(&r, 403, "forbidden");
+    let r = call(
+        &url("/v1/config/reload"),
+        Method::POST,
+        Some(ADMIN_TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(r.json(), json!({"reload": "requested"}));
+    let start = Instant::now();
+    while post_mcp(&two, &[], &ping).await.status != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the reload did not add the route:\n{}",
+            serve.text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    serve.terminate();
+    let log = serve.text();
+    let audit: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("toolgate::audit") && l.contains("admin action"))
+        .collect();
+    assert!(
+        audit.iter().any(|l| l.contains("\"actor\":\"root\"")
+            && l.contains("\"action\":\"config.reload\"")
+            && l.contains("\"outcome\":\"ok\"")),
+        "{log}"
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|l| l.contains("\"actor\":\"ci-bot\"") && l.contains("\"outcome\":\"forbidden\"")),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&token) && !log.contains(ADMIN_TOKEN),
+        "no token in the log"
+    );
+}
+
+#[test]
+fn check_loads_the_admin_tls_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("toolgate.toml");
+    std::fs::write(
+        &path,
+        "[admin]\nbind = \"127.0.0.1:9901\"\n\
+         [admin.tls]\ncert_file = \"missing.crt\"\nkey_file = \"missing.key\"\n",
+    )
+    .unwrap();
+    let (ok, _, err) = run(&["check", "--config", &path.display().to_string()], "");
+    assert!(!ok);
+    assert!(
+        err.contains("admin.tls: cannot read certificate file"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_prints_an_admin_token_that_works() {
+    let (gw, tools, admin) = (free_port(), free_port(), free_port());
+    let ports = [gw, tools, admin].map(|p| p.to_string());
+    let mut demo = Proc::spawn(&[
+        "demo",
+        "--port",
+        &ports[0],
+        "--tools-port",
+        &ports[1],
+        "--admin-port",
+        &ports[2],
+    ]);
+    demo.wait_for("Ctrl-C stops the demo").await;
+    let text = demo.text();
+    let token = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("export ADMIN_TOKEN="))
+        .unwrap_or_else(|| panic!("the banner prints ADMIN_TOKEN:\n{text}"))
+        .to_owned();
+    let example = format!(
+        "curl -s -H \"Authorization: Bearer $ADMIN_TOKEN\" http://127.0.0.1:{admin}/v1/tasks"
+    );
+    assert!(text.contains(&example), "{text}");
+    let tasks = call(
+        &format!("http://127.0.0.1:{admin}/v1/tasks"),
+        Method::GET,
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(tasks.status, 200, "{}", tasks.text());
+    assert_eq!(tasks.json(), json!({"tasks": []}));
+    demo.terminate();
+}
