@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use serde_json::Value;
 
 mod call;
+mod grant_request;
 mod mcp;
 mod session;
 
@@ -20,7 +21,8 @@ use call::{Call, request_facts};
 use crate::Body;
 use crate::accept::read_body;
 use crate::answer::{self, Problem};
-use crate::decide::{ContextWire, DecisionInput, Phase, RequestFacts};
+use crate::context::Live;
+use crate::decide::{ContextWire, Decision, DecisionInput, Phase, RequestFacts};
 use crate::forward::body::{ResponseEdit, ToolFilter};
 use crate::forward::headers::Trace;
 use crate::forward::{self, Outbound};
@@ -158,6 +160,9 @@ impl Gateway {
                 Some(_) | None => Problem::NoRoute.into_response(),
             };
         }
+        if path == grant_request::PATH {
+            return self.grant_request(&snapshot, req).await;
+        }
         let Some((route, rest)) = snapshot.route_for(&path) else {
             self.recorder.request("", Problem::NoRoute.code());
             return Problem::NoRoute.into_response();
@@ -204,6 +209,8 @@ impl Gateway {
         let body = read_body(body, &parts.headers, snapshot.limits.max_request_body).await?;
         let trace = Trace::from_headers(&parts.headers);
         let understood = understand(route, &parts, rest, &body)?;
+        let facts = request_facts(&parts, &understood, route);
+        let live = Live::build(self.tasks.store().as_ref(), &identity, &facts);
         let call = Call {
             recorder: &self.recorder,
             snapshot,
@@ -212,7 +219,9 @@ impl Gateway {
             identity,
             trace: &trace,
             conn,
-            facts: request_facts(&parts, &understood, route),
+            facts,
+            tasks: &self.tasks,
+            live,
         };
         let method = parts.method.clone();
         let result = match understood {
@@ -224,9 +233,7 @@ impl Gateway {
             }
             Understood::Http { tool, arguments } => {
                 let method = parts.method.to_string();
-                let input = call.input(Phase::Call, &tool, &arguments, &method);
-                let decision = snapshot.policy.decide(&input);
-                self.recorder.decision(&input, &decision, trace.trace_id());
+                let decision = call.decide_call(&tool, &arguments, &method).await;
                 match decision.refusal_text() {
                     None => {
                         call.forward(parts, body, ResponseEdit::default(), false)

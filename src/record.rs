@@ -193,7 +193,7 @@ impl Recorder {
             crate::decide::Phase::List => {
                 tracing::enabled!(target: "toolgate::decision", tracing::Level::DEBUG)
             }
-            crate::decide::Phase::Call => {
+            crate::decide::Phase::Call | crate::decide::Phase::Grant => {
                 tracing::enabled!(target: "toolgate::decision", tracing::Level::INFO)
             }
         };
@@ -238,6 +238,9 @@ impl Recorder {
             reason,
             message = decision.message,
             modules,
+            task = decision.task.as_deref(),
+            grant = decision.grant.as_deref(),
+            approval = decision.approval.as_deref(),
             trace_id,
         );
     }

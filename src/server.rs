@@ -65,8 +65,9 @@ pub async fn start(config: &Config) -> Result<Running, Error> {
         .as_ref()
         .map(listener::tls::server_config)
         .transpose()?;
-    let tasks = crate::tasks::Tasks::open(&config.tasks, &config.approvals)?;
-    let gateway = Gateway::new(snapshot, Recorder::new(), tasks);
+    let recorder = Recorder::new();
+    let tasks = crate::tasks::Tasks::open(&config.tasks, &config.approvals, recorder.registry())?;
+    let gateway = Gateway::new(snapshot, recorder, tasks);
     crate::identify::jwks::start_all(&gateway).await;
     gateway.watch_policies();
     let shutdown = CancellationToken::new();

@@ -74,6 +74,12 @@ pub(super) fn check(config: &Config, routes: &[usize], report: &mut dyn FnMut(&s
         }
     }
     for (route, &i) in config.routes.iter().zip(routes) {
+        if route.path == "/_toolgate" || route.path.starts_with("/_toolgate/") {
+            report(
+                &format!("routes[{i}].path"),
+                "/_toolgate is reserved for the gateway's own endpoints".into(),
+            );
+        }
         if route.approval_wait > MAX_APPROVAL_WAIT {
             report(
                 &format!("routes[{i}].approval_wait"),

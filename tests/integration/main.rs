@@ -16,4 +16,5 @@ mod opa;
 mod ops;
 mod peers;
 mod policy;
+mod tasks;
 mod tls;
