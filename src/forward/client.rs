@@ -102,11 +102,29 @@ pub fn client(
     roots: Arc<RootCertStore>,
     connect: std::time::Duration,
 ) -> Result<HttpClient, Error> {
+    client_with_identity(roots, connect, None)
+}
+
+/// A client certificate chain and its key, for mutual TLS.
+pub type Identity = (
+    Vec<rustls_pki_types::CertificateDer<'static>>,
+    rustls_pki_types::PrivateKeyDer<'static>,
+);
+
+/// Like [`client`], presenting `identity` to servers that ask for one.
+pub fn client_with_identity(
+    roots: Arc<RootCertStore>,
+    connect: std::time::Duration,
+    identity: Option<Identity>,
+) -> Result<HttpClient, Error> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_root_certificates(roots);
+    let tls = match identity {
+        Some((certs, key)) => builder.with_client_auth_cert(certs, key)?,
+        None => builder.with_no_client_auth(),
+    };
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);

@@ -63,6 +63,13 @@ pub struct AdminArgs {
     /// PEM CA certificates to trust for an https admin URL (default: system roots).
     #[arg(long, global = true)]
     pub ca_file: Option<PathBuf>,
+    /// PEM client certificate (chain) for an admin listener that
+    /// authenticates by certificate (`admin.clients`); needs --key.
+    #[arg(long, global = true, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, global = true, requires = "cert")]
+    pub key: Option<PathBuf>,
     /// Print the API's JSON answer as-is (pretty) instead of a table.
     #[arg(long, global = true)]
     pub json: bool,

@@ -14,7 +14,9 @@ use serde_json::Value;
 use super::Error;
 use super::args::AdminArgs;
 use super::request::Call;
-use crate::forward::client::{HttpClient, client, load_roots, system_roots};
+use crate::forward::client::{
+    HttpClient, Identity, client_with_identity, load_roots, system_roots,
+};
 
 /// The whole exchange, connect to last body byte.
 const DEADLINE: Duration = Duration::from_secs(30);
@@ -53,7 +55,15 @@ impl AdminClient {
             (None, true) => system_roots(),
             (None, false) => Arc::new(RootCertStore::empty()),
         };
-        let client = client(roots, CONNECT_TIMEOUT).map_err(|e| Error::Usage(e.to_string()))?;
+        let identity = match (&args.cert, &args.key) {
+            (Some(cert), Some(key)) => Some(client_identity(cert, key)?),
+            (None, None) => None,
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(Error::Usage("--cert and --key go together".into()));
+            }
+        };
+        let client = client_with_identity(roots, CONNECT_TIMEOUT, identity)
+            .map_err(|e| Error::Usage(e.to_string()))?;
         Ok(Self {
             base,
             client,
@@ -106,6 +116,23 @@ impl AdminClient {
 
 /// `Bearer <token>` from --token-file, --token or TOOLGATE_ADMIN_TOKEN,
 /// marked sensitive. No token: the request goes without one.
+/// The client certificate chain and key from PEM files.
+fn client_identity(cert: &std::path::Path, key: &std::path::Path) -> Result<Identity, Error> {
+    use rustls_pki_types::pem::PemObject as _;
+    let certs = rustls_pki_types::CertificateDer::pem_file_iter(cert)
+        .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| Error::Usage(format!("--cert {}: {e}", cert.display())))?;
+    if certs.is_empty() {
+        return Err(Error::Usage(format!(
+            "--cert {}: no certificate in it",
+            cert.display()
+        )));
+    }
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| Error::Usage(format!("--key {}: {e}", key.display())))?;
+    Ok((certs, key))
+}
+
 fn authorization(args: &AdminArgs) -> Result<Option<HeaderValue>, Error> {
     let token = match (&args.token_file, &args.token) {
         (Some(path), _) => std::fs::read_to_string(path)

@@ -88,6 +88,26 @@ impl Pki {
             .unwrap()
     }
 
+    /// A client certificate with these URI SANs, as PEM files (cert, key).
+    fn client_files(&self, uris: &[&str]) -> (PathBuf, PathBuf) {
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.subject_alt_names = uris
+            .iter()
+            .map(|u| SanType::URI(Ia5String::try_from(*u).unwrap()))
+            .collect();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let (c, k) = (
+            self.dir.path().join("client.crt"),
+            self.dir.path().join("client.key"),
+        );
+        std::fs::write(&c, cert.pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        (c, k)
+    }
+
     /// A client without a certificate.
     fn anonymous(&self) -> rustls::ClientConfig {
         builder(self).with_no_client_auth()
@@ -254,4 +274,36 @@ async fn a_required_client_certificate_is_required() {
     let ops = pki.client(&pki, &[OPS]);
     let (status, _) = call(&ops, &url, Method::GET, None, None).await.unwrap();
     assert_eq!(status, StatusCode::OK);
+
+    // The operator CLI authenticates by certificate too (no token).
+    let (cert, key) = pki.client_files(&[OPS]);
+    let admin_url = format!("https://127.0.0.1:{}", gw.admin.port());
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_toolgate"))
+        .args([
+            "task",
+            "create",
+            "--agent",
+            "spiffe://example.org/a",
+            "--purpose",
+            "p",
+            "--json",
+        ])
+        .args(["--admin-url", &admin_url, "--ca-file"])
+        .arg(pki.ca_file())
+        .arg("--cert")
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .env_remove("TOOLGATE_ADMIN_TOKEN")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let created: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(created["task"]["created_by"], format!("cert:{OPS}"));
 }
