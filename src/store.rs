@@ -3,6 +3,8 @@
 //! the narrow [`Store`] API, which returns owned values; every change an
 //! operator is told about is first written to a [`Durable`] journal (the
 //! embedded on-disk store) — a write that fails is refused, never half-done.
+//! (Ending a task is done once the task's own record is written: its grants
+//! and approvals die with it, and the sweep finishes recording that.)
 //!
 //! A shared backend for several replicas (Redis) implements [`Store`]
 //! itself: the API is the seam, not the dashmap.
@@ -99,7 +101,9 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn create_task(&self, task: Task) -> Result<Task, Error>;
     fn task(&self, id: &str) -> Option<Task>;
     fn tasks(&self, filter: &TaskFilter) -> Vec<Task>;
-    /// Completes, cancels or expires a task and revokes its grants.
+    /// Completes, cancels or expires a task, revokes its grants and expires
+    /// its pending approvals. Once the task's own change is durable the task
+    /// has ended: a failure to record the rest is logged, not returned.
     fn end_task(&self, id: &str, state: TaskState, ending: Ending) -> Result<Task, Error>;
 
     /// Issues a grant in an active task.
@@ -115,12 +119,19 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// calls succeed. Fails if the grant (or its task) is no longer usable.
     fn consume(&self, grant_id: &str, now: Millis) -> Result<Grant, Error>;
 
-    /// Counts a decided call of a task and remembers it among the recent ones.
-    fn record_call(&self, task_id: &str, call: RecentCall, denied: bool);
+    /// Counts a call of `tool` in its task before it is decided and returns
+    /// the task's activity as it was just before — what policy sees — in
+    /// one atomic step: concurrent calls each see the ones counted before
+    /// them, never the same count.
+    fn begin_call(&self, task_id: &str, tool: &str) -> Activity;
+    /// Records how a call counted by [`Store::begin_call`] ended: denied or
+    /// not, and among the task's recent calls.
+    fn finish_call(&self, task_id: &str, call: RecentCall, denied: bool);
     fn activity(&self, task_id: &str) -> Activity;
 
-    /// Parks a pending approval; an identical pending one (same agent, task,
-    /// route, tool and argument digest) is returned instead of a second.
+    /// Parks a pending approval; an identical pending one (same kind, agent,
+    /// on-behalf-of user, task, route, tool, argument digest and, for a
+    /// grant request, requested grant) is returned instead of a second.
     fn park(&self, approval: Approval) -> Result<Approval, Error>;
     fn approval(&self, id: &str) -> Option<Approval>;
     fn approvals(&self, filter: &ApprovalFilter, now: Millis) -> Vec<Approval>;

@@ -1,17 +1,52 @@
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Barrier, Mutex};
+use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::store::disk::{self, Image};
-use crate::store::model::{ApprovalKind, GrantSource, argument_digest, new_id, now_ms};
+use crate::store::model::{
+    ApprovalKind, ApprovalState, Constraint, ConstraintTest, GrantSource, RequestedGrant,
+    argument_digest, new_id, now_ms,
+};
 
 /// A journal kept in memory, to prove what the store writes and reloads.
 #[derive(Debug, Default)]
 struct TestJournal {
     image: Mutex<BTreeMap<String, Record>>,
-    fail: std::sync::atomic::AtomicBool,
+    fail: AtomicBool,
+    /// Fail only the writes that put a grant.
+    fail_grants: AtomicBool,
+    /// Writes that landed.
+    writes: AtomicUsize,
+    /// While set, a write says so on the sender and waits on the receiver.
+    gate: Mutex<Option<Gate>>,
+}
+
+/// Where a held write reports that it waits, and what releases it.
+type Gate = (Sender<()>, Arc<Mutex<Receiver<()>>>);
+
+impl TestJournal {
+    /// Holds every write until the returned sender releases it; the
+    /// receiver hears of each write that starts waiting.
+    fn close_gate(&self) -> (Sender<()>, Receiver<()>) {
+        let (entered, waiting) = mpsc::channel();
+        let (release, held) = mpsc::channel();
+        *self.gate.lock().unwrap() = Some((entered, Arc::new(Mutex::new(held))));
+        (release, waiting)
+    }
+
+    fn open_gate(&self, release: &Sender<()>) {
+        *self.gate.lock().unwrap() = None;
+        let _ = release.send(());
+    }
+
+    fn writes(&self) -> usize {
+        self.writes.load(Ordering::SeqCst)
+    }
 }
 
 fn key_of(r: &Record) -> String {
@@ -37,7 +72,15 @@ impl Durable for TestJournal {
         Ok(image)
     }
     fn write(&self, put: &[Record], delete: &[Key]) -> Result<(), disk::Error> {
-        if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+        let gate = self.gate.lock().unwrap().clone();
+        if let Some((entered, held)) = gate {
+            let _ = entered.send(());
+            let _ = held.lock().unwrap().recv();
+        }
+        if self.fail.load(Ordering::SeqCst)
+            || (self.fail_grants.load(Ordering::SeqCst)
+                && put.iter().any(|r| matches!(r, Record::Grant(_))))
+        {
             return Err(disk::Error::Write("disk full".into()));
         }
         let mut image = self.image.lock().unwrap();
@@ -53,7 +96,23 @@ impl Durable for TestJournal {
             };
             image.remove(&key);
         }
+        self.writes.fetch_add(1, Ordering::SeqCst);
         Ok(())
+    }
+}
+
+fn journaled() -> (Arc<TestJournal>, Arc<MemoryStore>) {
+    let journal = Arc::new(TestJournal::default());
+    let store = MemoryStore::open(journal.clone(), StoreLimits::default()).unwrap();
+    (journal, Arc::new(store))
+}
+
+fn call(tool: &str, decision: &str, at_ms: u64) -> RecentCall {
+    RecentCall {
+        tool: tool.into(),
+        route: "r".into(),
+        decision: decision.into(),
+        at_ms,
     }
 }
 
@@ -62,6 +121,7 @@ fn task(ttl_ms: u64) -> Task {
     Task {
         id: new_id("task"),
         agent: "spiffe://example.org/agent".into(),
+        issuer: None,
         on_behalf_of: None,
         purpose: "triage".into(),
         labels: BTreeMap::new(),
@@ -80,6 +140,7 @@ fn grant(task: &Task, tool: &str, max_uses: Option<u64>, ttl_ms: u64) -> Grant {
         task_id: task.id.clone(),
         agent: task.agent.clone(),
         tool: tool.into(),
+        tool_exact: false,
         route: None,
         constraints: Vec::new(),
         not_before_ms: None,
@@ -135,7 +196,7 @@ fn max_uses_is_exact_under_64_threads() {
     let g = store
         .issue_grant(grant(&t, "read_*", Some(10), 60_000))
         .unwrap();
-    let barrier = Arc::new(std::sync::Barrier::new(64));
+    let barrier = Arc::new(Barrier::new(64));
     let handles: Vec<_> = (0..64)
         .map(|_| {
             let (store, barrier, id) = (Arc::clone(&store), Arc::clone(&barrier), g.id.clone());
@@ -210,6 +271,7 @@ fn expired_grants_stop_matching_at_once_and_are_swept() {
     let swept = store.sweep(later + 10, 0).unwrap();
     assert_eq!(swept.grants_dropped, 1);
     assert!(store.grant(&g.id).is_none());
+    assert!(store.grant_locks.is_empty());
 }
 
 #[test]
@@ -289,9 +351,7 @@ fn a_failed_journal_write_changes_nothing() {
     let store = MemoryStore::open(journal.clone(), StoreLimits::default()).unwrap();
     let t = store.create_task(task(60_000)).unwrap();
     let g = store.issue_grant(grant(&t, "*", Some(3), 60_000)).unwrap();
-    journal
-        .fail
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    journal.fail.store(true, Ordering::SeqCst);
     assert!(matches!(
         store.create_task(task(1000)),
         Err(Error::Durable(_))
@@ -323,16 +383,8 @@ fn reload_restores_everything_acknowledged() {
     store.consume(&g.id, now_ms()).unwrap();
     store.consume(&g.id, now_ms()).unwrap();
     let p = store.park(approval(&t, "read_file")).unwrap();
-    store.record_call(
-        &t.id,
-        RecentCall {
-            tool: "read_file".into(),
-            route: "fs".into(),
-            decision: "allow".into(),
-            at_ms: now_ms(),
-        },
-        false,
-    );
+    store.begin_call(&t.id, "read_file");
+    store.finish_call(&t.id, call("read_file", "allow", now_ms()), false);
     store.sweep(now_ms(), 3_600_000).unwrap();
     drop(store);
     let store = MemoryStore::open(journal, StoreLimits::default()).unwrap();
@@ -354,16 +406,10 @@ fn recent_calls_and_counters_are_bounded() {
     };
     let store = MemoryStore::in_memory(limits);
     for i in 0..10 {
-        store.record_call(
-            "t",
-            RecentCall {
-                tool: format!("tool{}", i % 2),
-                route: "r".into(),
-                decision: "deny".into(),
-                at_ms: i,
-            },
-            i % 3 == 0,
-        );
+        let tool = format!("tool{}", i % 2);
+        let before = store.begin_call("t", &tool);
+        assert_eq!(before.counters.total, i, "policy sees the calls before");
+        store.finish_call("t", call(&tool, "deny", i), i % 3 == 0);
     }
     let a = store.activity("t");
     assert_eq!(a.counters.total, 10);
@@ -391,4 +437,328 @@ fn limits_refuse_clearly() {
     store.issue_grant(grant(&t, "*", None, 1000)).unwrap();
     let e = store.issue_grant(grant(&t, "*", None, 1000)).unwrap_err();
     assert_eq!(e.code(), "limit_reached");
+}
+
+// === counting calls ===
+
+#[test]
+fn concurrent_calls_each_see_a_different_count() {
+    let store = Arc::new(MemoryStore::in_memory(StoreLimits::default()));
+    let t = store.create_task(task(60_000)).unwrap();
+    let barrier = Arc::new(Barrier::new(64));
+    let handles: Vec<_> = (0..64)
+        .map(|_| {
+            let (store, barrier, id) = (Arc::clone(&store), Arc::clone(&barrier), t.id.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let before = store.begin_call(&id, "read_file");
+                let per_tool = before.counters.per_tool.get("read_file").copied();
+                (before.counters.total, per_tool.unwrap_or(0))
+            })
+        })
+        .collect();
+    let (mut totals, mut per_tool): (Vec<u64>, Vec<u64>) =
+        handles.into_iter().map(|h| h.join().unwrap()).unzip();
+    totals.sort_unstable();
+    per_tool.sort_unstable();
+    let expected: Vec<u64> = (0..64).collect();
+    assert_eq!(totals, expected, "no two calls saw the same total");
+    assert_eq!(
+        per_tool, expected,
+        "no two calls saw the same per-tool count"
+    );
+    let after = store.activity(&t.id).counters;
+    assert_eq!((after.total, after.per_tool["read_file"]), (64, 64));
+}
+
+#[test]
+fn tool_names_are_clipped_and_tools_counted_are_capped() {
+    let store = MemoryStore::in_memory(StoreLimits::default());
+    let huge = "x".repeat(100_000);
+    store.begin_call("t", &huge);
+    store.finish_call("t", call(&huge, "deny", 1), true);
+    let wide = "é".repeat(200);
+    store.begin_call("t", &wide);
+    let a = store.activity("t");
+    assert_eq!(a.counters.per_tool["x".repeat(128).as_str()], 1);
+    assert_eq!(a.counters.per_tool["é".repeat(128).as_str()], 1);
+    assert!(a.counters.per_tool.keys().all(|k| k.chars().count() <= 128));
+    assert_eq!(a.recent[0].tool, "x".repeat(128));
+    for i in 0..2 * MAX_TOOLS_COUNTED {
+        store.begin_call("t", &format!("tool{i}"));
+    }
+    let a = store.activity("t");
+    assert_eq!(a.counters.per_tool.len(), MAX_TOOLS_COUNTED);
+    assert_eq!(a.counters.total, 2 + 2 * MAX_TOOLS_COUNTED as u64);
+}
+
+// === journal writes ===
+
+#[test]
+fn no_map_lock_is_held_across_a_journal_write() {
+    let (journal, store) = journaled();
+    let t = store.create_task(task(60_000)).unwrap();
+    for change in ["consume", "revoke_grant"] {
+        let g = store
+            .issue_grant(grant(&t, "read_*", Some(5), 60_000))
+            .unwrap();
+        let (release, waiting) = journal.close_gate();
+        let writer = {
+            let (store, id) = (Arc::clone(&store), g.id.clone());
+            std::thread::spawn(move || match change {
+                "consume" => store.consume(&id, now_ms()).map(drop),
+                _ => store.revoke_grant(&id, ending("stop")).map(drop),
+            })
+        };
+        waiting
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the write started");
+        let (seen, heard) = mpsc::channel();
+        let reader = {
+            let (store, task_id, id) = (Arc::clone(&store), t.id.clone(), g.id.clone());
+            std::thread::spawn(move || {
+                let live = store.live_grants(&task_id, "fs", "read_file", now_ms());
+                let _ = seen.send((live.len(), store.grant(&id).is_some()));
+            })
+        };
+        let read = heard.recv_timeout(Duration::from_secs(2));
+        journal.open_gate(&release);
+        writer.join().unwrap().unwrap();
+        reader.join().unwrap();
+        assert!(read.is_ok(), "{change}: a reader waited for the fsync");
+    }
+}
+
+#[test]
+fn many_grants_are_revoked_in_one_journal_write() {
+    let (journal, store) = journaled();
+    let with_grants = |ttl_ms| {
+        let t = store.create_task(task(ttl_ms)).unwrap();
+        for _ in 0..5 {
+            store.issue_grant(grant(&t, "*", None, 60_000)).unwrap();
+        }
+        t
+    };
+    let revoked_all = |t: &Task| {
+        store
+            .grants(&GrantFilter::default(), now_ms())
+            .iter()
+            .filter(|g| g.task_id == t.id)
+            .all(|g| g.revoked.is_some())
+    };
+
+    let a = with_grants(60_000);
+    let before = journal.writes();
+    let ids = store
+        .revoke_grants(&RevokeScope::Task(a.id.clone()), ending("t"))
+        .unwrap();
+    assert_eq!((ids.len(), journal.writes() - before), (5, 1));
+    assert!(revoked_all(&a));
+
+    let b = with_grants(60_000);
+    let before = journal.writes();
+    store
+        .end_task(&b.id, TaskState::Completed, ending("done"))
+        .unwrap();
+    assert_eq!(journal.writes() - before, 2, "the task, then its grants");
+    assert!(revoked_all(&b));
+
+    let c = with_grants(10);
+    let before = journal.writes();
+    let swept = store.sweep(c.expires_at_ms + 1, 3_600_000).unwrap();
+    assert_eq!(swept.tasks_expired, 1);
+    assert_eq!(journal.writes() - before, 1, "the task with its grants");
+    assert!(revoked_all(&c));
+}
+
+#[test]
+fn a_task_ends_even_if_revoking_its_grants_fails_and_the_sweep_finishes() {
+    let (journal, store) = journaled();
+    let t = store.create_task(task(60_000)).unwrap();
+    let g = store.issue_grant(grant(&t, "*", None, 60_000)).unwrap();
+    let p = store.park(approval(&t, "read_file")).unwrap();
+    journal.fail_grants.store(true, Ordering::SeqCst);
+    let ended = store
+        .end_task(&t.id, TaskState::Cancelled, ending("stop"))
+        .expect("the task's own record was journaled");
+    assert_eq!(ended.state, TaskState::Cancelled);
+    assert!(matches!(
+        store.consume(&g.id, now_ms()),
+        Err(Error::TaskEnded {
+            state: "cancelled",
+            ..
+        })
+    ));
+    let mut late = grant(&t, "*", None, 60_000);
+    late.argument_digest = Some(p.argument_digest.clone());
+    assert!(matches!(
+        store.approve(&p.id, late, ending("ok")),
+        Err(Error::TaskEnded { .. })
+    ));
+
+    journal.fail_grants.store(false, Ordering::SeqCst);
+    store.sweep(now_ms(), 3_600_000).unwrap();
+    let store = MemoryStore::open(journal, StoreLimits::default()).unwrap();
+    assert_eq!(store.task(&t.id).unwrap().state, TaskState::Cancelled);
+    assert_eq!(
+        store.grant(&g.id).unwrap().revoked.unwrap().why,
+        "task cancelled"
+    );
+    let p = store.approval(&p.id).unwrap();
+    assert_eq!(p.state, ApprovalState::Expired);
+    let decided = p.decided.unwrap();
+    assert_eq!(
+        (decided.by.as_str(), decided.why.as_str()),
+        ("toolgate", "task cancelled")
+    );
+}
+
+#[test]
+fn ending_a_task_expires_its_pending_approvals() {
+    let store = MemoryStore::in_memory(StoreLimits::default());
+    let a = store.create_task(task(60_000)).unwrap();
+    let b = store.create_task(task(10)).unwrap();
+    let on_a = store.park(approval(&a, "read_file")).unwrap();
+    let on_b = store.park(approval(&b, "read_file")).unwrap();
+    store
+        .end_task(&a.id, TaskState::Completed, ending("done"))
+        .unwrap();
+    let on_a = store.approval(&on_a.id).unwrap();
+    assert_eq!(on_a.state, ApprovalState::Expired);
+    let decided = on_a.decided.unwrap();
+    assert_eq!(
+        (decided.by.as_str(), decided.why.as_str()),
+        ("toolgate", "task completed")
+    );
+    let swept = store.sweep(b.expires_at_ms + 1, 3_600_000).unwrap();
+    assert_eq!((swept.tasks_expired, swept.approvals_expired), (1, 1));
+    let on_b = store.approval(&on_b.id).unwrap();
+    assert_eq!(on_b.state, ApprovalState::Expired);
+    assert_eq!(on_b.decided.unwrap().why, "task expired");
+}
+
+#[test]
+fn a_failed_sweep_keeps_what_it_did_not_flush() {
+    let (journal, store) = journaled();
+    let t = store.create_task(task(60_000)).unwrap();
+    let g = store.issue_grant(grant(&t, "*", None, 60_000)).unwrap();
+    for i in 0..3 {
+        store.begin_call(&t.id, "read_file");
+        store.finish_call(&t.id, call("read_file", "allow", i), false);
+        store.consume(&g.id, now_ms()).unwrap();
+    }
+    journal.fail.store(true, Ordering::SeqCst);
+    assert!(store.sweep(now_ms(), 3_600_000).is_err());
+    journal.fail.store(false, Ordering::SeqCst);
+    store.sweep(now_ms(), 3_600_000).unwrap();
+    let store = MemoryStore::open(journal, StoreLimits::default()).unwrap();
+    assert_eq!(store.activity(&t.id).counters.total, 3);
+    assert_eq!(store.grant(&g.id).unwrap().uses, 3);
+}
+
+// === approvals ===
+
+#[test]
+fn approving_respects_the_grants_per_task_limit() {
+    let limits = StoreLimits {
+        max_grants_per_task: 1,
+        ..StoreLimits::default()
+    };
+    let store = MemoryStore::in_memory(limits);
+    let t = store.create_task(task(60_000)).unwrap();
+    store.issue_grant(grant(&t, "*", None, 60_000)).unwrap();
+    let p = store.park(approval(&t, "read_file")).unwrap();
+    let e = store
+        .approve(&p.id, grant(&t, "read_file", Some(1), 60_000), ending("ok"))
+        .unwrap_err();
+    assert!(matches!(e, Error::Limit(ref m) if m.contains("tasks.max_grants_per_task")));
+    assert_eq!(store.approval(&p.id).unwrap().state, ApprovalState::Pending);
+    assert_eq!(store.grants(&GrantFilter::default(), now_ms()).len(), 1);
+}
+
+#[test]
+fn pending_approvals_are_capped_per_task() {
+    let limits = StoreLimits {
+        max_pending_per_task: 2,
+        ..StoreLimits::default()
+    };
+    let store = MemoryStore::in_memory(limits);
+    let a = store.create_task(task(60_000)).unwrap();
+    let b = store.create_task(task(60_000)).unwrap();
+    let first = store.park(approval(&a, "read_file")).unwrap();
+    store.park(approval(&a, "write_file")).unwrap();
+    let e = store.park(approval(&a, "delete_file")).unwrap_err();
+    let Error::Limit(message) = e else {
+        panic!("expected a limit, got {e:?}");
+    };
+    assert!(message.contains(&a.id) && message.contains("approvals.max_pending_per_task"));
+    assert_eq!(
+        store.park(approval(&a, "read_file")).unwrap().id,
+        first.id,
+        "an identical call still finds its approval"
+    );
+    store.park(approval(&b, "delete_file")).unwrap();
+}
+
+fn request(task: &Task, constraints: Vec<Constraint>) -> Approval {
+    let arguments = Value::Null;
+    Approval {
+        kind: ApprovalKind::Request,
+        tool: "create_issue".into(),
+        route: "github".into(),
+        argument_digest: argument_digest(&arguments),
+        arguments,
+        requested: Some(RequestedGrant {
+            tool: "create_issue".into(),
+            route: Some("github".into()),
+            constraints,
+            ttl_ms: 900_000,
+            max_uses: Some(3),
+        }),
+        ..approval(task, "create_issue")
+    }
+}
+
+#[test]
+fn grant_requests_dedupe_only_on_the_same_requested_grant() {
+    let store = MemoryStore::in_memory(StoreLimits::default());
+    let t = store.create_task(task(60_000)).unwrap();
+    let repo = || Constraint {
+        pointer: "/repo".into(),
+        test: ConstraintTest::Equals(json!("acme/app")),
+    };
+    let narrow = store.park(request(&t, vec![repo()])).unwrap();
+    let broad = store.park(request(&t, Vec::new())).unwrap();
+    assert_ne!(narrow.id, broad.id, "a broader request is a new approval");
+    assert!(broad.requested.unwrap().constraints.is_empty());
+    let again = store.park(request(&t, vec![repo()])).unwrap();
+    assert_eq!(again.id, narrow.id);
+    let mut longer = request(&t, vec![repo()]);
+    if let Some(r) = longer.requested.as_mut() {
+        r.ttl_ms *= 2;
+    }
+    assert_ne!(store.park(longer).unwrap().id, narrow.id);
+}
+
+// === purge ===
+
+#[test]
+fn purging_a_task_takes_its_approvals_grants_and_grant_locks() {
+    let store = MemoryStore::in_memory(StoreLimits::default());
+    let t = store.create_task(task(10)).unwrap();
+    let g = store.issue_grant(grant(&t, "*", None, 60_000)).unwrap();
+    let p = store.park(approval(&t, "read_file")).unwrap();
+    store.begin_call(&t.id, "read_file");
+    let end = t.expires_at_ms;
+    store.sweep(end + 1_000, 3_600_000).unwrap();
+    assert_eq!(store.grant_locks.len(), 1);
+    // The task ended at `end`, its grant and approval a second later: the
+    // task is purged first, and nothing of it may stay behind.
+    let swept = store.sweep(end + 500 + 3_600_000, 3_600_000).unwrap();
+    assert_eq!((swept.grants_dropped, swept.purged), (1, 3));
+    assert!(store.task(&t.id).is_none());
+    assert!(store.grant(&g.id).is_none());
+    assert!(store.approval(&p.id).is_none());
+    assert!(store.grant_locks.is_empty());
+    assert!(store.activity.is_empty());
 }
