@@ -64,6 +64,13 @@ pub enum Problem {
     },
     #[error("session not found: start a new session with initialize")]
     SessionNotFound,
+    /// The task store refused or failed a change (grant requests).
+    #[error("{message}")]
+    TaskStore {
+        code: &'static str,
+        status: StatusCode,
+        message: String,
+    },
 }
 
 impl Problem {
@@ -92,6 +99,7 @@ impl Problem {
             } => StatusCode::FORBIDDEN,
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
             Self::SessionNotFound => StatusCode::NOT_FOUND,
+            Self::TaskStore { status, .. } => *status,
         }
     }
 
@@ -121,6 +129,7 @@ impl Problem {
             } => "insufficient_scope",
             Self::Unauthenticated { .. } => "unauthenticated",
             Self::SessionNotFound => "session_not_found",
+            Self::TaskStore { code, .. } => code,
         }
     }
 
@@ -150,7 +159,8 @@ impl Problem {
             | Self::UpstreamTooLarge { .. }
             | Self::UpstreamMalformed { .. }
             | Self::Denied { .. }
-            | Self::Unauthenticated { .. } => None,
+            | Self::Unauthenticated { .. }
+            | Self::TaskStore { .. } => None,
         }
     }
 
@@ -174,7 +184,8 @@ impl Problem {
             | Self::InvalidParams { .. }
             | Self::BadJsonBody(_)
             | Self::Unauthenticated { .. }
-            | Self::SessionNotFound => None,
+            | Self::SessionNotFound
+            | Self::TaskStore { .. } => None,
         }
     }
 

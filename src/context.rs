@@ -5,8 +5,8 @@
 //!
 //! A task id comes from the token's task claim or the route's task header.
 //! Either way it is trusted only if the task names this caller as its agent
-//! (and, for a delegated token, the user it acts for); otherwise the call is
-//! refused (`task_invalid`). Calls in an ended task are refused (`task_ended`).
+//! (and, for a delegated token, the user it acts for; and the token's issuer,
+//! if the task names one); otherwise the call is refused (`task_invalid`). Calls in an ended task are refused (`task_ended`).
 
 mod settle;
 mod wire;
@@ -78,11 +78,19 @@ pub fn resolve(store: &dyn Store, identity: &Identity, facts: &RequestFacts, now
             format!("task {named} does not exist"),
         );
     };
+    let issuer = match identity {
+        Identity::Workload(w) => Some(w.issuer.as_str()),
+        Identity::Anonymous => None,
+    };
     if task.agent != agent
         || task
             .on_behalf_of
             .as_deref()
             .is_some_and(|u| Some(u) != user)
+        || task
+            .issuer
+            .as_deref()
+            .is_some_and(|iss| Some(iss) != issuer)
     {
         return refused(
             Reason::TaskInvalid,
@@ -180,7 +188,8 @@ impl Live {
         }
     }
 
-    /// The context for deciding `tool` on `route`, and the grants in it.
+    /// The context for deciding `tool` on `route` in the `list` phase (the
+    /// request's counters as they stood), and the grants in it.
     pub fn for_tool(
         &self,
         store: &dyn Store,
@@ -196,6 +205,30 @@ impl Live {
             grants: wire::grants(&grants),
             counters: self.counters.clone(),
             recent_calls: self.recent.clone(),
+        };
+        (wire, grants)
+    }
+
+    /// The context for deciding one call of `tool`: the call is counted in
+    /// its task first (atomically), and policy sees the counters as they
+    /// were just before it — so concurrent calls, and the calls of one
+    /// batch, each see the ones before them.
+    pub fn for_call(
+        &self,
+        store: &dyn Store,
+        route: &str,
+        tool: &str,
+    ) -> (ContextWire, Vec<Grant>) {
+        let Some(task) = self.task() else {
+            return (ContextWire::default(), Vec::new());
+        };
+        let before = store.begin_call(&task.id, tool);
+        let grants = store.live_grants(&task.id, route, tool, now_ms());
+        let wire = ContextWire {
+            task: self.task.clone(),
+            grants: wire::grants(&grants),
+            counters: wire::json(&before.counters),
+            recent_calls: wire::json(&before.recent),
         };
         (wire, grants)
     }

@@ -222,6 +222,7 @@ impl Gateway {
             facts,
             tasks: &self.tasks,
             live,
+            held: std::sync::atomic::AtomicBool::new(false),
         };
         let method = parts.method.clone();
         let result = match understood {

@@ -44,6 +44,24 @@ impl Error {
         }
     }
 
+    /// The HTTP status an API answers this error with.
+    pub fn status(&self) -> http::StatusCode {
+        use crate::store::Error as S;
+        use http::StatusCode;
+        match self {
+            Self::Invalid { .. } => StatusCode::BAD_REQUEST,
+            Self::Store(S::NotFound { .. }) => StatusCode::NOT_FOUND,
+            Self::Store(S::Limit(_)) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Store(S::Durable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Store(
+                S::Exists { .. }
+                | S::TaskEnded { .. }
+                | S::NotPending { .. }
+                | S::GrantUnusable { .. },
+            ) => StatusCode::CONFLICT,
+        }
+    }
+
     fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid {
             field,
@@ -51,6 +69,9 @@ impl Error {
         }
     }
 }
+
+/// Largest arguments document a parked call keeps, in bytes.
+const MAX_PARKED_ARGUMENTS: usize = 64 * 1024;
 
 /// The caps and approval settings in force (from the current snapshot).
 #[derive(Debug, Clone, Copy)]
@@ -97,6 +118,7 @@ impl Tasks {
             max_grants_per_task: config.max_grants_per_task,
             max_pending_approvals: approvals.max_pending,
             recent_calls: config.recent_calls,
+            max_pending_per_task: approvals.max_pending_per_task,
         };
         let store = match &config.store {
             Some(path) => {
@@ -176,6 +198,9 @@ impl Tasks {
         }
         requests::check_text("agent", &req.agent, 1024)?;
         requests::check_text("purpose", &req.purpose, 4096)?;
+        if let Some(issuer) = &req.issuer {
+            requests::check_text("issuer", issuer, 1024)?;
+        }
         if let Some(user) = &req.on_behalf_of {
             requests::check_text("on_behalf_of", user, 1024)?;
         }
@@ -184,6 +209,7 @@ impl Tasks {
         let task = Task {
             id: new_id("task"),
             agent: req.agent,
+            issuer: req.issuer,
             on_behalf_of: req.on_behalf_of,
             purpose: req.purpose,
             labels: req.labels,
@@ -260,6 +286,7 @@ impl Tasks {
             task_id: task.id,
             agent: task.agent,
             tool: req.tool,
+            tool_exact: false,
             route: req.route,
             constraints: req.constraints,
             not_before_ms,
@@ -279,6 +306,35 @@ impl Tasks {
         Ok(grant)
     }
 
+    /// Revokes one grant (idempotent: an already revoked one is returned).
+    pub fn revoke_grant(&self, id: &str, actor: &str, why: &str) -> Result<Grant, Error> {
+        let was = self.store.grant(id).is_some_and(|g| g.revoked.is_none());
+        let grant = self.store.revoke_grant(id, ending(actor, why))?;
+        if was {
+            self.events
+                .record(Event::GrantRevoked, &grant.id, &grant.task_id, actor);
+        }
+        Ok(grant)
+    }
+
+    /// Revokes every live grant of a task or of an agent; returns their ids.
+    pub fn revoke_grants(
+        &self,
+        scope: &crate::store::RevokeScope,
+        actor: &str,
+        why: &str,
+    ) -> Result<Vec<String>, Error> {
+        let revoked = self.store.revoke_grants(scope, ending(actor, why))?;
+        let task = match scope {
+            crate::store::RevokeScope::Task(id) => id.as_str(),
+            crate::store::RevokeScope::Agent(_) => "",
+        };
+        for id in &revoked {
+            self.events.record(Event::GrantRevoked, id, task, actor);
+        }
+        Ok(revoked)
+    }
+
     /// Parks a call policy wants a human to look at.
     pub fn park_call(
         &self,
@@ -289,6 +345,20 @@ impl Tasks {
         arguments: &Value,
         why: &str,
     ) -> Result<(Approval, bool), Error> {
+        // An approval keeps the call's arguments for the approver to read:
+        // bounded, so parked calls cannot fill memory and disk.
+        let size = serde_json::to_vec(arguments).map_or(usize::MAX, |v| v.len());
+        if size > MAX_PARKED_ARGUMENTS {
+            return Err(Error::invalid(
+                "arguments",
+                format!(
+                    "{size} bytes is more than an approval keeps ({MAX_PARKED_ARGUMENTS}); ask for a grant instead"
+                ),
+            ));
+        }
+        if tool.len() > 512 {
+            return Err(Error::invalid("tool", "name longer than 512 bytes"));
+        }
         let now = now_ms();
         let approval = Approval {
             id: new_id("appr"),
@@ -418,23 +488,36 @@ impl Tasks {
                 ),
             ));
         }
-        let (tool, route, constraints, max_uses, digest) =
+        // The grant covers at most what the approver (or policy) was shown:
+        // the tool, and — when arguments were given — exactly those
+        // arguments. Requested constraints only narrow it further.
+        let exact_arguments = || crate::store::Constraint {
+            pointer: String::new(),
+            test: crate::store::ConstraintTest::Equals(approval.arguments.clone()),
+        };
+        let (tool, tool_exact, route, constraints, max_uses, digest) =
             match (&approval.kind, &approval.requested) {
-                (ApprovalKind::Request, Some(r)) => (
-                    r.tool.clone(),
-                    r.route.clone(),
-                    r.constraints.clone(),
-                    req.max_uses.or(r.max_uses),
-                    None,
-                ),
+                (ApprovalKind::Request, Some(r)) => {
+                    let mut constraints = r.constraints.clone();
+                    if !approval.arguments.is_null() {
+                        constraints.push(exact_arguments());
+                    }
+                    (
+                        r.tool.clone(),
+                        false,
+                        r.route.clone(),
+                        constraints,
+                        req.max_uses.or(r.max_uses),
+                        None,
+                    )
+                }
+                // One exact call: its tool name literally (a name holding
+                // `*` is not a glob here), its arguments, one use.
                 (ApprovalKind::Call | ApprovalKind::Request, _) => (
                     approval.tool.clone(),
+                    true,
                     Some(approval.route.clone()),
-                    // The whole arguments document must equal the approved one.
-                    vec![crate::store::Constraint {
-                        pointer: String::new(),
-                        test: crate::store::ConstraintTest::Equals(approval.arguments.clone()),
-                    }],
+                    vec![exact_arguments()],
                     Some(req.max_uses.unwrap_or(1)),
                     Some(approval.argument_digest.clone()),
                 ),
@@ -447,6 +530,7 @@ impl Tasks {
             task_id: approval.task_id.clone(),
             agent: approval.agent.clone(),
             tool,
+            tool_exact,
             route,
             constraints,
             not_before_ms: None,
@@ -486,31 +570,50 @@ impl Tasks {
             .entry(id.to_owned())
             .or_insert_with(|| watch::channel(ApprovalState::Pending).0)
             .subscribe();
+        // Whatever ends the wait — an answer, the deadline, or the caller
+        // going away (this future dropped) — the entry goes with its last waiter.
+        let _guard = WaitGuard {
+            waiters: &self.waiters,
+            id,
+        };
         // Answered between parking and subscribing?
         let current = self
             .store
             .approval(id)
             .map_or(ApprovalState::Expired, |a| a.state_at(now_ms()));
-        let state = if current == ApprovalState::Pending {
-            match tokio::time::timeout(wait, rx.wait_for(|s| *s != ApprovalState::Pending)).await {
-                Ok(Ok(state)) => *state,
-                Ok(Err(_)) | Err(_) => self
-                    .store
-                    .approval(id)
-                    .map_or(ApprovalState::Expired, |a| a.state_at(now_ms())),
-            }
-        } else {
-            current
-        };
-        drop(rx);
-        self.waiters.remove_if(id, |_, tx| tx.receiver_count() == 0);
-        state
+        if current != ApprovalState::Pending {
+            return current;
+        }
+        let answered =
+            tokio::time::timeout(wait, rx.wait_for(|s| *s != ApprovalState::Pending)).await;
+        match answered {
+            Ok(Ok(state)) => *state,
+            Ok(Err(_)) | Err(_) => self
+                .store
+                .approval(id)
+                .map_or(ApprovalState::Expired, |a| a.state_at(now_ms())),
+        }
     }
 
     fn wake(&self, id: &str, state: ApprovalState) {
         if let Some(tx) = self.waiters.get(id) {
             tx.send_replace(state);
         }
+    }
+}
+
+/// Removes a waiter entry once nobody waits on it any more.
+struct WaitGuard<'a> {
+    waiters: &'a DashMap<String, watch::Sender<ApprovalState>>,
+    id: &'a str,
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        // The guard drops before the receiver it guards (declared after
+        // it): one receiver — ours — may still be counted.
+        self.waiters
+            .remove_if(self.id, |_, tx| tx.receiver_count() <= 1);
     }
 }
 
@@ -524,4 +627,60 @@ pub(crate) fn ending(actor: &str, why: &str) -> Ending {
 
 pub(crate) fn millis(d: Duration) -> Millis {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+    use crate::store::memory::StoreLimits;
+
+    #[tokio::test]
+    async fn a_caller_going_away_leaves_no_waiter_behind() {
+        let tasks = Tasks::new(
+            Arc::new(MemoryStore::in_memory(StoreLimits::default())),
+            &prometheus::Registry::new(),
+        );
+        let caps = Caps {
+            tasks: &config::Tasks::default(),
+            approvals: &config::Approvals::default(),
+        };
+        let task = tasks
+            .create_task(
+                caps,
+                NewTask {
+                    agent: "a".into(),
+                    issuer: None,
+                    on_behalf_of: None,
+                    purpose: "p".into(),
+                    labels: Default::default(),
+                    ttl: None,
+                },
+                "ops",
+            )
+            .unwrap();
+        let (approval, new) = tasks
+            .park_call(caps, &task, "r", "t", &serde_json::json!({}), "why")
+            .unwrap();
+        assert!(new);
+        // Dropped mid-wait, as when the caller disconnects.
+        let gone = tokio::time::timeout(
+            Duration::from_millis(20),
+            tasks.wait(&approval.id, Duration::from_secs(60)),
+        )
+        .await;
+        assert!(gone.is_err());
+        assert!(tasks.waiters.is_empty(), "the waiter entry went with it");
+        // Two waiters: the answer reaches both, then the entry goes.
+        let (a, b, _) = tokio::join!(
+            tasks.wait(&approval.id, Duration::from_secs(5)),
+            tasks.wait(&approval.id, Duration::from_secs(5)),
+            async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                tasks.deny(&approval.id, "ops", "no").unwrap();
+            }
+        );
+        assert_eq!((a, b), (ApprovalState::Denied, ApprovalState::Denied));
+        assert!(tasks.waiters.is_empty());
+    }
 }

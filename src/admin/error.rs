@@ -118,20 +118,19 @@ impl Error {
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
         let mut error = json!({"code": self.code(), "message": self.to_string()});
-        match &self {
-            Self::Forbidden { needed, .. } => error["required_role"] = json!(needed.as_str()),
-            Self::PolicyReload(_) => {
-                error["detail"] = json!("the last good policy set keeps serving");
-            }
-            _ => {}
+        if let Self::Forbidden { needed, .. } = &self {
+            error["required_role"] = json!(needed.as_str());
+        }
+        if let Self::PolicyReload(_) = &self {
+            error["detail"] = json!("the last good policy set keeps serving");
         }
         let mut resp = json_response(status, &json!({ "error": error }));
-        let challenge = match &self {
-            Self::InvalidToken(_) => {
-                Some(format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""))
-            }
-            _ if status == StatusCode::UNAUTHORIZED => Some(format!("Bearer realm=\"{REALM}\"")),
-            _ => None,
+        let challenge = if let Self::InvalidToken(_) = &self {
+            Some(format!("Bearer realm=\"{REALM}\", error=\"invalid_token\""))
+        } else if status == StatusCode::UNAUTHORIZED {
+            Some(format!("Bearer realm=\"{REALM}\""))
+        } else {
+            None
         };
         if let Some(value) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, value);

@@ -14,7 +14,7 @@ use super::tasks::{ReasonBody, not_found};
 use crate::gateway::Gateway;
 use crate::store::model::now_ms;
 use crate::store::{Grant, GrantFilter, Millis, RevokeScope, Store};
-use crate::tasks::{Caps, NewGrant, ending};
+use crate::tasks::{Caps, NewGrant};
 
 /// A grant as the API shows it.
 #[derive(Debug, Serialize)]
@@ -80,7 +80,7 @@ pub(super) async fn revoke(
 ) -> Result<Reply, Error> {
     let why = input::reason(req.reason, false)?;
     let grant = blocking(gw, move |tasks, _| {
-        Ok(tasks.store().revoke_grant(&id, ending(&actor, &why))?)
+        tasks.revoke_grant(&id, &actor, &why)
     })
     .await?;
     let view = views(gw.tasks().store().as_ref(), vec![grant], now_ms());
@@ -99,7 +99,7 @@ pub(super) async fn revoke_agent(
     let agent = req.agent;
     let scope = RevokeScope::Agent(agent.clone());
     let revoked = blocking(gw, move |tasks, _| {
-        Ok(tasks.store().revoke_grants(&scope, ending(&actor, &why))?)
+        tasks.revoke_grants(&scope, &actor, &why)
     })
     .await?;
     Ok(Reply {

@@ -12,7 +12,7 @@ use super::routes::{Reply, blocking};
 use crate::gateway::Gateway;
 use crate::store::model::now_ms;
 use crate::store::{ApprovalFilter, GrantFilter, Millis, RevokeScope, Task, TaskFilter, TaskState};
-use crate::tasks::{Caps, NewTask, ending};
+use crate::tasks::{Caps, NewTask};
 
 /// How an operator ends a task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,9 +122,7 @@ pub(super) async fn revoke_grants(
 ) -> Result<Reply, Error> {
     let why = input::reason(req.reason, false)?;
     let revoked = blocking(gw, move |tasks, _| {
-        Ok(tasks
-            .store()
-            .revoke_grants(&RevokeScope::Task(id), ending(&actor, &why))?)
+        tasks.revoke_grants(&RevokeScope::Task(id), &actor, &why)
     })
     .await?;
     Ok(Reply::ok(json!({ "revoked": revoked })))

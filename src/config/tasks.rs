@@ -90,6 +90,10 @@ pub struct Approvals {
     pub grant_ttl: Duration,
     #[serde(default = "Approvals::default_max_pending")]
     pub max_pending: usize,
+    /// Pending approvals one task may have at once: one agent cannot use
+    /// up everyone's `max_pending`.
+    #[serde(default = "Approvals::default_max_pending_per_task")]
+    pub max_pending_per_task: usize,
     /// Notified (POST, JSON) of every new pending approval.
     pub webhook: Option<Webhook>,
 }
@@ -104,6 +108,9 @@ impl Approvals {
     fn default_max_pending() -> usize {
         10_000
     }
+    fn default_max_pending_per_task() -> usize {
+        100
+    }
 }
 
 impl Default for Approvals {
@@ -112,6 +119,7 @@ impl Default for Approvals {
             pending_ttl: Self::default_pending_ttl(),
             grant_ttl: Self::default_grant_ttl(),
             max_pending: Self::default_max_pending(),
+            max_pending_per_task: Self::default_max_pending_per_task(),
             webhook: None,
         }
     }

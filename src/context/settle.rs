@@ -26,6 +26,9 @@ pub struct Call<'a> {
     pub arguments: &'a Value,
     /// The grants policy was shown for this call.
     pub grants: Vec<Grant>,
+    /// Set once a call of this request has been held for an approval: a
+    /// batch is held at most once, not once per parked call.
+    pub held: &'a std::sync::atomic::AtomicBool,
 }
 
 /// Settles a `call`-phase decision; returns the final one.
@@ -46,7 +49,7 @@ pub async fn settle(call: Call<'_>, mut decision: Decision) -> Decision {
         Verdict::Deny => decision,
     };
     let denied = decision.verdict != Verdict::Allow;
-    call.tasks.store().record_call(
+    call.tasks.store().finish_call(
         &task.id,
         RecentCall {
             tool: call.tool.to_owned(),
@@ -153,7 +156,11 @@ async fn approval(call: &Call<'_>, mut decision: Decision) -> Decision {
         }
     };
     decision.approval = Some(approval.id.clone());
-    let wait = call.route.approval_wait;
+    let wait = if call.held.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        std::time::Duration::ZERO
+    } else {
+        call.route.approval_wait
+    };
     let state = if wait.is_zero() {
         approval.state_at(now_ms())
     } else {

@@ -36,6 +36,7 @@ fn store_with(agent: &str, on_behalf_of: Option<&str>) -> (MemoryStore, String) 
         .create_task(Task {
             id: "task_1".into(),
             agent: agent.into(),
+            issuer: None,
             on_behalf_of: on_behalf_of.map(str::to_owned),
             purpose: "p".into(),
             labels: BTreeMap::new(),
@@ -104,6 +105,38 @@ fn a_task_is_trusted_only_for_its_own_agent() {
 }
 
 #[test]
+fn a_task_bound_to_an_issuer_refuses_the_same_subject_from_another() {
+    let (store, _) = store_with("agent-a", None);
+    let now = now_ms();
+    let mut task = store.task("task_1").unwrap();
+    task.id = "task_2".into();
+    task.issuer = Some("https://issuer.test".into());
+    store.create_task(task).unwrap();
+    let same = who("agent-a", None, None);
+    assert!(matches!(
+        resolve(&store, &same, &hint(Some("task_2")), now),
+        Scope::Active(_)
+    ));
+    let Identity::Workload(w) = same else {
+        unreachable!()
+    };
+    let mut other = (*w).clone();
+    other.issuer = "https://other-issuer.test".into();
+    let other = Identity::Workload(Arc::new(other));
+    assert_eq!(
+        reason(&resolve(&store, &other, &hint(Some("task_2")), now)),
+        Some("task_invalid")
+    );
+    assert!(
+        matches!(
+            resolve(&store, &other, &hint(Some("task_1")), now),
+            Scope::Active(_)
+        ),
+        "unbound tasks take any trusted issuer"
+    );
+}
+
+#[test]
 fn delegated_callers_match_agent_and_user() {
     let (store, id) = store_with("agent-a", Some("alice"));
     let now = now_ms();
@@ -161,6 +194,7 @@ fn the_wire_context_follows_the_abi() {
         task_id: id.clone(),
         agent: "agent-a".into(),
         tool: "read_*".into(),
+        tool_exact: false,
         route: Some("fs".into()),
         constraints: vec![],
         not_before_ms: None,
@@ -175,7 +209,8 @@ fn the_wire_context_follows_the_abi() {
         revoked: None,
     };
     store.issue_grant(grant).unwrap();
-    store.record_call(
+    store.begin_call(&id, "read_file");
+    store.finish_call(
         &id,
         crate::store::RecentCall {
             tool: "read_file".into(),
@@ -204,6 +239,12 @@ fn the_wire_context_follows_the_abi() {
     );
     assert_eq!(v(&wire.counters)["per_tool"]["read_file"], 1);
     assert_eq!(v(&wire.recent_calls)[0]["decision"], "allow");
+    // A call is counted before it is decided; policy sees the ones before it.
+    let (first, _) = live.for_call(&store, "fs", "read_file");
+    let (second, _) = live.for_call(&store, "fs", "read_file");
+    assert_eq!(v(&first.counters)["per_tool"]["read_file"], 1);
+    assert_eq!(v(&second.counters)["per_tool"]["read_file"], 2);
+    assert_eq!(v(&second.counters)["total"], 2);
     // Another tool or route: no grants.
     assert!(live.for_tool(&store, "fs", "write_file").1.is_empty());
     assert!(live.for_tool(&store, "db", "read_file").1.is_empty());

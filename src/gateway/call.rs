@@ -16,6 +16,8 @@ pub(super) struct Call<'a> {
     pub(super) tasks: &'a Arc<Tasks>,
     /// The task this request runs in and its live context.
     pub(super) live: Live,
+    /// Whether a call of this request was already held for an approval.
+    pub(super) held: std::sync::atomic::AtomicBool,
 }
 
 /// The request facts policy sees: era, protocol version, a few harmless headers.
@@ -81,7 +83,10 @@ impl Call<'_> {
         method: &str,
     ) -> Decision {
         let store = self.tasks.store();
-        let (context, grants) = self.live.for_tool(store.as_ref(), &self.route.name, tool);
+        let (context, grants) = match self.live.refusal() {
+            Some(_) => Default::default(),
+            None => self.live.for_call(store.as_ref(), &self.route.name, tool),
+        };
         let input = self.input(Phase::Call, tool, arguments, method, &context);
         let decision = match self.live.refusal() {
             Some(refusal) => refusal,
@@ -96,6 +101,7 @@ impl Call<'_> {
                         tool,
                         arguments,
                         grants,
+                        held: &self.held,
                     },
                     decision,
                 )

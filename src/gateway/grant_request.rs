@@ -122,6 +122,12 @@ impl Gateway {
                 "no policy approves grant requests on this route".into(),
             );
         }
+        if decision.verdict == Verdict::Allow && ask.tool.contains(['*', '?']) {
+            // Policy judged a name; a glob would grant more than it saw.
+            decision.verdict = Verdict::NeedsApproval;
+            decision.reason = crate::decide::Reason::NeedsApproval;
+            decision.message = "a tool glob is never approved by policy: a human decides".into();
+        }
         decision.task = Some(task.id.clone());
         let now = now_ms();
         let approval = Approval {
@@ -191,16 +197,23 @@ impl Gateway {
                 approval_id: parked.id.clone(),
                 evidence,
             };
-            let grant =
-                tasks.approval_grant(caps, &parked, &ApproveRequest::default(), &actor, source)?;
-            Ok::<_, crate::tasks::Error>(tasks.store().approve(
-                &parked.id,
-                grant,
-                crate::tasks::ending(&actor, "approved by policy"),
-            )?)
+            // Policy saw the tool and the arguments, not the lifetime asked
+            // for: a grant it approves lives at most approvals.grant_ttl.
+            let ttl = parked
+                .requested
+                .as_ref()
+                .map_or(caps.approvals.grant_ttl, |r| {
+                    std::time::Duration::from_millis(r.ttl_ms).min(caps.approvals.grant_ttl)
+                });
+            let approve = ApproveRequest {
+                ttl: Some(format!("{}ms", ttl.as_millis())),
+                ..ApproveRequest::default()
+            };
+            let grant = tasks.approval_grant(caps, &parked, &approve, &actor, source)?;
+            tasks.approve_with(&parked.id, grant, &actor, "approved by policy")
         })
         .await
-        .map_err(|_| Problem::BodyRead("grant request could not be processed".into()))?
+        .map_err(|_| lost())?
         .map_err(|e| store_problem(&e))
     }
 
@@ -213,7 +226,7 @@ impl Gateway {
         let id = approval.id.clone();
         let parked = tokio::task::spawn_blocking(move || tasks.park_request(approval))
             .await
-            .map_err(|_| Problem::BodyRead("grant request could not be processed".into()))?
+            .map_err(|_| lost())?
             .map_err(|e| store_problem(&e))?;
         if parked.id == id
             && let Some(hook) = &snapshot.webhook
@@ -260,10 +273,27 @@ fn requested_grant(
 }
 
 fn store_problem(e: &crate::tasks::Error) -> Problem {
-    Problem::Denied {
-        route: String::new(),
-        reason: e.code(),
-        message: e.to_string(),
+    let code = e.code();
+    let message = if code == "store_unavailable" {
+        // The detail (a file path, an I/O error) is for the operator's log.
+        tracing::error!(error = %e, "task store failed a grant request");
+        "the task store is unavailable; try again later".to_owned()
+    } else {
+        e.to_string()
+    };
+    Problem::TaskStore {
+        code,
+        status: e.status(),
+        message,
+    }
+}
+
+/// A blocking task that died (a panic): the request is not processed.
+fn lost() -> Problem {
+    Problem::TaskStore {
+        code: "store_unavailable",
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        message: "the grant request could not be processed".into(),
     }
 }
 

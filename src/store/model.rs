@@ -73,6 +73,11 @@ pub struct Task {
     pub id: String,
     /// The subject (SPIFFE ID or `sub`) of the agent that works on the task.
     pub agent: String,
+    /// The `iss` the agent's tokens must come from; `None`: any trusted
+    /// issuer (fine for SPIFFE IDs, whose trust domain scopes them; set it
+    /// for OAuth subjects, which are only unique per issuer).
+    #[serde(default)]
+    pub issuer: Option<String>,
     /// The user the agent acts for, if any.
     #[serde(default)]
     pub on_behalf_of: Option<String>,
@@ -158,6 +163,9 @@ pub struct Grant {
     pub agent: String,
     /// Tool name or glob (`*` any run of characters, `?` one).
     pub tool: String,
+    /// `tool` is a literal name, not a glob (approvals of one exact call).
+    #[serde(default)]
+    pub tool_exact: bool,
     /// `None`: any route.
     #[serde(default)]
     pub route: Option<String>,
@@ -197,7 +205,12 @@ impl Grant {
 
     /// True if the grant names this tool on this route.
     pub fn covers(&self, route: &str, tool: &str) -> bool {
-        self.route.as_deref().is_none_or(|r| r == route) && glob_match(&self.tool, tool)
+        self.route.as_deref().is_none_or(|r| r == route)
+            && if self.tool_exact {
+                self.tool == tool
+            } else {
+                glob_match(&self.tool, tool)
+            }
     }
 }
 

@@ -16,6 +16,10 @@ use crate::store::{Constraint, ConstraintTest, Millis};
 pub struct NewTask {
     /// The agent's subject (SPIFFE ID or token `sub`).
     pub agent: String,
+    /// The `iss` the agent's tokens must come from (recommended for OAuth
+    /// subjects, which are unique only per issuer).
+    #[serde(default)]
+    pub issuer: Option<String>,
     #[serde(default)]
     pub on_behalf_of: Option<String>,
     pub purpose: String,

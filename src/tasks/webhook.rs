@@ -76,12 +76,18 @@ impl Webhook {
         serde_json::to_vec(&event).unwrap_or_default()
     }
 
-    /// `sha256=<hex>` HMAC of `body` under the configured secret.
-    pub fn signature(&self, body: &[u8]) -> Option<String> {
+    /// `sha256=<hex>` HMAC of `"<timestamp>.<body>"` under the configured
+    /// secret: the timestamp is signed with the body, so a receiver can
+    /// refuse stale or replayed deliveries.
+    pub fn signature(&self, timestamp: u64, body: &[u8]) -> Option<String> {
         let secret = self.secret.as_ref()?;
         let key =
             aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret.expose().as_bytes());
-        let tag = aws_lc_rs::hmac::sign(&key, body);
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&key);
+        ctx.update(timestamp.to_string().as_bytes());
+        ctx.update(b".");
+        ctx.update(body);
+        let tag = ctx.sign();
         let mut hex = String::with_capacity(71);
         hex.push_str("sha256=");
         for b in tag.as_ref() {
@@ -100,7 +106,7 @@ impl Webhook {
         tokio::spawn(async move {
             let mut backoff = Duration::from_millis(200);
             for attempt in 1..=ATTEMPTS {
-                match this.deliver(body.clone()).await {
+                match this.deliver(&id, body.clone()).await {
                     Ok(()) => {
                         tracing::info!(approval = %id, "approval announced to webhook");
                         events.count(Event::WebhookDelivered, 1);
@@ -120,7 +126,8 @@ impl Webhook {
         });
     }
 
-    async fn deliver(&self, body: Bytes) -> Result<(), String> {
+    async fn deliver(&self, id: &str, body: Bytes) -> Result<(), String> {
+        let timestamp = crate::store::model::now_ms() / 1000;
         let mut req = Request::builder()
             .method(Method::POST)
             .uri(self.url.clone())
@@ -128,8 +135,10 @@ impl Webhook {
             .header(
                 http::header::USER_AGENT,
                 concat!("toolgate/", env!("CARGO_PKG_VERSION")),
-            );
-        if let Some(sig) = self.signature(&body) {
+            )
+            .header("x-toolgate-delivery", id)
+            .header("x-toolgate-timestamp", timestamp);
+        if let Some(sig) = self.signature(timestamp, &body) {
             req = req.header("x-toolgate-signature", sig);
         }
         let req = req.body(Full::new(body)).map_err(|e| e.to_string())?;
@@ -147,19 +156,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn signature_is_hmac_sha256_of_the_body() {
+    fn signature_is_hmac_sha256_of_timestamp_and_body() {
         let hook = Webhook {
             url: "http://127.0.0.1:1/hook".parse().unwrap(),
             secret: Some(Secret::for_tests("key")),
             timeout: Duration::from_secs(1),
             client: client::client(client::system_roots(), Duration::from_secs(1)).unwrap(),
         };
-        // RFC 4231-style known answer computed independently:
-        // HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog").
+        // The signed text is "<timestamp>.<body>"; the HMAC itself is
+        // checked against the well-known RFC test value below.
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"key");
+        let whole = aws_lc_rs::hmac::sign(&key, b"1700000000.{\"a\":1}");
+        let hex: String = whole.as_ref().iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(
-            hook.signature(b"The quick brown fox jumps over the lazy dog")
-                .unwrap(),
-            "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+            hook.signature(1_700_000_000, br#"{"a":1}"#).unwrap(),
+            format!("sha256={hex}")
         );
+        let fox = aws_lc_rs::hmac::sign(&key, b"The quick brown fox jumps over the lazy dog");
+        let fox: String = fox.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            fox,
+            "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+        );
+        let unsigned = Webhook {
+            secret: None,
+            ..hook
+        };
+        assert_eq!(unsigned.signature(1, b"x"), None);
     }
 }

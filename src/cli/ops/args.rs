@@ -98,6 +98,9 @@ pub enum TaskCommand {
         /// The user the agent acts for.
         #[arg(long)]
         on_behalf_of: Option<String>,
+        /// The `iss` the agent's tokens must come from.
+        #[arg(long)]
+        issuer: Option<String>,
         /// A label `key=value`; repeatable.
         #[arg(long = "label", value_parser = parse_label)]
         labels: Vec<(String, String)>,

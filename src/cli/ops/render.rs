@@ -254,6 +254,12 @@ pub(crate) fn approval_fields(a: &Approval, now: Millis) -> String {
                 super::table::span(r.ttl_ms / 1000)
             ),
         );
+        let constraints = if r.constraints.is_empty() {
+            "none (any arguments)".to_owned()
+        } else {
+            serde_json::to_string(&r.constraints).unwrap_or_default()
+        };
+        f.add("constraints", constraints);
     }
     f.add("created", when(a.created_at_ms, now));
     f.add("expires", when(a.expires_at_ms, now));

@@ -62,12 +62,14 @@ fn task(command: &TaskCommand) -> (Call, Shape) {
             agent,
             purpose,
             on_behalf_of,
+            issuer,
             labels,
             ttl,
         } => {
             let mut body = Map::new();
             body.insert("agent".into(), json!(agent));
             insert_opt(&mut body, "on_behalf_of", on_behalf_of);
+            insert_opt(&mut body, "issuer", issuer);
             body.insert("purpose".into(), json!(purpose));
             if !labels.is_empty() {
                 let labels: Map<String, Value> = labels

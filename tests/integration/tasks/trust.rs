@@ -110,6 +110,46 @@ async fn policy_auto_approves_low_risk_grant_requests() {
     let ok = raw_call(&gw, "tools", &me, None, "read_file", json!({"path": "a"})).await;
     assert_eq!(refusal(&ok), None);
 
+    // Policy saw these arguments: the grant covers exactly them, whatever
+    // constraints (none here) the agent asked for.
+    let body = json!({"route": "tools", "tool": "read_config", "arguments": {"path": "app.toml"},
+                      "reason": "read the app config"});
+    let r = send(
+        Method::POST,
+        &gw.url("/_toolgate/grant-requests"),
+        &[
+            ("authorization", &format!("Bearer {me}")),
+            ("content-type", "application/json"),
+        ],
+        serde_json::to_vec(&body).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let ok = raw_call(
+        &gw,
+        "tools",
+        &me,
+        None,
+        "read_config",
+        json!({"path": "app.toml"}),
+    )
+    .await;
+    assert_eq!(refusal(&ok), None);
+    let other = raw_call(
+        &gw,
+        "tools",
+        &me,
+        None,
+        "read_config",
+        json!({"path": "/etc/shadow"}),
+    )
+    .await;
+    assert!(refusal(&other).is_some(), "other arguments are not covered");
+    // A glob is never granted by policy: it waits for a human.
+    let r = ask("read_*").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    assert_eq!(r.json()["status"], "pending");
+
     // Anything else is refused by the same policy, with its reason.
     let r = ask("delete_repo").await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
@@ -154,4 +194,48 @@ async fn policy_auto_approves_low_risk_grant_requests() {
     assert!(r.text().contains("task"), "{}", r.text());
     let r = send(Method::GET, &gw.url("/_toolgate/grant-requests"), &[], "").await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_grant_covers_exactly_the_approved_call() {
+    let up = upstream().await;
+    let gw = TestGateway::start(&config("tools", &up.url(""), "needs_approval", "", "")).await;
+    let task = create_task(&gw, AGENT).await;
+    let me = token(AGENT, "tools", Some(&task));
+    // A tool name with a glob character in it, parked and approved...
+    let r = raw_call(&gw, "tools", &me, None, "report_*", json!({})).await;
+    assert!(refusal(&r).unwrap().contains("approval_pending"));
+    let pending = admin(
+        &gw,
+        Method::GET,
+        &format!("/v1/approvals?state=pending&task={task}"),
+        None,
+    )
+    .await
+    .json();
+    let id = pending["approvals"][0]["id"].as_str().unwrap().to_owned();
+    let r = admin(
+        &gw,
+        Method::POST,
+        &format!("/v1/approvals/{id}/approve"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["grant"]["tool_exact"], true);
+    // ...covers that name only, not every name the glob would match,
+    let r = raw_call(&gw, "tools", &me, None, "report_payroll", json!({})).await;
+    assert!(
+        refusal(&r).unwrap().contains("approval_pending"),
+        "{}",
+        r.text()
+    );
+    // nor other arguments; the approved call passes once.
+    let r = raw_call(&gw, "tools", &me, None, "report_*", json!({"x": 1})).await;
+    assert!(refusal(&r).is_some());
+    let r = raw_call(&gw, "tools", &me, None, "report_*", json!({})).await;
+    assert_eq!(refusal(&r), None, "{}", r.text());
+    let r = raw_call(&gw, "tools", &me, None, "report_*", json!({})).await;
+    assert!(refusal(&r).is_some(), "one use");
+    assert_eq!(up.seen().len(), 1);
 }

@@ -39,12 +39,18 @@ async fn a_held_call_resumes_once_approved() {
     let hook = FakeUpstream::start(move |req| {
         let seen = Arc::clone(&seen);
         async move {
-            let sig = req
-                .headers
-                .get("x-toolgate-signature")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned();
+            let header = |name: &str| {
+                req.headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            let sig = format!(
+                "{} {}",
+                header("x-toolgate-timestamp"),
+                header("x-toolgate-signature")
+            );
             seen.lock()
                 .unwrap()
                 .push((String::from_utf8_lossy(&req.body).into_owned(), sig));
@@ -127,8 +133,12 @@ async fn a_held_call_resumes_once_approved() {
     let event: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(event["event"], "approval.pending");
     assert_eq!(event["approval"]["id"], id.as_str());
+    let (timestamp, sig) = sig.split_once(' ').unwrap();
+    let age = toolgate::store::model::now_ms() / 1000 - timestamp.parse::<u64>().unwrap();
+    assert!(age < 60, "a fresh timestamp");
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, b"hook-secret");
-    let expect: String = aws_lc_rs::hmac::sign(&key, body.as_bytes())
+    let signed = format!("{timestamp}.{body}");
+    let expect: String = aws_lc_rs::hmac::sign(&key, signed.as_bytes())
         .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -17,6 +17,7 @@ fn task(id: &str) -> Task {
     Task {
         id: id.into(),
         agent: "spiffe://toolgate.dev/agent/a".into(),
+        issuer: None,
         on_behalf_of: Some("alice".into()),
         purpose: "close the quarter".into(),
         labels: BTreeMap::from([("team".into(), "finance".into())]),
@@ -34,6 +35,7 @@ fn grant(id: &str) -> Grant {
         task_id: "t1".into(),
         agent: "spiffe://toolgate.dev/agent/a".into(),
         tool: "pay_*".into(),
+        tool_exact: false,
         route: Some("bank".into()),
         constraints: vec![Constraint {
             pointer: "/amount".into(),
