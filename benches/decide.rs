@@ -1,11 +1,14 @@
 //! The decide stage's cost: one warm decision per policy module (input
-//! encoding included), a fresh instance (instantiate + configure), and the
-//! `list` phase over a 100-tool `tools/list` result. Modules are built from
+//! encoding included), the host's own parts of one (encoding the whole
+//! input and the values of the allowlist's declared fields, evaluating a
+//! module that reads nothing), a fresh instance (instantiate + configure), and the `list`
+//! phase over a 100-tool `tools/list` result. Modules are built from
 //! `policy-modules/` first (cached by cargo).
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::{Value, json};
@@ -70,7 +73,7 @@ fn snapshot(out: &Path) -> Snapshot {
 
 fn identity() -> Identity {
     let subject = "spiffe://example.org/agent/triage";
-    Identity::Workload(std::sync::Arc::new(Workload {
+    Identity::Workload(Arc::new(Workload {
         subject: subject.into(),
         issuer: "https://spire.example.org".into(),
         spiffe: SpiffeId::parse(subject).ok(),
@@ -122,8 +125,26 @@ fn decisions(c: &mut Criterion) {
         context: ContextWire::none(),
     };
     let wire = toolgate::decide::input::encode(&input);
+    wire.with(None, |doc| black_box(doc.len()));
     c.bench_function("host_encode_input", |b| {
-        b.iter(|| black_box(toolgate::decide::input::encode(black_box(&input))))
+        b.iter(|| toolgate::decide::input::encode(black_box(&input)).with(None, |d| d.len()))
+    });
+    // The same input as the allowlist declares it: its fields' values.
+    let allowlist = snap
+        .policy
+        .modules()
+        .iter()
+        .find(|m| &*m.name == "allowlist")
+        .expect("the allowlist module");
+    let declared = allowlist.declared().cloned().map(Arc::new);
+    assert!(
+        declared.is_some(),
+        "the allowlist declares its input fields"
+    );
+    c.bench_function("host_encode_input_allowlist_values", |b| {
+        b.iter(|| {
+            toolgate::decide::input::encode(black_box(&input)).with(declared.as_ref(), |d| d.len())
+        })
     });
     let baseline = &snap.policy.modules()[MODULES.len()];
     c.bench_function("host_evaluate_baseline_module", |b| {

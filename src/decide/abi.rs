@@ -1,6 +1,8 @@
 //! Decide stage: one live instance of a toolgate-ABI policy module (see
 //! policy-modules/ABI.md) — configured once, then asked for decisions —
-//! and the host imports it may use.
+//! the host imports it may use, and its answers read as decisions.
+
+use std::borrow::Cow;
 
 use serde_json::Value;
 use wasmtime::{
@@ -8,7 +10,9 @@ use wasmtime::{
     TypedFunc,
 };
 
+use super::Verdict;
 use super::engine::PolicyEngine;
+use super::input::Declared;
 use super::module::{Fault, HostState};
 
 /// Largest decision JSON a module may return.
@@ -17,6 +21,7 @@ pub const MAX_OUTPUT: usize = 1 << 20;
 /// A toolgate-ABI instance ready for `decide`.
 pub struct Warm {
     pub store: Store<HostState>,
+    instance: Instance,
     memory: Memory,
     alloc: TypedFunc<i32, i32>,
     decide: TypedFunc<(i32, i32), i64>,
@@ -26,6 +31,23 @@ impl std::fmt::Debug for Warm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Warm").finish_non_exhaustive()
     }
+}
+
+/// What a module says about itself (read once, when it loads).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct About {
+    /// `toolgate_module_version`, or `unversioned`.
+    pub version: String,
+    /// `toolgate_input_fields`; `None`: the whole input.
+    pub fields: Option<Declared>,
+}
+
+/// One module's answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub verdict: Verdict,
+    pub reason: Option<String>,
+    pub annotations: Option<Value>,
 }
 
 /// The imports a module may use: `toolgate.log` and `toolgate.now_ms`.
@@ -77,7 +99,7 @@ impl Warm {
         mut store: Store<HostState>,
         config: Option<&[u8]>,
         ticks: u64,
-    ) -> Result<(Self, String), Fault> {
+    ) -> Result<Self, Fault> {
         store.set_epoch_deadline(ticks);
         let instance = pre.instantiate(&mut store).map_err(Fault::from_call)?;
         let memory = instance
@@ -95,18 +117,11 @@ impl Warm {
         let decide = typed::<(i32, i32), i64>(&instance, &mut store, "toolgate_decide")?;
         let mut warm = Self {
             store,
+            instance,
             memory,
             alloc,
             decide,
         };
-        let module_version =
-            match instance.get_typed_func::<(), i64>(&mut warm.store, "toolgate_module_version") {
-                Ok(f) => {
-                    let packed = f.call(&mut warm.store, ()).map_err(Fault::from_call)?;
-                    String::from_utf8_lossy(&warm.read(packed)?).into_owned()
-                }
-                Err(_) => "unversioned".to_owned(),
-            };
         let configure = instance
             .get_typed_func::<(i32, i32), i64>(&mut warm.store, "toolgate_configure")
             .ok();
@@ -120,25 +135,51 @@ impl Warm {
             let packed = configure
                 .call(&mut warm.store, (ptr, len))
                 .map_err(Fault::from_call)?;
-            let answer: Value = serde_json::from_slice(&warm.read(packed)?)
+            let answer: Value = serde_json::from_slice(warm.output(packed)?)
                 .map_err(|e| Fault::Malformed(format!("configure answered non-JSON: {e}")))?;
             if let Some(why) = answer.get("error") {
                 let why = why.as_str().map_or_else(|| why.to_string(), str::to_owned);
                 return Err(Fault::Configure(why));
             }
         }
-        Ok((warm, module_version))
+        Ok(warm)
     }
 
-    /// One decision: input JSON in, output JSON out, under `ticks`.
-    pub fn decide(&mut self, input: &[u8], ticks: u64) -> Result<Vec<u8>, Fault> {
+    /// The module's version and declared input fields (optional exports).
+    pub fn about(&mut self) -> Result<About, Fault> {
+        let version = match self.call_optional("toolgate_module_version")? {
+            Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            None => "unversioned".to_owned(),
+        };
+        let fields = match self.call_optional("toolgate_input_fields")? {
+            Some(bytes) => Declared::parse(&bytes)
+                .map_err(|e| Fault::Load(format!("toolgate_input_fields: {e}")))?,
+            None => None,
+        };
+        Ok(About { version, fields })
+    }
+
+    /// One decision: input JSON in, the answer read in place, under `ticks`.
+    pub fn decide(&mut self, input: &[u8], ticks: u64) -> Result<Answer, Fault> {
         self.store.set_epoch_deadline(ticks);
         let (ptr, len) = self.write(input)?;
         let packed = self
             .decide
             .call(&mut self.store, (ptr, len))
             .map_err(Fault::from_call)?;
-        self.read(packed)
+        parse_answer(self.output(packed)?)
+    }
+
+    /// Calls an optional `() -> i64` export; its output copied out.
+    fn call_optional(&mut self, name: &str) -> Result<Option<Vec<u8>>, Fault> {
+        let Ok(f) = self
+            .instance
+            .get_typed_func::<(), i64>(&mut self.store, name)
+        else {
+            return Ok(None);
+        };
+        let packed = f.call(&mut self.store, ()).map_err(Fault::from_call)?;
+        self.output(packed).map(|o| Some(o.to_vec()))
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(i32, i32), Fault> {
@@ -156,18 +197,18 @@ impl Warm {
         Ok((ptr, len))
     }
 
-    fn read(&self, packed: i64) -> Result<Vec<u8>, Fault> {
+    /// The output a packed pointer/length names, borrowed from memory.
+    fn output(&self, packed: i64) -> Result<&[u8], Fault> {
         // The i64 is a bit pattern: (ptr << 32) | len, both u32.
         let packed = packed as u64;
         let (ptr, len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
         if len > MAX_OUTPUT {
             return Err(Fault::OutputTooLarge(len));
         }
-        let mut out = vec![0u8; len];
         self.memory
-            .read(&self.store, ptr, &mut out)
-            .map_err(|_| Fault::Malformed("output points outside memory".into()))?;
-        Ok(out)
+            .data(&self.store)
+            .get(ptr..ptr.saturating_add(len))
+            .ok_or_else(|| Fault::Malformed("output points outside memory".into()))
     }
 }
 
@@ -183,4 +224,87 @@ where
     instance
         .get_typed_func::<P, R>(&mut *store, name)
         .map_err(|_| Fault::MissingExport(name))
+}
+
+/// A module's output as it arrives (borrowed: read on every decision).
+#[derive(serde::Deserialize)]
+struct WireAnswer<'a> {
+    #[serde(borrow, default)]
+    decision: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reason: Option<Cow<'a, str>>,
+    #[serde(default)]
+    annotations: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+/// Reads a module's output JSON as a decision.
+pub fn parse_answer(output: &[u8]) -> Result<Answer, Fault> {
+    let wire: WireAnswer<'_> = serde_json::from_slice(output)
+        .map_err(|e| Fault::Malformed(format!("not a decision object ({e})")))?;
+    if let Some(error) = wire.error {
+        let error = error
+            .as_str()
+            .map_or_else(|| error.to_string(), str::to_owned);
+        return Err(Fault::Malformed(format!(
+            "module reported an error: {error}"
+        )));
+    }
+    let verdict = match wire.decision.as_deref() {
+        Some("allow") => Verdict::Allow,
+        Some("deny") => Verdict::Deny,
+        Some("needs_approval") => Verdict::NeedsApproval,
+        Some(other) => return Err(Fault::Malformed(format!("unknown decision {other:?}"))),
+        None => return Err(Fault::Malformed("no \"decision\" field".into())),
+    };
+    let reason = wire.reason.as_deref().map(|r| truncate(r, 1024));
+    if verdict != Verdict::Allow && reason.as_deref().is_none_or(str::is_empty) {
+        return Err(Fault::Malformed(format!(
+            "a {} needs a reason",
+            verdict.as_str()
+        )));
+    }
+    let annotations = wire.annotations.filter(Value::is_object);
+    Ok(Answer {
+        verdict,
+        reason,
+        annotations,
+    })
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_are_parsed_strictly() {
+        assert_eq!(
+            parse_answer(br#"{"decision":"allow"}"#).unwrap().verdict,
+            Verdict::Allow
+        );
+        let a =
+            parse_answer(br#"{"decision":"deny","reason":"no","annotations":{"r":1}}"#).unwrap();
+        assert_eq!(a.reason.as_deref(), Some("no"));
+        for bad in [
+            &b"garbage"[..],
+            br#"{}"#,
+            br#"{"decision":"maybe"}"#,
+            br#"{"decision":"deny"}"#,
+            br#"{"error":"bad input"}"#,
+        ] {
+            assert!(
+                matches!(parse_answer(bad), Err(Fault::Malformed(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
 }

@@ -1,106 +1,157 @@
 //! Decide stage: the decision input as policy modules receive it — version 1
-//! of the JSON document in policy-modules/ABI.md.
+//! of the JSON document in policy-modules/ABI.md. Encoded lazily, once per
+//! decision for each distinct declaration of input fields (the trimmed
+//! document, or the fields' values; a module that declares none gets the
+//! whole document), into buffers reused between decisions.
 
-use serde::Serialize;
-use serde_json::Value;
+mod fields;
+mod values;
+mod wire;
+
+use std::cell::{OnceCell, RefCell};
+use std::sync::Arc;
+
+pub use fields::{Declared, Fields};
 
 use super::DecisionInput;
-use crate::config::RouteKind;
-use serde_json::value::RawValue;
 
-#[derive(Serialize)]
-struct Wire<'a> {
-    version: u32,
-    phase: &'static str,
-    route: WireRoute<'a>,
-    tool: WireTool<'a>,
-    method: &'a str,
-    identity: &'a RawValue,
-    task: Option<&'a RawValue>,
-    grants: &'a RawValue,
-    counters: Option<&'a RawValue>,
-    recent_calls: &'a RawValue,
-    request: WireRequest<'a>,
-    time: WireTime,
+/// Buffers kept per thread for the next decisions.
+const SPARE_BUFFERS: usize = 4;
+/// A buffer grown past this is freed, not kept.
+const MAX_SPARE_CAPACITY: usize = 64 * 1024;
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-#[derive(Serialize)]
-struct WireRoute<'a> {
-    name: &'a str,
-    kind: &'static str,
+/// One encoded input: for whom (`None`: the whole document), and its bytes.
+type Doc = (Option<Arc<Declared>>, Vec<u8>);
+
+/// One decision's input, encoded on demand and shared by every module.
+pub struct Encoded<'a> {
+    input: DecisionInput<'a>,
+    /// One clock reading for every document of the decision.
+    now_ms: OnceCell<u64>,
+    /// The inputs made so far, by declaration (`None`: the whole document).
+    docs: RefCell<Vec<Doc>>,
 }
 
-#[derive(Serialize)]
-struct WireTool<'a> {
-    name: &'a str,
-    arguments: &'a Value,
-}
-
-#[derive(Serialize)]
-struct WireRequest<'a> {
-    era: Option<&'static str>,
-    protocol_version: Option<&'a str>,
-    headers: Headers<'a>,
-}
-
-/// The selected request headers as a JSON object, without copying them.
-struct Headers<'a>(&'a [(&'static str, String)]);
-
-impl Serialize for Headers<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap as _;
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (name, value) in self.0 {
-            map.serialize_entry(name, value)?;
-        }
-        map.end()
+impl std::fmt::Debug for Encoded<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoded")
+            .field("tool", &self.input.tool)
+            .finish_non_exhaustive()
     }
 }
 
-#[derive(Serialize)]
-struct WireTime {
-    unix_ms: u64,
+/// The input of one decision, ready to encode for each module.
+pub fn encode<'a>(input: &DecisionInput<'a>) -> Encoded<'a> {
+    Encoded {
+        input: *input,
+        now_ms: OnceCell::new(),
+        docs: RefCell::new(Vec::new()),
+    }
 }
 
-fn empty_list() -> &'static RawValue {
-    static EMPTY: std::sync::OnceLock<Box<RawValue>> = std::sync::OnceLock::new();
-    EMPTY.get_or_init(|| RawValue::from_string("[]".to_owned()).unwrap_or_default())
-}
+impl Encoded<'_> {
+    /// Calls `f` with the input for a module that made `declared` (`None`:
+    /// the whole document), encoding it on first use.
+    pub fn with<R>(&self, declared: Option<&Arc<Declared>>, f: impl FnOnce(&[u8]) -> R) -> R {
+        let wanted = declared.map(|d| &**d);
+        let Ok(mut docs) = self.docs.try_borrow_mut() else {
+            // Only reachable if `f` re-entered: encode afresh, uncached.
+            let mut doc = Vec::new();
+            self.write(wanted, &mut doc);
+            return f(&doc);
+        };
+        let index = match docs.iter().position(|(k, _)| k.as_deref() == wanted) {
+            Some(index) => index,
+            None => {
+                let mut doc = spare_buffer();
+                self.write(wanted, &mut doc);
+                docs.push((declared.cloned(), doc));
+                docs.len() - 1
+            }
+        };
+        f(&docs[index].1)
+    }
 
-/// Serializes the input once per decision (shared by every module).
-pub fn encode(input: &DecisionInput<'_>) -> Vec<u8> {
-    let wire = Wire {
-        version: 1,
-        phase: input.phase.as_str(),
-        route: WireRoute {
-            name: &input.route.name,
-            kind: match input.route.kind {
-                RouteKind::Mcp => "mcp",
-                RouteKind::Http => "http",
+    /// Appends the input for a module that made `declared` (`None`: the
+    /// whole document) to `out`.
+    pub fn write(&self, declared: Option<&Declared>, out: &mut Vec<u8>) {
+        let now = || *self.now_ms.get_or_init(now_ms);
+        match declared {
+            None => wire::write(&self.input, &now, None, out),
+            Some(declared) => match declared.leaves() {
+                Some(leaves) => values::write(&self.input, &now, leaves, out),
+                None => wire::write(&self.input, &now, Some(declared.fields()), out),
             },
-        },
-        tool: WireTool {
-            name: input.tool,
-            arguments: input.arguments,
-        },
-        method: input.method,
-        identity: input.identity.wire_json(),
-        task: input.context.task.as_deref(),
-        grants: input.context.grants.as_deref().unwrap_or(empty_list()),
-        counters: input.context.counters.as_deref(),
-        recent_calls: input.context.recent_calls.as_deref().unwrap_or(empty_list()),
-        request: WireRequest {
-            era: input.request.era,
-            protocol_version: input.request.protocol_version.as_deref(),
-            headers: Headers(&input.request.headers),
-        },
-        time: WireTime {
-            unix_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        },
-    };
-    // Serializing plain data cannot fail; an empty input would be refused
-    // by the module's parser, which denies (fail closed).
-    serde_json::to_vec(&wire).unwrap_or_default()
+        }
+    }
 }
+
+/// An input document a module can be asked about: a decision's
+/// [`Encoded`] input, or bytes encoded elsewhere (tests), sent as they are —
+/// at least every declared field.
+pub trait Document {
+    /// Calls `f` with the input for a module that made `declared`.
+    fn with_fields<R>(&self, declared: Option<&Arc<Declared>>, f: impl FnOnce(&[u8]) -> R) -> R;
+}
+
+impl Document for Encoded<'_> {
+    fn with_fields<R>(&self, declared: Option<&Arc<Declared>>, f: impl FnOnce(&[u8]) -> R) -> R {
+        self.with(declared, f)
+    }
+}
+
+impl Document for [u8] {
+    fn with_fields<R>(&self, _: Option<&Arc<Declared>>, f: impl FnOnce(&[u8]) -> R) -> R {
+        f(self)
+    }
+}
+
+impl Document for Vec<u8> {
+    fn with_fields<R>(&self, _: Option<&Arc<Declared>>, f: impl FnOnce(&[u8]) -> R) -> R {
+        f(self)
+    }
+}
+
+impl Drop for Encoded<'_> {
+    fn drop(&mut self) {
+        for (_, doc) in self.docs.get_mut().drain(..) {
+            keep_spare(doc);
+        }
+    }
+}
+
+thread_local! {
+    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn spare_buffer() -> Vec<u8> {
+    SPARE
+        .try_with(|spare| spare.try_borrow_mut().ok().and_then(|mut s| s.pop()))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Vec::with_capacity(1024))
+}
+
+fn keep_spare(mut doc: Vec<u8>) {
+    if doc.capacity() > MAX_SPARE_CAPACITY {
+        return;
+    }
+    doc.clear();
+    // During thread teardown the pool is gone: the buffer is just freed.
+    let _ = SPARE.try_with(|spare| {
+        if let Ok(mut spare) = spare.try_borrow_mut()
+            && spare.len() < SPARE_BUFFERS
+        {
+            spare.push(doc);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests;

@@ -6,15 +6,16 @@
 use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::digest;
-use serde_json::Value;
 use wasmtime::{InstancePre, Store, StoreLimits, Trap};
 
 mod vectors;
 
+use super::Phase;
 use super::abi::{self, Warm};
+pub use super::abi::{Answer, parse_answer};
 use super::engine::{PolicyEngine, TICK};
+use super::input::{Declared, Document};
 use super::opa::{self, OpaModule};
-use super::{Phase, Verdict};
 use crate::config::{self, PolicyPhase};
 
 /// Deadline for instantiating and configuring an instance.
@@ -92,14 +93,6 @@ pub struct HostState {
     pub module: Arc<str>,
 }
 
-/// One module's answer.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Answer {
-    pub verdict: Verdict,
-    pub reason: Option<String>,
-    pub annotations: Option<Value>,
-}
-
 enum Flavor {
     Toolgate {
         pre: InstancePre<HostState>,
@@ -120,6 +113,8 @@ pub struct PolicyModule {
     tools: Vec<String>,
     phases: Vec<PolicyPhase>,
     config: Option<Vec<u8>>,
+    /// The input fields the module declared; `None`: the whole input.
+    declared: Option<Arc<Declared>>,
     engine: Arc<PolicyEngine>,
     deadline_ticks: u64,
     max_memory: usize,
@@ -196,15 +191,19 @@ impl PolicyModule {
             tools: cfg.tools.clone(),
             phases: cfg.phases.clone(),
             config,
+            declared: None,
             engine: Arc::clone(engine),
             deadline_ticks,
             max_memory: limits.max_memory,
             flavor,
         };
-        // A first instance proves the module loads and configures, and stays warm.
+        // A first instance proves the module loads and configures, says
+        // what it is and reads, and stays warm.
         if let Flavor::Toolgate { pool, .. } = &loaded.flavor {
-            let (warm, version) = loaded.warm(loaded.config.as_deref())?;
-            loaded.version = Arc::from(version.as_str());
+            let mut warm = loaded.warm(loaded.config.as_deref())?;
+            let about = warm.about()?;
+            loaded.version = Arc::from(about.version.as_str());
+            loaded.declared = about.fields.map(Arc::new);
             if let Ok(mut idle) = pool.lock() {
                 idle.push(warm);
             }
@@ -219,11 +218,15 @@ impl PolicyModule {
 
     /// True if this module decides calls to `tool` on `route` in `phase`.
     pub fn applies(&self, route: &str, tool: &str, phase: Phase) -> bool {
-        let phase_ok = self.phases.is_empty()
+        // Auto-approving grant requests is opt-in: only modules that name
+        // the `grant` phase decide them.
+        let phase_ok = (self.phases.is_empty() && phase != Phase::Grant)
             || self.phases.iter().any(|p| {
                 matches!(
                     (p, phase),
-                    (PolicyPhase::Call, Phase::Call) | (PolicyPhase::List, Phase::List)
+                    (PolicyPhase::Call, Phase::Call)
+                        | (PolicyPhase::List, Phase::List)
+                        | (PolicyPhase::Grant, Phase::Grant)
                 )
             });
         let route_ok = self.routes.is_empty() || self.routes.iter().any(|r| r == route);
@@ -231,18 +234,25 @@ impl PolicyModule {
         phase_ok && route_ok && tool_ok
     }
 
+    /// The input fields the module declared (`None`: the whole input).
+    pub fn declared(&self) -> Option<&Declared> {
+        self.declared.as_deref()
+    }
+
     /// One decision from the module, or why there is none.
-    pub fn evaluate(&self, input: &[u8]) -> Result<Answer, Fault> {
+    pub fn evaluate<D: Document + ?Sized>(&self, input: &D) -> Result<Answer, Fault> {
         match &self.flavor {
             Flavor::Toolgate { pool, .. } => {
                 let idle = pool.lock().ok().and_then(|mut p| p.pop());
                 let mut warm = match idle {
                     Some(w) => w,
-                    None => self.warm(self.config.as_deref())?.0,
+                    None => self.warm(self.config.as_deref())?,
                 };
                 // Only an instance that answered a well-formed decision goes
                 // back to the pool; any fault discards it.
-                let answer = parse_answer(&warm.decide(input, self.deadline_ticks)?)?;
+                let answer = input.with_fields(self.declared.as_ref(), |doc| {
+                    warm.decide(doc, self.deadline_ticks)
+                })?;
                 if let Ok(mut p) = pool.lock()
                     && p.len() < MAX_IDLE
                 {
@@ -250,7 +260,9 @@ impl PolicyModule {
                 }
                 Ok(answer)
             }
-            Flavor::Opa(opa) => opa.evaluate(input, self.deadline_ticks),
+            Flavor::Opa(opa) => {
+                input.with_fields(None, |doc| opa.evaluate(doc, self.deadline_ticks))
+            }
         }
     }
 
@@ -263,7 +275,7 @@ impl PolicyModule {
         }
     }
 
-    fn warm(&self, config: Option<&[u8]>) -> Result<(Warm, String), Fault> {
+    fn warm(&self, config: Option<&[u8]>) -> Result<Warm, Fault> {
         let Flavor::Toolgate { pre, .. } = &self.flavor else {
             return Err(Fault::Load("not a toolgate-ABI module".into()));
         };
@@ -278,60 +290,6 @@ impl PolicyModule {
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
         Warm::new(pre, store, config, ticks(CONFIGURE_DEADLINE))
-    }
-}
-
-/// A module's output as it arrives (borrowed: read on every decision).
-#[derive(serde::Deserialize)]
-struct WireAnswer<'a> {
-    #[serde(borrow, default)]
-    decision: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    reason: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    annotations: Option<Value>,
-    #[serde(default)]
-    error: Option<Value>,
-}
-
-/// Reads a module's output JSON as a decision.
-pub fn parse_answer(output: &[u8]) -> Result<Answer, Fault> {
-    let wire: WireAnswer<'_> = serde_json::from_slice(output)
-        .map_err(|e| Fault::Malformed(format!("not a decision object ({e})")))?;
-    if let Some(error) = wire.error {
-        let error = error
-            .as_str()
-            .map_or_else(|| error.to_string(), str::to_owned);
-        return Err(Fault::Malformed(format!(
-            "module reported an error: {error}"
-        )));
-    }
-    let verdict = match wire.decision.as_deref() {
-        Some("allow") => Verdict::Allow,
-        Some("deny") => Verdict::Deny,
-        Some("needs_approval") => Verdict::NeedsApproval,
-        Some(other) => return Err(Fault::Malformed(format!("unknown decision {other:?}"))),
-        None => return Err(Fault::Malformed("no \"decision\" field".into())),
-    };
-    let reason = wire.reason.as_deref().map(|r| truncate(r, 1024));
-    if verdict != Verdict::Allow && reason.as_deref().is_none_or(str::is_empty) {
-        return Err(Fault::Malformed(format!(
-            "a {} needs a reason",
-            verdict.as_str()
-        )));
-    }
-    let annotations = wire.annotations.filter(Value::is_object);
-    Ok(Answer {
-        verdict,
-        reason,
-        annotations,
-    })
-}
-
-fn truncate(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
     }
 }
 
@@ -380,29 +338,5 @@ mod tests {
         assert!(glob("a?c", "abc"));
         assert!(glob("*_all", "delete_all"));
         assert!(!glob("echo", "echo2"));
-    }
-
-    #[test]
-    fn answers_are_parsed_strictly() {
-        assert_eq!(
-            parse_answer(br#"{"decision":"allow"}"#).unwrap().verdict,
-            Verdict::Allow
-        );
-        let a =
-            parse_answer(br#"{"decision":"deny","reason":"no","annotations":{"r":1}}"#).unwrap();
-        assert_eq!(a.reason.as_deref(), Some("no"));
-        for bad in [
-            &b"garbage"[..],
-            br#"{}"#,
-            br#"{"decision":"maybe"}"#,
-            br#"{"decision":"deny"}"#,
-            br#"{"error":"bad input"}"#,
-        ] {
-            assert!(
-                matches!(parse_answer(bad), Err(Fault::Malformed(_))),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
-        }
     }
 }

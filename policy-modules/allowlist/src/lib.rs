@@ -3,7 +3,7 @@
 //! rules filter `tools/list`, so an agent sees only what it may call.
 
 use serde::Deserialize;
-use toolgate_policy_sdk::{Decision, Identity, Input, Policy, glob, toolgate_policy};
+use toolgate_policy_sdk::{Decision, Field, Identity, Input, Policy, glob, toolgate_policy};
 
 toolgate_policy!(Allowlist);
 
@@ -42,6 +42,17 @@ const ANONYMOUS: &str = "anonymous";
 
 impl Policy for Allowlist {
     type Config = Config;
+
+    /// The rules read a few strings: only they are sent, as values (see
+    /// `decide_values`).
+    const INPUT_FIELDS: Option<&'static [&'static str]> = Some(&[
+        "/route/name",
+        "/tool/name",
+        "/identity/kind",
+        "/identity/subject",
+        "/identity/spiffe/trust_domain",
+    ]);
+    const INPUT_VALUES: bool = true;
 
     fn configure(config: Config) -> Result<Self, String> {
         let mut errors = Vec::new();
@@ -86,10 +97,28 @@ impl Policy for Allowlist {
         })
     }
 
-    /// The rules read four strings: decode only those (see `lean`).
-    fn decide_fast(&self, input: &[u8]) -> Option<Decision> {
-        let lean = lean::Input::parse(input)?;
-        Some(self.decide_for(&lean.facts()?))
+    /// Decides from the declared fields' values; anything unusual (a
+    /// field of another type, an unknown kind of identity) is left to
+    /// `decide`, which reads the same values as a typed input.
+    fn decide_values(&self, values: &[Field<'_>]) -> Option<Decision> {
+        let [route, tool, kind, subject, domain] = values else {
+            return None;
+        };
+        let (subject, trust_domain) = match (kind, subject, domain) {
+            (Field::Absent, Field::Absent, Field::Absent) => (None, None),
+            (Field::Str("anonymous"), _, _) => (None, None),
+            (Field::Str("workload"), Field::Str(subject), Field::Absent) => (Some(*subject), None),
+            (Field::Str("workload"), Field::Str(subject), Field::Str(domain)) => {
+                (Some(*subject), Some(*domain))
+            }
+            _ => return None,
+        };
+        Some(self.decide_for(&Facts {
+            subject,
+            trust_domain,
+            tool: text(*tool)?,
+            route: text(*route)?,
+        }))
     }
 }
 
@@ -113,6 +142,14 @@ impl Allowlist {
                 facts.route
             )),
         }
+    }
+}
+
+/// A string field; absent reads as empty, as in the typed input.
+fn text(field: Field<'_>) -> Option<&str> {
+    match field {
+        Field::Absent => Some(""),
+        other => other.as_str(),
     }
 }
 
@@ -148,73 +185,6 @@ impl Rule {
                 .iter()
                 .filter(|s| *s != ANONYMOUS)
                 .any(|pattern| glob::matches(pattern, subject)),
-        }
-    }
-}
-
-/// The few input fields the rules read, borrowed from the input bytes.
-mod lean {
-    use std::borrow::Cow;
-
-    use serde::Deserialize;
-
-    use super::Facts;
-
-    #[derive(Deserialize)]
-    pub(super) struct Input<'a> {
-        #[serde(borrow, default)]
-        route: Named<'a>,
-        #[serde(borrow, default)]
-        tool: Named<'a>,
-        #[serde(borrow, default)]
-        identity: Option<Identity<'a>>,
-    }
-
-    #[derive(Deserialize, Default)]
-    struct Named<'a> {
-        #[serde(borrow, default)]
-        name: Cow<'a, str>,
-    }
-
-    #[derive(Deserialize)]
-    struct Identity<'a> {
-        #[serde(borrow)]
-        kind: Cow<'a, str>,
-        #[serde(borrow, default)]
-        subject: Option<Cow<'a, str>>,
-        #[serde(borrow, default)]
-        spiffe: Option<Spiffe<'a>>,
-    }
-
-    #[derive(Deserialize)]
-    struct Spiffe<'a> {
-        #[serde(borrow)]
-        trust_domain: Cow<'a, str>,
-    }
-
-    impl<'a> Input<'a> {
-        /// `None` when the input is not shaped as expected: the typed path
-        /// then decides (and reports what is wrong).
-        pub(super) fn parse(bytes: &'a [u8]) -> Option<Self> {
-            serde_json::from_slice(bytes).ok()
-        }
-
-        pub(super) fn facts(&self) -> Option<Facts<'_>> {
-            let (subject, trust_domain) = match &self.identity {
-                None => (None, None),
-                Some(id) if id.kind == "anonymous" => (None, None),
-                Some(id) if id.kind == "workload" => (
-                    Some(id.subject.as_deref()?),
-                    id.spiffe.as_ref().map(|s| &*s.trust_domain),
-                ),
-                Some(_) => return None,
-            };
-            Some(Facts {
-                subject,
-                trust_domain,
-                tool: &self.tool.name,
-                route: &self.route.name,
-            })
         }
     }
 }

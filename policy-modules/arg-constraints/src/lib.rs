@@ -76,6 +76,8 @@ enum Check {
 impl Policy for ArgConstraints {
     type Config = Config;
 
+    const INPUT_FIELDS: Option<&'static [&'static str]> = Some(&["/phase", "/tool"]);
+
     fn configure(config: Config) -> Result<Self, String> {
         let mut errors = Vec::new();
         let rules = config

@@ -24,6 +24,7 @@ pub(crate) fn build(input: &Input, entities: &Entities) -> Result<Call, String> 
     let action = match input.phase {
         Phase::Call => "call",
         Phase::List => "list",
+        Phase::Grant => "grant",
     };
     let request_entities = [
         principal.clone(),

@@ -39,6 +39,9 @@ pub struct JitGrants {
 impl Policy for JitGrants {
     type Config = Config;
 
+    const INPUT_FIELDS: Option<&'static [&'static str]> =
+        Some(&["/phase", "/route/name", "/tool", "/grants", "/time/unix_ms"]);
+
     fn configure(config: Config) -> Result<Self, String> {
         Ok(Self {
             missing: config.missing,
@@ -72,7 +75,9 @@ impl Policy for JitGrants {
         }
         let mut reason = match input.phase {
             Phase::List => format!("no live grant covers tool {tool:?}"),
-            Phase::Call => format!("no live grant covers tool {tool:?} with these arguments"),
+            Phase::Call | Phase::Grant => {
+                format!("no live grant covers tool {tool:?} with these arguments")
+            }
         };
         if let Some(miss) = &nearest {
             reason.push_str("; ");

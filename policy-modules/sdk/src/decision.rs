@@ -1,19 +1,21 @@
 //! A module's answer for one call (ABI.md "Output"): a verdict, a reason for
 //! refusals, and annotations for the decision log.
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+use serde::ser::SerializeMap as _;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
 
 /// What a module decided. Built with [`Decision::allow`], [`Decision::deny`]
 /// or [`Decision::needs_approval`]; the fields stay private so a refusal
 /// always carries a reason, as the ABI requires.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     decision: Verdict,
-    #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
-    #[serde(skip_serializing_if = "Map::is_empty")]
-    annotations: Map<String, Value>,
+    /// In the order first annotated; few, so a list (no map to build).
+    annotations: Vec<(Cow<'static, str>, Value)>,
 }
 
 /// The verdict of a [`Decision`].
@@ -36,7 +38,7 @@ impl Decision {
         Self {
             decision: Verdict::Allow,
             reason: None,
-            annotations: Map::new(),
+            annotations: Vec::new(),
         }
     }
 
@@ -52,9 +54,13 @@ impl Decision {
     }
 
     /// The same decision with `key: value` added to its annotations (decision
-    /// log only; never shown to the agent).
-    pub fn annotate(mut self, key: impl Into<String>, value: impl Into<Value>) -> Self {
-        self.annotations.insert(key.into(), value.into());
+    /// log only; never shown to the agent). A key annotated again is replaced.
+    pub fn annotate(mut self, key: impl Into<Cow<'static, str>>, value: impl Into<Value>) -> Self {
+        let (key, value) = (key.into(), value.into());
+        match self.annotations.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.annotations.push((key, value)),
+        }
         self
     }
 
@@ -68,9 +74,42 @@ impl Decision {
         self.reason.as_deref()
     }
 
-    /// The annotations.
-    pub fn annotations(&self) -> &Map<String, Value> {
-        &self.annotations
+    /// The annotations, in the order first made.
+    pub fn annotations(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.annotations.iter().map(|(k, v)| (&**k, v))
+    }
+
+    /// The annotation under `key`, if any.
+    pub fn annotation(&self, key: &str) -> Option<&Value> {
+        self.annotations
+            .iter()
+            .find_map(|(k, v)| (k == key).then_some(v))
+    }
+
+    /// Appends the decision as the ABI's output JSON: what [`Serialize`]
+    /// makes, written directly (it is written once per call).
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+        out.extend_from_slice(b"{\"decision\":\"");
+        out.extend_from_slice(self.decision.as_str().as_bytes());
+        out.push(b'"');
+        if let Some(reason) = &self.reason {
+            out.extend_from_slice(b",\"reason\":");
+            serde_json::to_writer(&mut *out, reason)?;
+        }
+        if !self.annotations.is_empty() {
+            out.extend_from_slice(b",\"annotations\":{");
+            for (i, (key, value)) in self.annotations.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut *out, key)?;
+                out.push(b':');
+                serde_json::to_writer(&mut *out, value)?;
+            }
+            out.push(b'}');
+        }
+        out.push(b'}');
+        Ok(())
     }
 
     /// Whether the verdict is [`Verdict::Allow`].
@@ -89,8 +128,31 @@ impl Decision {
         Self {
             decision,
             reason: Some(reason),
-            annotations: Map::new(),
+            annotations: Vec::new(),
         }
+    }
+}
+
+/// `{"decision": …, "reason": …, "annotations": {…}}`, absent parts left out.
+impl Serialize for Decision {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("decision", &self.decision)?;
+        if let Some(reason) = &self.reason {
+            map.serialize_entry("reason", reason)?;
+        }
+        if !self.annotations.is_empty() {
+            map.serialize_entry("annotations", &Annotations(&self.annotations))?;
+        }
+        map.end()
+    }
+}
+
+struct Annotations<'a>(&'a [(Cow<'static, str>, Value)]);
+
+impl Serialize for Annotations<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
 }
 
@@ -126,6 +188,30 @@ mod tests {
         let approval = Decision::needs_approval("ask");
         assert_eq!(approval.verdict().as_str(), "needs_approval");
         assert!(!approval.is_allow());
+    }
+
+    #[test]
+    fn written_json_is_the_serialized_decision() {
+        let decisions = [
+            Decision::allow(),
+            Decision::allow().annotate("rule", 3).annotate("rule", 4),
+            Decision::deny("a \"quoted\" reason\n").annotate(String::from("k"), json!({"a": [1]})),
+            Decision::needs_approval("ask")
+                .annotate("x", "y")
+                .annotate("z", true),
+        ];
+        for decision in decisions {
+            let mut out = Vec::new();
+            decision.write_json(&mut out).expect("writes");
+            let written: Value = serde_json::from_slice(&out).expect("JSON");
+            assert_eq!(
+                written,
+                serde_json::to_value(&decision).expect("serializes")
+            );
+        }
+        let twice = Decision::allow().annotate("rule", 3).annotate("rule", 4);
+        assert_eq!(twice.annotation("rule"), Some(&json!(4)));
+        assert_eq!(twice.annotations().count(), 1);
     }
 
     #[test]

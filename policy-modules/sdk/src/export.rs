@@ -3,8 +3,9 @@
 
 /// Generates every export of the toolgate policy ABI for a [`Policy`](crate::Policy) type:
 /// `toolgate_abi_version`, `toolgate_alloc`, `toolgate_configure`,
-/// `toolgate_decide` and `toolgate_module_version` (the module crate's
-/// `CARGO_PKG_VERSION`). Use it once, in the module's `lib.rs`:
+/// `toolgate_decide`, `toolgate_input_fields` (the policy's
+/// [`INPUT_FIELDS`](crate::Policy::INPUT_FIELDS)) and
+/// `toolgate_module_version` (the module crate's `CARGO_PKG_VERSION`). Use it once, in the module's `lib.rs`:
 ///
 /// ```ignore
 /// toolgate_policy_sdk::toolgate_policy!(MyPolicy);
@@ -54,6 +55,11 @@ macro_rules! toolgate_policy {
             #[unsafe(no_mangle)]
             pub extern "C" fn toolgate_decide(ptr: i32, len: i32) -> i64 {
                 RUNTIME.with_borrow_mut(|runtime| runtime.decide(ptr, len))
+            }
+
+            #[unsafe(no_mangle)]
+            pub extern "C" fn toolgate_input_fields() -> i64 {
+                RUNTIME.with_borrow_mut(|runtime| runtime.input_fields())
             }
 
             #[unsafe(no_mangle)]

@@ -5,8 +5,8 @@
 
 /// Whether `text` matches `pattern` as a whole (not a substring search).
 pub fn matches(pattern: &str, text: &str) -> bool {
-    let pattern: Vec<char> = pattern.chars().collect();
-    let text: Vec<char> = text.chars().collect();
+    let (pattern, text) = (pattern.as_bytes(), text.as_bytes());
+    // Byte offsets; `?` steps over one whole UTF-8 character.
     let (mut p, mut t) = (0, 0);
     // Where the last `*` was, and how much text it has swallowed so far: on a
     // mismatch we backtrack there and let it take one more character. Only
@@ -15,25 +15,41 @@ pub fn matches(pattern: &str, text: &str) -> bool {
     let mut star: Option<(usize, usize)> = None;
     while t < text.len() {
         match pattern.get(p) {
-            Some('*') => {
+            Some(b'*') => {
                 star = Some((p, t));
                 p += 1;
             }
-            Some(&c) if c == '?' || c == text[t] => {
+            Some(b'?') => {
+                p += 1;
+                t += char_len(text[t]);
+            }
+            // Equal bytes: a multi-byte character matches byte by byte.
+            Some(&c) if c == text[t] => {
                 p += 1;
                 t += 1;
             }
             _ => match star {
                 Some((star_p, star_t)) => {
+                    let next = star_t + char_len(text[star_t]);
                     p = star_p + 1;
-                    t = star_t + 1;
-                    star = Some((star_p, star_t + 1));
+                    t = next;
+                    star = Some((star_p, next));
                 }
                 None => return false,
             },
         }
     }
-    pattern[p..].iter().all(|&c| c == '*')
+    pattern[p.min(pattern.len())..].iter().all(|&c| c == b'*')
+}
+
+/// The length of the UTF-8 character that starts with `first`.
+fn char_len(first: u8) -> usize {
+    match first.leading_ones() {
+        2 => 2,
+        3 => 3,
+        4 => 4,
+        _ => 1,
+    }
 }
 
 #[cfg(test)]
@@ -72,6 +88,11 @@ mod tests {
         assert!(matches("t?p", "tép"));
         assert!(!matches("t?p", "tp"));
         assert!(!matches("t?p", "taap"));
+        assert!(matches("?", "é"));
+        assert!(!matches("??", "é"));
+        assert!(matches("*é?", "aéb"));
+        assert!(!matches("*é?", "aébç"));
+        assert!(matches("*ç", "éç"));
     }
 
     #[test]

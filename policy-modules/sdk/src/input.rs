@@ -23,7 +23,7 @@ pub use task::{Counters, Grant, RecentCall, Task};
 pub struct Input {
     /// The input format's version; `1` for this SDK.
     pub version: u32,
-    /// Whether a call is being decided or a `tools/list` entry.
+    /// Whether a call is being decided, a `tools/list` entry or a grant request.
     #[serde(deserialize_with = "nullable")]
     pub phase: Phase,
     /// The route the call came in on.
@@ -103,6 +103,9 @@ pub enum Phase {
     Call,
     /// Whether a tool appears in a `tools/list` result (no arguments).
     List,
+    /// An agent's request for a grant: `tool.arguments` holds the
+    /// arguments the grant would cover (or `null`).
+    Grant,
 }
 
 /// The route a call came in on.

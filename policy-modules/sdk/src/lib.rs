@@ -9,25 +9,32 @@
 //! ```text
 //!  host (toolgate)                       module (this SDK + your Policy)
 //!  ───────────────                       ───────────────────────────────
+//!  toolgate_input_fields()         ────▶ P::INPUT_FIELDS, P::INPUT_VALUES
 //!  toolgate_configure(config JSON) ────▶ P::Config from JSON ─▶ P::configure
-//!  toolgate_decide(input JSON)     ────▶ Input from JSON (raw kept)
+//!  toolgate_decide(input JSON)     ────▶ P::decide_fast(bytes), else
+//!                                        Input from JSON (raw kept)
 //!                                        P::decide(&input) ─▶ Decision
+//!  toolgate_decide(input values)   ────▶ P::decide_values(&[Field]), else
+//!                                        Input from the values ─▶ P::decide
 //!  {"decision": …} or {"error": …} ◀──── Decision as JSON
 //! ```
 //!
 //! Module helpers: [`glob::matches`], [`pointer()`], [`Constraint`] (the
-//! argument constraints of a grant) and, for native tests of a module's
-//! `vectors.json`, [`testing::run_vectors`].
+//! argument constraints of a grant), [`Field`] (a declared field's value in
+//! the values form) and, for native tests of a module's `vectors.json`,
+//! [`testing::run_vectors`].
 
 mod constraint;
 mod decision;
 mod export;
+mod fields;
 pub mod glob;
 mod input;
 mod policy;
 #[doc(hidden)]
 pub mod runtime;
 pub mod testing;
+mod values;
 
 pub use constraint::{Constraint, ConstraintOp, Violation};
 pub use decision::{Decision, Verdict};
@@ -36,6 +43,7 @@ pub use input::{
     Spiffe, Task, Time, Tool, Workload,
 };
 pub use policy::Policy;
+pub use values::{Field, MAX_FIELDS};
 
 /// The ABI version this SDK implements (`toolgate_abi_version`).
 pub const ABI_VERSION: i32 = 1;

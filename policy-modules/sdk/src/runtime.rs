@@ -6,9 +6,11 @@
 //! the config comes back as `{"error": "…"}`, which is not a decision, so the
 //! host denies the call with `policy_error` (fail closed) and logs the text.
 
+use serde::Deserialize as _;
 use serde_json::Value;
 
-use crate::{Decision, Input, Policy};
+use crate::values::{self, MAX_FIELDS};
+use crate::{Decision, Field, Input, Policy, fields};
 
 /// One instance's state. The macro keeps one in a `thread_local` (a plain
 /// static on `wasm32-unknown-unknown`, which has one thread).
@@ -81,6 +83,13 @@ impl<P: Policy> Runtime<P> {
         pack(&self.out)
     }
 
+    /// `toolgate_input_fields`: packed pointer/length of the declared input
+    /// fields (a JSON array of pointers, or `null` for the whole document).
+    pub fn input_fields(&mut self) -> i64 {
+        self.out = fields::declaration(P::INPUT_FIELDS, P::INPUT_VALUES);
+        pack(&self.out)
+    }
+
     /// `toolgate_decide`: packed pointer/length of the decision (or `{"error": …}`).
     pub fn decide(&mut self, ptr: i32, len: i32) -> i64 {
         match self.take(ptr, len) {
@@ -122,7 +131,7 @@ impl<P: Policy> Runtime<P> {
         self.out.clear();
         match decision {
             Ok(decision) => {
-                if let Err(e) = serde_json::to_writer(&mut self.out, &decision) {
+                if let Err(e) = decision.write_json(&mut self.out) {
                     self.out = error_json(&format!("decision could not be encoded: {e}"));
                 }
             }
@@ -135,6 +144,9 @@ impl<P: Policy> Runtime<P> {
     fn decide_value(&mut self, input: &[u8]) -> Result<Decision, Vec<u8>> {
         if matches!(self.state, State::Unconfigured) {
             self.configure_json(b"");
+        }
+        if values::is_values(input) {
+            return self.decide_values(input);
         }
         if let State::Ready(policy) = &self.state
             && let Some(decision) = policy.decide_fast(input)
@@ -150,6 +162,30 @@ impl<P: Policy> Runtime<P> {
         } else {
             serde_json::from_slice::<Input>(input)
         };
+        self.decide_typed(parsed)
+    }
+
+    /// Decides input in the values form: the module's fast path, else the
+    /// typed path on the document the values stand for.
+    fn decide_values(&self, input: &[u8]) -> Result<Decision, Vec<u8>> {
+        let fields = P::INPUT_FIELDS.unwrap_or_default();
+        let mut slots = [Field::Absent; MAX_FIELDS];
+        let values = values::read(input, fields.len(), &mut slots).map_err(|e| error_json(&e))?;
+        if let State::Ready(policy) = &self.state
+            && let Some(decision) = policy.decide_values(values)
+        {
+            return Ok(decision);
+        }
+        let document = values::document(fields, values).map_err(|e| error_json(&e))?;
+        self.decide_typed(if P::RAW_INPUT {
+            Input::from_value(document)
+        } else {
+            Input::deserialize(&document)
+        })
+    }
+
+    /// The typed path, once the input is read (or failed to be).
+    fn decide_typed(&self, parsed: Result<Input, serde_json::Error>) -> Result<Decision, Vec<u8>> {
         let input = match parsed {
             Ok(input) => input,
             Err(e) if e.is_data() => {
@@ -191,6 +227,12 @@ impl<P: Policy> Runtime<P> {
         self.pending
             .iter_mut()
             .find(|buffer| address(buffer.as_ptr()) == ptr)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn input_fields_json(&mut self) -> Vec<u8> {
+        self.input_fields();
+        self.out.clone()
     }
 
     #[cfg(test)]

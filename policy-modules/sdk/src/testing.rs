@@ -1,5 +1,6 @@
 //! Native tests of a module against its `vectors.json` (ABI.md "Test
-//! vectors"), through the same JSON path the exports use, so `cargo test`
+//! vectors"), through the same JSON path the exports use — inputs trimmed
+//! to the module's declared fields, as toolgate sends them — so `cargo test`
 //! on the host target checks what toolgate checks before it activates the
 //! module — no WASM runtime needed.
 
@@ -9,7 +10,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::runtime::Runtime;
-use crate::{Policy, Verdict};
+use crate::{Policy, Verdict, fields, values};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -29,9 +30,11 @@ struct Vector {
 }
 
 /// Configures `P` with the file's `config`, decides every vector's `input`
-/// and compares with its `expect`. `Err` lists every failing vector (and
-/// refuses a file with no vectors, or with two vectors of one name).
+/// (trimmed to [`Policy::INPUT_FIELDS`]) and compares with its `expect`.
+/// `Err` lists every failing vector (and refuses a file with no vectors,
+/// with two vectors of one name, or a malformed field declaration).
 pub fn run_vectors<P: Policy>(vectors_json: &str) -> Result<(), String> {
+    fields::check(P::INPUT_FIELDS, P::INPUT_VALUES)?;
     let file: VectorFile =
         serde_json::from_str(vectors_json).map_err(|e| format!("vectors file is invalid: {e}"))?;
     if file.vectors.is_empty() {
@@ -51,7 +54,7 @@ pub fn run_vectors<P: Policy>(vectors_json: &str) -> Result<(), String> {
         if !names.insert(vector.name.as_str()) {
             failures.push(format!("{:?}: a second vector has this name", vector.name));
         }
-        let output = runtime.decide_json(vector.input.to_string().as_bytes());
+        let output = runtime.decide_json(&as_sent::<P>(&vector.input));
         if let Err(why) = compare(output, vector.expect) {
             failures.push(format!("{:?}: {why}", vector.name));
         }
@@ -68,15 +71,25 @@ pub fn run_vectors<P: Policy>(vectors_json: &str) -> Result<(), String> {
 }
 
 /// The output JSON of one decision: configure `P` with `config`, decide
-/// `input`. For module unit tests that check reasons and annotations.
+/// `input` (trimmed to [`Policy::INPUT_FIELDS`]). For module unit tests
+/// that check reasons and annotations.
 pub fn output<P: Policy>(config: &Value, input: &Value) -> Value {
     let mut runtime = Runtime::<P>::new();
     let configured = runtime.configure_json(config.to_string().as_bytes());
     if configured != br#"{"ok":true}"# {
         return serde_json::from_slice(configured).unwrap_or(Value::Null);
     }
-    let output = runtime.decide_json(input.to_string().as_bytes());
+    let output = runtime.decide_json(&as_sent::<P>(input));
     serde_json::from_slice(output).unwrap_or(Value::Null)
+}
+
+/// The input as toolgate sends it to `P`: the values form, or the document
+/// trimmed to the declared fields.
+fn as_sent<P: Policy>(input: &Value) -> Vec<u8> {
+    match P::INPUT_FIELDS {
+        Some(fields) if P::INPUT_VALUES => values::encode(input, fields),
+        fields => fields::trim(input, fields).to_string().into_bytes(),
+    }
 }
 
 fn compare(output: &[u8], expect: Verdict) -> Result<(), String> {

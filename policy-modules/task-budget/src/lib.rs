@@ -36,6 +36,9 @@ pub struct TaskBudget {
 impl Policy for TaskBudget {
     type Config = Config;
 
+    const INPUT_FIELDS: Option<&'static [&'static str]> =
+        Some(&["/phase", "/tool/name", "/task/id", "/counters"]);
+
     fn configure(config: Config) -> Result<Self, String> {
         Ok(Self { config })
     }

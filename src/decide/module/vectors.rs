@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::{CONFIGURE_DEADLINE, Fault, Flavor, PolicyModule, parse_answer, ticks};
+use super::{CONFIGURE_DEADLINE, Fault, Flavor, PolicyModule, ticks};
 
 impl PolicyModule {
     /// Runs the module's own test vectors; any mismatch refuses the module.
@@ -28,7 +28,7 @@ impl PolicyModule {
         let config = config.as_deref().or(self.config.as_deref());
         let mut failures = Vec::new();
         let mut toolgate = match &self.flavor {
-            Flavor::Toolgate { .. } => Some(self.warm(config)?.0),
+            Flavor::Toolgate { .. } => Some(self.warm(config)?),
             Flavor::Opa(_) => None,
         };
         for (i, vector) in vectors.iter().enumerate() {
@@ -38,23 +38,24 @@ impl PolicyModule {
                 .unwrap_or("unnamed")
                 .to_owned();
             let expect = vector.get("expect").and_then(Value::as_str).unwrap_or("");
-            let input = vector
-                .get("input")
-                .cloned()
-                .unwrap_or(Value::Null)
-                .to_string();
+            // Inputs are sent as in service: trimmed to exactly the
+            // declared fields, or as their values (a module reading an
+            // undeclared field fails here).
+            let input = vector.get("input").unwrap_or(&Value::Null);
+            let input = match &self.declared {
+                Some(declared) => declared.encode_value(input),
+                None => input.to_string().into_bytes(),
+            };
             let got = match (&mut toolgate, &self.flavor) {
                 (Some(warm), _) => {
-                    let out = warm.decide(input.as_bytes(), ticks(CONFIGURE_DEADLINE));
+                    let out = warm.decide(&input, ticks(CONFIGURE_DEADLINE));
                     if out.is_err() {
                         // A faulted instance is not reused, not even here.
-                        toolgate = self.warm(config).ok().map(|w| w.0);
+                        toolgate = self.warm(config).ok();
                     }
-                    out.and_then(|o| parse_answer(&o))
+                    out
                 }
-                (None, Flavor::Opa(opa)) => {
-                    opa.evaluate(input.as_bytes(), ticks(CONFIGURE_DEADLINE))
-                }
+                (None, Flavor::Opa(opa)) => opa.evaluate(&input, ticks(CONFIGURE_DEADLINE)),
                 (None, Flavor::Toolgate { .. }) => Err(Fault::Load("no instance".into())),
             };
             match got {

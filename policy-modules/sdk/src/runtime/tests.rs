@@ -2,7 +2,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::{Decision, testing};
+use crate::{Decision, Field, testing, values};
 
 /// Allows tools named in the config; refuses a config naming no tool.
 #[derive(Debug)]
@@ -170,5 +170,64 @@ fn run_vectors_reports_every_mismatch() {
         {"name": "x", "expect": "deny"}, {"name": "x", "expect": "deny"}]}"#
         )
         .is_err()
+    );
+}
+
+/// Reads the tool name as a value; leaves anything but a string to `decide`.
+#[derive(Debug)]
+struct Named;
+
+impl Policy for Named {
+    type Config = ToyConfig;
+
+    const INPUT_FIELDS: Option<&'static [&'static str]> = Some(&["/tool/name", "/phase"]);
+    const INPUT_VALUES: bool = true;
+
+    fn configure(_: ToyConfig) -> Result<Self, String> {
+        Ok(Self)
+    }
+
+    fn decide(&self, input: &Input) -> Decision {
+        Decision::deny(format!("typed: {} in {:?}", input.tool.name, input.phase))
+    }
+
+    fn decide_values(&self, values: &[Field<'_>]) -> Option<Decision> {
+        let name = values.first()?.as_str()?;
+        Some(Decision::allow().annotate("name", name))
+    }
+}
+
+#[test]
+fn the_values_form_is_decided_by_decide_values_else_typed() {
+    let mut runtime = Runtime::<Named>::new();
+    assert_eq!(
+        json_of(&runtime.input_fields_json()),
+        json!({"fields": ["/tool/name", "/phase"], "form": "values"})
+    );
+    let sent = values::encode(
+        &json!({"tool": {"name": "echo"}, "phase": "grant"}),
+        &["/tool/name", "/phase"],
+    );
+    assert_eq!(
+        json_of(runtime.decide_json(&sent)),
+        json!({"decision": "allow", "annotations": {"name": "echo"}})
+    );
+    // No string: the typed path decides on the document the values stand for.
+    let sent = values::encode(&json!({"phase": "grant"}), &["/tool/name", "/phase"]);
+    assert_eq!(
+        json_of(runtime.decide_json(&sent))["reason"],
+        "typed:  in Grant"
+    );
+    // A host that ignores the declaration sends JSON: still decided.
+    let out = json_of(runtime.decide_json(br#"{"tool": {"name": "echo"}, "phase": "list"}"#));
+    assert_eq!(out["reason"], "typed: echo in List");
+    // A wrong number of values is an error, not a decision.
+    let short = values::encode(&json!({}), &["/tool/name"]);
+    assert!(json_of(runtime.decide_json(&short))["error"].is_string());
+    assert!(
+        testing::run_vectors::<Named>(
+            r#"{"vectors": [{"name": "v", "input": {"tool": {"name": "x"}}, "expect": "allow"}]}"#
+        )
+        .is_ok()
     );
 }
