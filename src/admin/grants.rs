@@ -79,10 +79,7 @@ pub(super) async fn revoke(
     req: ReasonBody,
 ) -> Result<Reply, Error> {
     let why = input::reason(req.reason, false)?;
-    let grant = blocking(gw, move |tasks, _| {
-        tasks.revoke_grant(&id, &actor, &why)
-    })
-    .await?;
+    let grant = blocking(gw, move |tasks, _| tasks.revoke_grant(&id, &actor, &why)).await?;
     let view = views(gw.tasks().store().as_ref(), vec![grant], now_ms());
     Ok(Reply::ok(json!({ "grant": view.first() })))
 }

@@ -79,13 +79,11 @@ impl Sessions {
             .map(|keys| keys.clone())
             .unwrap_or_default();
         let victim = if own.len() >= self.per_principal {
-            own.into_iter()
-                .filter(|k| *k != key)
-                .min_by_key(|k| {
-                    self.bindings
-                        .get(k)
-                        .map_or(0, |b| b.last_seen.load(Ordering::Relaxed))
-                })
+            own.into_iter().filter(|k| *k != key).min_by_key(|k| {
+                self.bindings
+                    .get(k)
+                    .map_or(0, |b| b.last_seen.load(Ordering::Relaxed))
+            })
         } else if self.bindings.len() >= self.max {
             self.bindings.iter().next().map(|e| e.key().clone())
         } else {
@@ -105,7 +103,10 @@ impl Sessions {
             )
             .is_none();
         if fresh {
-            self.owned.entry(principal.to_owned()).or_default().push(key);
+            self.owned
+                .entry(principal.to_owned())
+                .or_default()
+                .push(key);
         }
     }
 
@@ -122,7 +123,8 @@ impl Sessions {
             None => false,
         };
         if empty {
-            self.owned.remove_if(&binding.principal, |_, keys| keys.is_empty());
+            self.owned
+                .remove_if(&binding.principal, |_, keys| keys.is_empty());
         }
     }
 
