@@ -10,14 +10,20 @@
 //!                     accept        pick the route by path prefix, read the body (≤ limit)
 //!                        │
 //!                        ▼
-//!                     identify      who is calling (anonymous until workload identity lands)
+//!                     identify      who is calling: a verified JWT-SVID or OAuth token
 //!                        │
 //!                        ▼
 //!                     understand    MCP: JSON-RPC messages, era checks, tools/call name+args
 //!                        │          HTTP: one tool call named after method and path
 //!                        ▼
+//!                     context       which task; its grants, counters, recent calls
+//!                        │          (store: tasks, grants, approvals; journaled)
+//!                        ▼
 //!                     decide        one Decision per tool call from the policy set
 //!                        │          (allow · deny with a reason · needs approval)
+//!                        ▼
+//!                     settle        count the grant used; park for approval (or hold
+//!                        │          until an operator answers); count the call
 //!              ┌─────────┴──────────┐
 //!           refused               allowed
 //!              │                    ▼
@@ -29,8 +35,11 @@
 //!  (isError result, 4xx/5xx JSON)
 //! ```
 //!
-//! Hot-reloadable state (routes and, later, keys and policy modules) lives in
-//! one immutable [`snapshot::Snapshot`] behind one `ArcSwap`; a request loads it once.
+//! Hot-reloadable state (routes, keys, policy modules, task and approval
+//! settings) lives in one immutable [`snapshot::Snapshot`] behind one
+//! `ArcSwap`; a request loads it once. Tasks, grants and approvals are not
+//! configuration: they live in the [`store`] behind [`tasks::Tasks`], changed
+//! by the admin API ([`admin`]) and by agents' own grant requests.
 
 pub mod accept;
 pub mod admin;
