@@ -185,13 +185,7 @@ pub fn hash_token(token: &str) -> [u8; 32] {
 
 /// SHA-256 of a token as the lowercase hex `admin.tokens[].sha256` holds.
 pub fn hash_token_hex(token: &str) -> String {
-    hash_token(token)
-        .iter()
-        .fold(String::with_capacity(64), |mut s, b| {
-            use std::fmt::Write as _;
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    crate::store::model::hex(&hash_token(token))
 }
 
 /// A fresh admin token: 256 random bits, base64url, `tgadm_` first.

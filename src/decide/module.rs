@@ -333,6 +333,11 @@ mod tests {
     #[test]
     fn globs() {
         assert!(glob("*", "anything"));
+        assert!(glob("*", ""));
+        assert!(glob("a?c", "abc"));
+        assert!(!glob("a?c", "ac"));
+        assert!(glob("*_file", "read_file"));
+        assert!(!glob("read_*", "write_file"));
         assert!(glob("search_*", "search_issues"));
         assert!(!glob("search_*", "delete_issues"));
         assert!(glob("a?c", "abc"));

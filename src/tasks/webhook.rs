@@ -87,14 +87,10 @@ impl Webhook {
         ctx.update(timestamp.to_string().as_bytes());
         ctx.update(b".");
         ctx.update(body);
-        let tag = ctx.sign();
-        let mut hex = String::with_capacity(71);
-        hex.push_str("sha256=");
-        for b in tag.as_ref() {
-            use std::fmt::Write as _;
-            let _ = write!(hex, "{b:02x}");
-        }
-        Some(hex)
+        Some(format!(
+            "sha256={}",
+            crate::store::model::hex(ctx.sign().as_ref())
+        ))
     }
 
     /// Announces a new pending approval in the background.
