@@ -124,9 +124,12 @@ fn refused(reason: Reason, task_id: &str, message: String) -> Scope {
 pub struct Live {
     pub scope: Scope,
     task: Option<Arc<RawValue>>,
-    counters: Option<Arc<RawValue>>,
-    recent: Option<Arc<RawValue>>,
+    /// The task's counters and recent calls for the `list` phase, read at
+    /// the first listed tool (a `tools/call` counts and reads its own).
+    listed: std::sync::OnceLock<ListedActivity>,
 }
+
+type ListedActivity = (Option<Arc<RawValue>>, Option<Arc<RawValue>>);
 
 impl Live {
     /// No task (routes and calls without one).
@@ -134,8 +137,7 @@ impl Live {
         Self {
             scope: Scope::None,
             task: None,
-            counters: None,
-            recent: None,
+            listed: std::sync::OnceLock::new(),
         }
     }
 
@@ -148,11 +150,9 @@ impl Live {
                 ..Self::none()
             };
         };
-        let activity = store.activity(&task.id);
         Self {
             task: wire::task(task, now),
-            counters: wire::json(&activity.counters),
-            recent: wire::json(&activity.recent),
+            listed: std::sync::OnceLock::new(),
             scope,
         }
     }
@@ -200,11 +200,15 @@ impl Live {
             return (ContextWire::default(), Vec::new());
         };
         let grants = store.live_grants(&task.id, route, tool, now_ms());
+        let (counters, recent) = self.listed.get_or_init(|| {
+            let activity = store.activity(&task.id);
+            (wire::json(&activity.counters), wire::json(&activity.recent))
+        });
         let wire = ContextWire {
             task: self.task.clone(),
             grants: wire::grants(&grants),
-            counters: self.counters.clone(),
-            recent_calls: self.recent.clone(),
+            counters: counters.clone(),
+            recent_calls: recent.clone(),
         };
         (wire, grants)
     }
