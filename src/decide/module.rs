@@ -213,7 +213,32 @@ impl PolicyModule {
         } else {
             tracing::warn!(policy = %cfg.name, "policy module has no test vectors; it is activated unchecked");
         }
+        loaded.prewarm();
         Ok(loaded)
+    }
+
+    /// Fills the pool with one configured instance per core, off the
+    /// request path, so the first calls after a (re)load do not pay for
+    /// instantiating and configuring one.
+    fn prewarm(&self) {
+        let Flavor::Toolgate { pool, .. } = &self.flavor else {
+            return;
+        };
+        let target = std::thread::available_parallelism()
+            .map_or(1, std::num::NonZero::get)
+            .min(MAX_IDLE);
+        loop {
+            if pool.lock().map_or(true, |p| p.len() >= target) {
+                return;
+            }
+            let Ok(warm) = self.warm(self.config.as_deref()) else {
+                // The module configured once already; calls will retry.
+                return;
+            };
+            if let Ok(mut p) = pool.lock() {
+                p.push(warm);
+            }
+        }
     }
 
     /// True if this module decides calls to `tool` on `route` in `phase`.
@@ -329,6 +354,32 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_loaded_module_has_one_warm_instance_per_core() {
+        let engine = PolicyEngine::global().expect("engine");
+        let cfg = config::Policy {
+            name: "prewarm".into(),
+            module: std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/policies/allow.wat"),
+            vectors: None,
+            routes: Vec::new(),
+            tools: Vec::new(),
+            phases: Vec::new(),
+            config: None,
+            entrypoint: None,
+        };
+        let limits = config::PolicyLimits {
+            cache_dir: Some(std::env::temp_dir().join("toolgate-test-cache")),
+            ..config::PolicyLimits::default()
+        };
+        let module = PolicyModule::load(&engine, &cfg, &limits).expect("loads");
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let Flavor::Toolgate { pool, .. } = &module.flavor else {
+            panic!("a toolgate module");
+        };
+        assert_eq!(pool.lock().unwrap().len(), cores.min(MAX_IDLE));
+    }
 
     #[test]
     fn globs() {
