@@ -240,25 +240,18 @@ impl Tasks {
             TaskState::Expired | TaskState::Active => Event::TaskExpired,
         };
         self.events.record(event, id, id, actor);
-        // Calls parked in this task will not be approved now.
-        for approval in self.store.approvals(
+        // The store expired the task's pending approvals with it: calls
+        // held open for them stop waiting now.
+        let expired = self.store.approvals(
             &crate::store::ApprovalFilter {
                 task_id: Some(id.to_owned()),
-                state: Some(ApprovalState::Pending),
+                state: Some(ApprovalState::Expired),
                 agent: None,
             },
             now_ms(),
-        ) {
-            if self
-                .store
-                .deny(
-                    &approval.id,
-                    ending(actor, &format!("task {}", state.as_str())),
-                )
-                .is_ok()
-            {
-                self.wake(&approval.id, ApprovalState::Denied);
-            }
+        );
+        for approval in expired {
+            self.wake(&approval.id, ApprovalState::Expired);
         }
         Ok(task)
     }
@@ -682,5 +675,17 @@ mod tests {
         );
         assert_eq!((a, b), (ApprovalState::Denied, ApprovalState::Denied));
         assert!(tasks.waiters.is_empty());
+
+        // Ending the task releases a call held for one of its approvals.
+        let (held, _) = tasks
+            .park_call(caps, &task, "r", "t", &serde_json::json!({"n": 2}), "why")
+            .unwrap();
+        let (state, _) = tokio::join!(tasks.wait(&held.id, Duration::from_secs(30)), async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            tasks
+                .end_task(&task.id, TaskState::Completed, "ops", "done")
+                .unwrap();
+        });
+        assert_eq!(state, ApprovalState::Expired);
     }
 }

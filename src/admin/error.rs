@@ -79,16 +79,7 @@ impl Error {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyRead(_) | Self::InvalidJson(_) | Self::Invalid(_) => StatusCode::BAD_REQUEST,
-            Self::Tasks(tasks::Error::Invalid { .. }) => StatusCode::BAD_REQUEST,
-            Self::Tasks(tasks::Error::Store(e)) => match e {
-                store::Error::NotFound { .. } => StatusCode::NOT_FOUND,
-                store::Error::Exists { .. }
-                | store::Error::TaskEnded { .. }
-                | store::Error::NotPending { .. }
-                | store::Error::GrantUnusable { .. } => StatusCode::CONFLICT,
-                store::Error::Limit(_) => StatusCode::TOO_MANY_REQUESTS,
-                store::Error::Durable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            },
+            Self::Tasks(e) => e.status(),
             Self::PolicyReload(_) | Self::ReloadUnavailable => StatusCode::CONFLICT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

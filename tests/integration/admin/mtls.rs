@@ -68,8 +68,8 @@ impl Pki {
         (c, k)
     }
 
-    /// A client configured with a certificate carrying these URI SANs.
-    fn client(&self, trust: &Pki, uris: &[&str]) -> rustls::ClientConfig {
+    /// A client certificate carrying these URI SANs, signed by this CA.
+    fn client_cert(&self, uris: &[&str]) -> (rcgen::Certificate, KeyPair) {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params
             .distinguished_name
@@ -82,6 +82,12 @@ impl Pki {
         params.use_authority_key_identifier_extension = true;
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
+        (cert, key)
+    }
+
+    /// A client configured with a certificate carrying these URI SANs.
+    fn client(&self, trust: &Pki, uris: &[&str]) -> rustls::ClientConfig {
+        let (cert, key) = self.client_cert(uris);
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
         builder(trust)
             .with_client_auth_cert(vec![cert.der().clone()], key)
@@ -90,15 +96,7 @@ impl Pki {
 
     /// A client certificate with these URI SANs, as PEM files (cert, key).
     fn client_files(&self, uris: &[&str]) -> (PathBuf, PathBuf) {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.subject_alt_names = uris
-            .iter()
-            .map(|u| SanType::URI(Ia5String::try_from(*u).unwrap()))
-            .collect();
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        params.use_authority_key_identifier_extension = true;
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let (cert, key) = self.client_cert(uris);
         let (c, k) = (
             self.dir.path().join("client.crt"),
             self.dir.path().join("client.key"),
