@@ -3,10 +3,10 @@
 //! reported here and turned into exit codes; nothing below this layer prints.
 
 pub mod admin_token;
+pub mod check;
 pub mod ops;
 pub mod token;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -49,10 +49,7 @@ pub enum Command {
         config: PathBuf,
     },
     /// Check a config file and print every problem with its location.
-    Check {
-        #[arg(long, short, default_value = "config/toolgate.toml")]
-        config: PathBuf,
-    },
+    Check(check::CheckArgs),
     /// Run the gateway in front of an example MCP tool server, both on loopback.
     Demo {
         /// Gateway port.
@@ -89,7 +86,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Check { config } => return check(&config),
+        Command::Check(args) => return check::run(&args),
         Command::Token { command } => return token::run(command),
         Command::AdminToken(args) => return admin_token::run(args),
         Command::Ops(command) => return runtime.block_on(ops::run(command)),
@@ -104,29 +101,6 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn check(path: &Path) -> ExitCode {
-    crate::install_crypto_provider();
-    match config::load_file(path) {
-        Ok(cfg) => match Snapshot::build(&cfg, None) {
-            Ok(_) => {
-                let line = format!("{}: ok ({} routes)", path.display(), cfg.routes.len());
-                match writeln!(std::io::stdout(), "{line}") {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(_) => ExitCode::FAILURE,
-                }
-            }
-            Err(e) => {
-                eprintln!("{}: {e}", path.display());
-                ExitCode::FAILURE
-            }
-        },
-        Err(diags) => {
-            eprintln!("{diags}");
             ExitCode::FAILURE
         }
     }

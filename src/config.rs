@@ -2,11 +2,16 @@
 //! `load` turns a file into it (collecting every error first) and `validate`
 //! checks what serde cannot.
 
+mod bind;
+pub mod duration;
 mod issuer;
 mod load;
+mod paths;
+mod peel;
 mod policy;
 mod secret;
 mod tasks;
+pub mod timestamp;
 mod validate;
 mod validate_identity;
 mod validate_policy;
@@ -52,8 +57,11 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Server {
-    /// Address to listen on, e.g. `127.0.0.1:8080`.
-    #[serde(default = "Server::default_bind")]
+    /// Address to listen on, e.g. `127.0.0.1:8080` or `localhost:8080`.
+    #[serde(
+        default = "Server::default_bind",
+        deserialize_with = "bind::deserialize"
+    )]
     pub bind: SocketAddr,
     /// Optional TLS for the main listener.
     pub tls: Option<ServerTls>,
@@ -110,7 +118,10 @@ pub struct ServerTls {
 #[serde(deny_unknown_fields)]
 pub struct Admin {
     /// Address to listen on; loopback by default. `enabled = false` turns it off.
-    #[serde(default = "Admin::default_bind")]
+    #[serde(
+        default = "Admin::default_bind",
+        deserialize_with = "bind::deserialize"
+    )]
     pub bind: SocketAddr,
     #[serde(default = "default_true")]
     pub enabled: bool,
@@ -281,21 +292,48 @@ pub enum DefaultDecision {
 
 /// A static header sent to the upstream, its value a secret.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "RawUpstreamAuth")]
 pub struct UpstreamAuth {
     /// Header name, e.g. `Authorization` or `X-Api-Key`.
-    #[serde(default = "UpstreamAuth::default_header")]
     pub header: String,
     /// Where the value comes from: `{ env = "NAME" }` or `{ file = "path" }`.
     pub value: SecretRef,
-    /// Text put before the secret, e.g. `"Bearer "`.
-    #[serde(default)]
+    /// Text put before the secret. Default: `"Bearer "` for the
+    /// `Authorization` header (the scheme nearly every API expects there),
+    /// nothing for any other header; `prefix = ""` sends the secret alone.
     pub prefix: String,
 }
 
-impl UpstreamAuth {
+/// `[routes.upstream_auth]` as written: the prefix's default depends on the header.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstreamAuth {
+    #[serde(default = "RawUpstreamAuth::default_header")]
+    header: String,
+    value: SecretRef,
+    prefix: Option<String>,
+}
+
+impl RawUpstreamAuth {
     fn default_header() -> String {
         "authorization".to_owned()
+    }
+}
+
+impl From<RawUpstreamAuth> for UpstreamAuth {
+    fn from(raw: RawUpstreamAuth) -> Self {
+        let prefix = raw.prefix.unwrap_or_else(|| {
+            if raw.header.eq_ignore_ascii_case("authorization") {
+                "Bearer ".to_owned()
+            } else {
+                String::new()
+            }
+        });
+        Self {
+            header: raw.header,
+            value: raw.value,
+            prefix,
+        }
     }
 }
 
@@ -337,36 +375,4 @@ impl Default for Timeouts {
 
 fn default_true() -> bool {
     true
-}
-
-/// Durations are written as strings with a unit: `"250ms"`, `"5s"`, `"2m"`, `"1h"`.
-pub mod duration {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer, de::Error as _};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        parse(&text).map_err(D::Error::custom)
-    }
-
-    pub fn parse(text: &str) -> Result<Duration, String> {
-        let text = text.trim();
-        let split = text
-            .find(|c: char| !c.is_ascii_digit())
-            .ok_or_else(|| format!("duration {text:?} has no unit (use ms, s, m or h)"))?;
-        let (num, unit) = text.split_at(split);
-        let n: u64 = num
-            .parse()
-            .map_err(|_| format!("duration {text:?} does not start with a whole number"))?;
-        match unit {
-            "ms" => Ok(Duration::from_millis(n)),
-            "s" => Ok(Duration::from_secs(n)),
-            "m" => Ok(Duration::from_secs(n.saturating_mul(60))),
-            "h" => Ok(Duration::from_secs(n.saturating_mul(3600))),
-            other => Err(format!(
-                "duration {text:?} has unknown unit {other:?} (use ms, s, m or h)"
-            )),
-        }
-    }
 }

@@ -109,7 +109,13 @@ pub async fn start(config: &Config) -> Result<Running, Error> {
             drain,
         )));
     }
-    tracing::info!(%addr, admin = ?admin_addr, routes = config.routes.len(), "toolgate listening");
+    // `admin` is left out when the admin listener is off (no `Some(…)` in logs).
+    tracing::info!(
+        %addr,
+        admin = admin_addr.map(tracing::field::display),
+        routes = config.routes.len(),
+        "toolgate listening"
+    );
     Ok(Running {
         addr,
         admin_addr,

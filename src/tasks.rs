@@ -187,15 +187,7 @@ impl Tasks {
             Some(text) => requests::duration("ttl", text)?,
             None => caps.tasks.default_ttl,
         };
-        if ttl.is_zero() || ttl > caps.tasks.max_ttl {
-            return Err(Error::invalid(
-                "ttl",
-                format!(
-                    "must be between 1s and {}s (tasks.max_ttl)",
-                    caps.tasks.max_ttl.as_secs()
-                ),
-            ));
-        }
+        requests::within("ttl", ttl, caps.tasks.max_ttl, "tasks.max_ttl", "task")?;
         requests::check_text("agent", &req.agent, 1024)?;
         requests::check_text("purpose", &req.purpose, 4096)?;
         if let Some(issuer) = &req.issuer {
@@ -472,15 +464,7 @@ impl Tasks {
                 ApprovalKind::Request => requested_ttl.unwrap_or(caps.approvals.grant_ttl),
             },
         };
-        if ttl.is_zero() || ttl > cap {
-            return Err(Error::invalid(
-                "ttl",
-                format!(
-                    "must be between 1s and {}s (tasks.max_grant_ttl)",
-                    cap.as_secs()
-                ),
-            ));
-        }
+        requests::within("ttl", ttl, cap, "tasks.max_grant_ttl", "grant")?;
         // The grant covers at most what the approver (or policy) was shown:
         // the tool, and — when arguments were given — exactly those
         // arguments. Requested constraints only narrow it further.

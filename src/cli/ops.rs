@@ -80,7 +80,7 @@ async fn execute(command: &OpsCommand) -> Result<(), Error> {
     };
     let (call, shape) = command.call();
     let client = client::AdminClient::new(admin)?;
-    let answer = client.send(&call).await?;
+    let answer = client.send(&call).await.map_err(|e| with_hint(e, admin))?;
     let text = if admin.json {
         let mut pretty =
             serde_json::to_string_pretty(&answer).map_err(|e| Error::BadAnswer(e.to_string()))?;
@@ -93,6 +93,37 @@ async fn execute(command: &OpsCommand) -> Result<(), Error> {
     out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())
+}
+
+/// An authentication refusal says how to give the CLI its credentials.
+fn with_hint(error: Error, admin: &AdminArgs) -> Error {
+    let hint = match &error {
+        Error::Api { code, .. } if code == "unauthenticated" => {
+            if admin.token.is_some() || admin.token_file.is_some() {
+                return error;
+            }
+            "no admin token was given: export TOOLGATE_ADMIN_TOKEN=<token> or pass \
+             --token-file FILE (`toolgate admin-token --name NAME --role operator` makes one \
+             and the [[admin.tokens]] entry for the config)"
+        }
+        Error::Api { code, .. } if code == "invalid_token" => {
+            "the admin API does not know this token (from --token-file, --token or \
+             TOOLGATE_ADMIN_TOKEN): is it listed in admin.tokens of the config it runs?"
+        }
+        _ => return error,
+    };
+    match error {
+        Error::Api {
+            status,
+            code,
+            message,
+        } => Error::Api {
+            status,
+            code,
+            message: format!("{message}; {hint}"),
+        },
+        other => other,
+    }
 }
 
 fn now() -> crate::store::Millis {

@@ -4,11 +4,11 @@
 
 use std::fmt;
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use toml::Spanned;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::de::{DeTable, DeValue};
 
 use super::{Admin, Config, Issuer, Limits, Policy, Route, Server, validate};
 
@@ -95,14 +95,16 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
     };
     for (key, value) in root.iter() {
         match key.get_ref().as_ref() {
-            "server" => section(value, "server", &mut sink).map(|v| config.server = v),
-            "admin" => section(value, "admin", &mut sink).map(|v| config.admin = v),
-            "limits" => section(value, "limits", &mut sink).map(|v| config.limits = v),
-            "tasks" => section(value, "tasks", &mut sink).map(|v| config.tasks = v),
-            "approvals" => section(value, "approvals", &mut sink).map(|v| config.approvals = v),
-            "policy_limits" => {
-                section(value, "policy_limits", &mut sink).map(|v| config.policy_limits = v)
-            }
+            "server" => sink.section(value, "server").map(|v| config.server = v),
+            "admin" => sink.section(value, "admin").map(|v| config.admin = v),
+            "limits" => sink.section(value, "limits").map(|v| config.limits = v),
+            "tasks" => sink.section(value, "tasks").map(|v| config.tasks = v),
+            "approvals" => sink
+                .section(value, "approvals")
+                .map(|v| config.approvals = v),
+            "policy_limits" => sink
+                .section(value, "policy_limits")
+                .map(|v| config.policy_limits = v),
             "policies" => tables::<Policy>(value, "policies", &mut sink).map(|(v, at)| {
                 config.policies = v;
                 policy_positions = at;
@@ -135,7 +137,20 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
             "no routes: add at least one [[routes]] table",
         );
     }
-    let config = absolutize(config, base_dir);
+    // A key that did not parse is not reported again as missing or wrong
+    // by the checks of what remains.
+    let failed: Vec<String> = sink.items.iter().map(|d| d.path.clone()).collect();
+    // Names are checked on the document itself, so that a table that did
+    // not parse still counts: its duplicate is not hidden behind its errors.
+    for (array, field, what) in [
+        ("routes", "name", "route name"),
+        ("routes", "path", "route path"),
+        ("issuers", "name", "issuer name"),
+        ("policies", "name", "policy name"),
+    ] {
+        duplicates(&root, array, field, what, &mut sink);
+    }
+    let config = super::paths::resolve(config, base_dir);
     let resolve = |path: &str| locate(&root, path);
     let at = validate::Positions {
         routes: positions,
@@ -143,8 +158,10 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
         policies: policy_positions,
     };
     validate::check(&config, &at, &mut |path, message| {
-        let span = resolve(path);
-        sink.at(span, path, &message);
+        if !failed.iter().any(|f| under(path, f)) {
+            let span = resolve(path);
+            sink.at(span, path, &message);
+        }
     });
     if sink.items.is_empty() {
         Ok(config)
@@ -171,7 +188,7 @@ fn tables<T: DeserializeOwned>(
     let mut out = Vec::with_capacity(items.len());
     let mut positions = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        if let Some(parsed) = section::<T>(item, &format!("{key}[{i}]"), sink) {
+        if let Some(parsed) = sink.section::<T>(item, &format!("{key}[{i}]")) {
             out.push(parsed);
             positions.push(i);
         }
@@ -179,19 +196,41 @@ fn tables<T: DeserializeOwned>(
     Some((out, positions))
 }
 
-fn section<T: DeserializeOwned>(
-    value: &Spanned<DeValue<'_>>,
-    path: &str,
-    sink: &mut Sink<'_>,
-) -> Option<T> {
-    let owned = Spanned::new(value.span(), value.get_ref().clone());
-    match T::deserialize(ValueDeserializer::from(owned)) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            sink.at(e.span().or(Some(value.span())), path, e.message());
-            None
+/// Reports every table of `array` whose `field` repeats an earlier one's.
+fn duplicates(root: &DeTable<'_>, array: &str, field: &str, what: &str, sink: &mut Sink<'_>) {
+    let Some(DeValue::Array(items)) = root.get(array).map(Spanned::get_ref) else {
+        return;
+    };
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some((_, value)) = item
+            .get_ref()
+            .as_table()
+            .and_then(|t| t.get_key_value(field))
+        else {
+            continue;
+        };
+        let Some(text) = value.get_ref().as_str() else {
+            continue;
+        };
+        let text = text.trim_end_matches('/');
+        let text = if text.is_empty() { "/" } else { text };
+        match seen.iter().find(|(s, _)| s == text) {
+            Some((_, first)) => sink.at(
+                Some(value.span()),
+                &format!("{array}[{i}].{field}"),
+                &format!("duplicate {what} {text:?} (also {array}[{first}])"),
+            ),
+            None => seen.push((text.to_owned(), i)),
         }
     }
+}
+
+/// Whether `path` is `parent` or lies under it (`routes[1]` holds
+/// `routes[1].name`, not `routes[10]`).
+fn under(path: &str, parent: &str) -> bool {
+    path.strip_prefix(parent)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']))
 }
 
 /// Finds the span of a dotted path such as `routes[2].upstream_auth.value`,
@@ -223,48 +262,6 @@ fn locate(root: &DeTable<'_>, path: &str) -> Option<Range<usize>> {
     found
 }
 
-/// Relative file paths are relative to the config file, not the working directory.
-fn absolutize(mut config: Config, base: &Path) -> Config {
-    let fix = |p: &mut PathBuf| {
-        if p.is_relative() {
-            *p = base.join(&*p);
-        }
-    };
-    if let Some(tls) = config.server.tls.as_mut() {
-        fix(&mut tls.cert_file);
-        fix(&mut tls.key_file);
-    }
-    for issuer in &mut config.issuers {
-        for p in [issuer.jwks_file.as_mut(), issuer.jwks_ca_file.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            fix(p);
-        }
-        if let Some(secret) = issuer.hs_secret.as_mut() {
-            secret.anchor(base);
-        }
-    }
-    if let Some(dir) = config.policy_limits.cache_dir.as_mut() {
-        fix(dir);
-    }
-    for policy in &mut config.policies {
-        fix(&mut policy.module);
-        if let Some(v) = policy.vectors.as_mut() {
-            fix(v);
-        }
-    }
-    for route in &mut config.routes {
-        if let Some(ca) = route.upstream_ca_file.as_mut() {
-            fix(ca);
-        }
-        if let Some(auth) = route.upstream_auth.as_mut() {
-            auth.value.anchor(base);
-        }
-    }
-    config
-}
-
 struct Sink<'s> {
     source: &'s str,
     items: Vec<Diagnostic>,
@@ -279,6 +276,19 @@ impl Sink<'_> {
             column,
             message: message.trim().to_owned(),
         });
+    }
+
+    /// Parses one section, reporting each of its problems.
+    fn section<T: DeserializeOwned>(
+        &mut self,
+        value: &Spanned<DeValue<'_>>,
+        path: &str,
+    ) -> Option<T> {
+        let parsed = super::peel::section::<T>(value, path);
+        for p in parsed.problems {
+            self.at(p.span, &p.path, &p.message);
+        }
+        parsed.value
     }
 
     fn finish(mut self, origin: &str) -> Diagnostics {

@@ -62,10 +62,8 @@ impl SecretRef {
     }
 
     pub(crate) fn anchor(&mut self, base: &Path) {
-        if let Self::File(path) = self
-            && path.is_relative()
-        {
-            *path = base.join(&*path);
+        if let Self::File(path) = self {
+            *path = super::paths::anchored(base, path);
         }
     }
 }

@@ -2,8 +2,6 @@
 //! prefixes and URLs, readable secrets and certificates. Each problem is
 //! reported through `report(path, message)`; none stops the others.
 
-use std::collections::HashMap;
-
 use http::Uri;
 use http::header::HeaderName;
 
@@ -66,22 +64,9 @@ pub(super) fn check(config: &Config, positions: &Positions, report: &mut dyn FnM
             "must be greater than zero".into(),
         );
     }
-    let mut names: HashMap<&str, usize> = HashMap::new();
-    let mut paths: HashMap<&str, usize> = HashMap::new();
+    // Duplicate names and paths are found on the document (`load`).
     for (route, &i) in config.routes.iter().zip(&positions.routes) {
         let at = |field: &str| format!("routes[{i}].{field}");
-        if let Some(first) = names.insert(&route.name, i) {
-            report(
-                &at("name"),
-                format!("duplicate route name (also routes[{first}])"),
-            );
-        }
-        if let Some(first) = paths.insert(route.path.trim_end_matches('/'), i) {
-            report(
-                &at("path"),
-                format!("duplicate route path (also routes[{first}])"),
-            );
-        }
         check_route(route, &mut |field, msg| report(&at(field), msg));
     }
 }

@@ -1,8 +1,6 @@
 //! Start-up stage: checks of the `[[issuers]]` tables and of each route's
 //! `auth` binding to them.
 
-use std::collections::HashMap;
-
 use http::HeaderName;
 
 use super::{Config, IssuerMode};
@@ -15,7 +13,6 @@ pub(super) fn check(
     route_positions: &[usize],
     report: &mut dyn FnMut(&str, String),
 ) {
-    let mut names: HashMap<&str, usize> = HashMap::new();
     for (issuer, &i) in config.issuers.iter().zip(issuer_positions) {
         let at = |field: &str| format!("issuers[{i}].{field}");
         if !super::validate::valid_name(&issuer.name) {
@@ -25,12 +22,6 @@ pub(super) fn check(
                     "{:?} is not a valid issuer name (1-64 of a-z, 0-9, '-', '_')",
                     issuer.name
                 ),
-            );
-        }
-        if let Some(first) = names.insert(&issuer.name, i) {
-            report(
-                &at("name"),
-                format!("duplicate issuer name (also issuers[{first}])"),
             );
         }
         if issuer.issuer.is_empty() {
@@ -59,7 +50,13 @@ pub(super) fn check(
                 "must be greater than zero and at most refresh_interval".into(),
             );
         }
-        if let Err(e) = TrustedIssuer::build(issuer, None) {
+        // Built again, with its warnings, when the snapshot is: stay quiet
+        // here so that each is logged once.
+        let built =
+            tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+                TrustedIssuer::build(issuer, None)
+            });
+        if let Err(e) = built {
             let field = match &e {
                 IssuerError::Algorithm(_)
                 | IssuerError::AlgorithmNotAllowed(..)

@@ -2,7 +2,6 @@
 //! Compiling a module and running its vectors happens when the snapshot is
 //! built (`toolgate check` does both).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use super::Config;
@@ -21,7 +20,6 @@ pub(super) fn check(config: &Config, positions: &[usize], report: &mut dyn FnMut
             "must be between 1 MiB and 4 GiB".into(),
         );
     }
-    let mut names: HashMap<&str, usize> = HashMap::new();
     for (policy, &i) in config.policies.iter().zip(positions) {
         let at = |field: &str| format!("policies[{i}].{field}");
         if !super::validate::valid_name(&policy.name) {
@@ -31,12 +29,6 @@ pub(super) fn check(config: &Config, positions: &[usize], report: &mut dyn FnMut
                     "{:?} is not a valid policy name (1-64 of a-z, 0-9, '-', '_')",
                     policy.name
                 ),
-            );
-        }
-        if let Some(first) = names.insert(&policy.name, i) {
-            report(
-                &at("name"),
-                format!("duplicate policy name (also policies[{first}])"),
             );
         }
         if !policy.module.is_file() {

@@ -10,6 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::{Error, millis};
 use crate::store::{Constraint, ConstraintTest, Millis};
 
+#[cfg(test)]
+#[path = "requests_tests.rs"]
+mod tests;
+
 /// `POST /v1/tasks`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,6 +99,33 @@ pub(crate) fn duration(field: &'static str, text: &str) -> Result<Duration, Erro
     crate::config::duration::parse(text).map_err(|message| Error::Invalid { field, message })
 }
 
+/// A lifetime `field` within `(0, cap]`; `knob` is the config key of the
+/// cap and `what` the thing that lives, for the message
+/// (`ttl: 2d is longer than 1d, the longest a grant may live (tasks.max_grant_ttl)`).
+pub(crate) fn within(
+    field: &'static str,
+    ttl: Duration,
+    cap: Duration,
+    knob: &str,
+    what: &str,
+) -> Result<(), Error> {
+    use crate::config::duration::human;
+    if ttl.is_zero() {
+        return Err(Error::invalid(field, "must be longer than 0s"));
+    }
+    if ttl > cap {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{} is longer than {}, the longest a {what} may live ({knob})",
+                human(ttl),
+                human(cap)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn check_text(field: &'static str, text: &str, max: usize) -> Result<(), Error> {
     if text.trim().is_empty() {
         return Err(Error::invalid(field, "is required"));
@@ -146,18 +177,32 @@ pub(super) fn window(
             ));
         }
         (Some(at), None) => at.saturating_mul(1000),
-        (None, Some(ttl)) => start.saturating_add(millis(duration("ttl", ttl)?)),
+        (None, Some(ttl)) => {
+            let ttl = duration("ttl", ttl)?;
+            within("ttl", ttl, cap, "tasks.max_grant_ttl", "grant")?;
+            start.saturating_add(millis(ttl))
+        }
+    };
+    let field = if req.ttl.is_some() {
+        "ttl"
+    } else {
+        "expires_at"
     };
     if expires <= now || expires <= start {
         return Err(Error::invalid(
-            "expires_at",
+            field,
             "is not in the future (or not after not_before)",
         ));
     }
     if expires - now > millis(cap) {
         return Err(Error::invalid(
-            "expires_at",
-            format!("more than {}s away (tasks.max_grant_ttl)", cap.as_secs()),
+            field,
+            format!(
+                "the grant would end at {}, more than {} from now, the longest a grant may \
+                 live (tasks.max_grant_ttl)",
+                crate::config::timestamp::rfc3339(expires),
+                crate::config::duration::human(cap)
+            ),
         ));
     }
     Ok((not_before, expires))

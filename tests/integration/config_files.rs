@@ -121,10 +121,16 @@ value = "inline-secret-value"
     assert!(!ok, "a broken config must fail the check");
     let name = path.display().to_string();
     let wanted = [
-        ("server", "soon"),
+        ("server.drain_timeout", "\"soon\" is not a duration"),
+        ("server.tls", "missing.crt"),
         ("telemetry", "unknown top-level key"),
         ("routes[0].upstream", "scheme \"ftp\""),
-        ("routes[1]", "unknown field `colour`"),
+        (
+            "routes[1].name",
+            "duplicate route name \"a\" (also routes[0])",
+        ),
+        ("routes[1].path", "must start with '/'"),
+        ("routes[1].colour", "unknown field `colour`"),
         ("routes[2].name", "not a valid route name"),
         ("routes[2].upstream", "must not carry credentials"),
         (
@@ -132,7 +138,7 @@ value = "inline-secret-value"
             "TOOLGATE_TEST_SURELY_UNSET is not set",
         ),
         ("routes[2].timeouts.connect", "greater than zero"),
-        ("routes[3]", "never written inline"),
+        ("routes[3].upstream_auth.value", "never written inline"),
     ];
     for (at, what) in wanted {
         let line = stderr
@@ -458,4 +464,289 @@ audience = "{audience}"
             && err.contains("not among issuer \"dev\"'s audiences"),
         "{err}"
     );
+}
+
+/// Issue 12: a typo'd key, a bad duration, an unknown issuer and a
+/// duplicate route name in one file are all reported, and `localhost:PORT`
+/// is a listen address.
+#[test]
+fn check_reports_a_typo_a_bad_duration_an_unknown_issuer_and_a_duplicate_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mistakes.toml");
+    std::fs::write(
+        &path,
+        r#"[server]
+bind = "localhost:8080"
+
+[admin]
+bind = "localhost:9901"
+
+[tasks]
+stroe = "tasks.redb"
+default_ttl = "1h30m"
+max_ttl = "1d"
+
+[[routes]]
+name = "tools"
+path = "/a"
+upstream = "http://127.0.0.1:9000"
+[routes.timeouts]
+connect = "5 parsecs"
+[routes.auth]
+issuers = ["nobody"]
+
+[[routes]]
+name = "tools"
+path = "/b"
+upstream = "http://127.0.0.1:9000"
+"#,
+    )
+    .unwrap();
+    let (ok, _, stderr) = check(&path, &[]);
+    assert!(!ok);
+    let wanted = [
+        ("8:1", "tasks.stroe", "unknown field `stroe`"),
+        (
+            "17:11",
+            "routes[0].timeouts.connect",
+            "\"5 parsecs\" is not a duration",
+        ),
+        (
+            "19:11",
+            "routes[0].auth.issuers",
+            "issuer \"nobody\" is not defined",
+        ),
+        (
+            "22:8",
+            "routes[1].name",
+            "duplicate route name \"tools\" (also routes[0])",
+        ),
+    ];
+    for (at, key, what) in wanted {
+        let line = format!("{}:{at}: {key}: ", path.display());
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with(&line) && l.contains(what)),
+            "no {line}{what} in:\n{stderr}"
+        );
+    }
+    assert!(stderr.contains("4 error(s)"), "{stderr}");
+    assert!(
+        !stderr.contains("bind"),
+        "localhost:PORT is accepted: {stderr}"
+    );
+}
+
+#[test]
+fn check_speaks_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.toml");
+    std::fs::write(
+        &path,
+        "[server]\ndrain_timeout = \"soon\"\n[[routes]]\nname = \"r\"\npath = \"/r\"\nupstream = \"http://127.0.0.1:1\"\ncolour = 1\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--format", "json", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["ok"], false);
+    assert_eq!(doc["file"], path.display().to_string());
+    let errors = doc["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 2, "{doc}");
+    assert_eq!(errors[0]["key"], "server.drain_timeout");
+    assert_eq!(errors[0]["line"], 2);
+    assert_eq!(errors[1]["key"], "routes[0].colour");
+    assert_eq!(errors[1]["line"], 7);
+    assert_eq!(errors[1]["column"], 1);
+
+    std::fs::write(
+        &path,
+        "[[routes]]\nname = \"r\"\npath = \"/r\"\nupstream = \"http://127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--format", "json", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["ok"], true);
+    assert_eq!(doc["routes"], 1);
+    assert_eq!(doc["errors"], json!([]));
+    assert_eq!(
+        doc["warnings"][0]["message"],
+        "route accepts anonymous callers (no [routes.auth])"
+    );
+    assert_eq!(doc["warnings"][0]["fields"]["route"], "r");
+}
+
+/// Issue 14: each skipped JWKS key is one warning, not two; issue 12: a
+/// check starts nothing, so nothing is logged as loaded or activated.
+#[test]
+fn check_prints_each_warning_once_and_nothing_as_if_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let jwks = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/dev/jwks.json");
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(jwks).unwrap()).unwrap();
+    let mut no_kid = doc["keys"][0].clone();
+    no_kid.as_object_mut().unwrap().remove("kid");
+    doc["keys"].as_array_mut().unwrap().push(no_kid);
+    std::fs::write(dir.path().join("jwks.json"), doc.to_string()).unwrap();
+    let module = &crate::common::modules::build(&["allowlist"])[0];
+    let path = dir.path().join("t.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"[[issuers]]
+name = "dev"
+issuer = "toolgate-dev"
+mode = "spiffe"
+trust_domains = ["toolgate.dev"]
+jwks_file = "jwks.json"
+
+[[policies]]
+name = "allow"
+module = {}
+[policies.config]
+rules = []
+
+[[routes]]
+name = "r"
+path = "/r"
+upstream = "http://127.0.0.1:1"
+[routes.auth]
+issuers = ["dev"]
+"#,
+            toml::Value::String(module.display().to_string())
+        ),
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = check(&path, &[]);
+    assert!(ok, "{stderr}");
+    let all = format!("{stdout}{stderr}");
+    assert_eq!(
+        all.matches("JWKS key skipped").count(),
+        1,
+        "one warning per skipped key:\n{all}"
+    );
+    assert!(
+        all.contains("warning: JWKS key skipped: key #1: no kid"),
+        "{all}"
+    );
+    assert!(all.contains("policy module has no test vectors"), "{all}");
+    for started in ["activated", "loaded", "listening", "INFO"] {
+        assert!(
+            !all.contains(started),
+            "{started:?} while only checking:\n{all}"
+        );
+    }
+}
+
+/// Issue 12: the shipped reference config passes `check` on a fresh
+/// machine given the variables its header names, and without them says
+/// which variable is unset.
+#[test]
+fn shipped_config_checks_with_the_variables_its_header_names() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/toolgate.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let header: Vec<&str> = text.lines().take_while(|l| l.starts_with('#')).collect();
+    let needed: Vec<&str> = header
+        .iter()
+        .flat_map(|l| l.split_whitespace())
+        .filter_map(|w| w.strip_suffix("=placeholder"))
+        .collect();
+    assert_eq!(
+        needed,
+        ["GITHUB_MCP_TOKEN", "WEATHER_API_KEY"],
+        "the header names the variables check needs:\n{}",
+        header.join("\n")
+    );
+    let env: Vec<(&str, &str)> = needed.iter().map(|v| (*v, "placeholder")).collect();
+    let (ok, stdout, stderr) = check(&path, &env);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains(": ok (2 routes)"), "{stdout}");
+}
+
+/// Issue 12: a relative `tasks.store` is created next to the config file,
+/// not in the working directory; the start-up log line names the admin
+/// address plainly (no `Some(…)`).
+#[test]
+fn relative_paths_resolve_against_the_config_folder_when_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("toolgate.toml"),
+        "[server]\nbind = \"127.0.0.1:0\"\n[admin]\nbind = \"127.0.0.1:0\"\n\
+         [tasks]\nstore = \"state/tasks.redb\"\n\
+         [[routes]]\nname = \"r\"\npath = \"/r\"\nupstream = \"http://127.0.0.1:1\"\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("state")).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--log-format", "json", "serve", "--config"])
+        .arg(dir.path().join("toolgate.toml"))
+        .current_dir(elsewhere.path())
+        .env_remove("TOOLGATE_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut line = String::new();
+    for l in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+        let l = l.unwrap();
+        if l.contains("toolgate listening") {
+            line = l;
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        dir.path().join("state/tasks.redb").is_file(),
+        "the store is next to the config"
+    );
+    assert!(
+        !elsewhere.path().join("state").exists(),
+        "nothing in the working directory"
+    );
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let admin = event["admin"].as_str().unwrap();
+    assert!(
+        admin.starts_with("127.0.0.1:") && admin.parse::<std::net::SocketAddr>().is_ok(),
+        "{line}"
+    );
+}
+
+/// Issue 14: `upstream_auth.prefix` defaults to `"Bearer "` for the
+/// Authorization header (as the reference config reads) and to nothing
+/// for any other header; an explicit `""` sends the secret alone.
+#[test]
+fn upstream_auth_prefix_defaults_by_header() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("secret"), "s3cret\n").unwrap();
+    let prefix = |table: &str| {
+        let text = format!(
+            "[[routes]]\nname = \"r\"\npath = \"/r\"\nupstream = \"http://127.0.0.1:1\"\n\
+             [routes.upstream_auth]\nvalue = {{ file = \"secret\" }}\n{table}"
+        );
+        let config =
+            toolgate::config::load_str(&text, "t", dir.path()).unwrap_or_else(|d| panic!("{d}"));
+        config.routes[0]
+            .upstream_auth
+            .as_ref()
+            .unwrap()
+            .prefix
+            .clone()
+    };
+    assert_eq!(prefix(""), "Bearer ");
+    assert_eq!(prefix("header = \"Authorization\"\n"), "Bearer ");
+    assert_eq!(prefix("prefix = \"\"\n"), "");
+    assert_eq!(prefix("prefix = \"token \"\n"), "token ");
+    assert_eq!(prefix("header = \"x-api-key\"\n"), "");
 }

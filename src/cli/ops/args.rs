@@ -86,7 +86,10 @@ pub enum TaskCommand {
         state: Option<String>,
     },
     /// One task with its grants, approvals and activity.
-    Show { id: String },
+    Show {
+        #[arg(value_parser = parse_id)]
+        id: String,
+    },
     /// Create a task for an agent.
     Create {
         /// The agent's subject (SPIFFE ID or token `sub`).
@@ -104,18 +107,20 @@ pub enum TaskCommand {
         /// A label `key=value`; repeatable.
         #[arg(long = "label", value_parser = parse_label)]
         labels: Vec<(String, String)>,
-        /// Lifetime, e.g. 30m (default: tasks.default_ttl).
-        #[arg(long)]
+        /// Lifetime, e.g. 30m, 2h, 1d (default: tasks.default_ttl).
+        #[arg(long, value_parser = parse_duration)]
         ttl: Option<String>,
     },
     /// Complete a task: every grant in it ends.
     Complete {
+        #[arg(value_parser = parse_id)]
         id: String,
         #[arg(long)]
         reason: Option<String>,
     },
     /// Cancel a task: every grant in it ends.
     Cancel {
+        #[arg(value_parser = parse_id)]
         id: String,
         #[arg(long)]
         reason: Option<String>,
@@ -137,12 +142,15 @@ pub enum GrantCommand {
         live: bool,
     },
     /// One grant.
-    Show { id: String },
+    Show {
+        #[arg(value_parser = parse_id)]
+        id: String,
+    },
     /// Issue a grant in a task.
     #[command(group(ArgGroup::new("expiry").required(true).args(["ttl", "expires_at"])))]
     Create {
         /// The task the grant belongs to (and whose agent it is for).
-        #[arg(long)]
+        #[arg(long, value_parser = parse_id)]
         task: String,
         /// Tool name or glob (`*`, `?`).
         #[arg(long)]
@@ -153,14 +161,14 @@ pub enum GrantCommand {
         /// An argument constraint as JSON, e.g. '{"pointer":"/repo","equals":"a/b"}'; repeatable.
         #[arg(long = "constraint", value_parser = parse_constraint)]
         constraints: Vec<Constraint>,
-        /// Lifetime, e.g. 15m.
-        #[arg(long)]
+        /// Lifetime, e.g. 15m, 1h30m, 1d.
+        #[arg(long, value_parser = parse_duration)]
         ttl: Option<String>,
-        /// Expiry in Unix seconds.
-        #[arg(long)]
+        /// Expiry: RFC 3339 (e.g. 2026-05-01T17:00:00Z) or Unix seconds.
+        #[arg(long, value_parser = parse_time)]
         expires_at: Option<u64>,
-        /// Not usable before this (Unix seconds).
-        #[arg(long)]
+        /// Not usable before this: RFC 3339 or Unix seconds.
+        #[arg(long, value_parser = parse_time)]
         not_before: Option<u64>,
         /// How many calls it allows (default: unlimited until expiry).
         #[arg(long)]
@@ -173,9 +181,10 @@ pub enum GrantCommand {
     #[command(group(ArgGroup::new("which").required(true).args(["id", "task", "agent"])))]
     Revoke {
         /// The grant to revoke.
+        #[arg(value_parser = parse_id)]
         id: Option<String>,
         /// Revoke every grant of this task instead.
-        #[arg(long)]
+        #[arg(long, value_parser = parse_id)]
         task: Option<String>,
         /// Revoke every grant of this agent (in all its tasks) instead.
         #[arg(long)]
@@ -200,12 +209,16 @@ pub enum ApprovalCommand {
         agent: Option<String>,
     },
     /// One approval, with the call's arguments.
-    Show { id: String },
+    Show {
+        #[arg(value_parser = parse_id)]
+        id: String,
+    },
     /// Approve: creates a grant scoped to the parked call.
     Approve {
+        #[arg(value_parser = parse_id)]
         id: String,
-        /// Lifetime of the grant (default: approvals.grant_ttl).
-        #[arg(long)]
+        /// Lifetime of the grant, e.g. 5m (default: approvals.grant_ttl).
+        #[arg(long, value_parser = parse_duration)]
         ttl: Option<String>,
         /// How many calls the grant allows.
         #[arg(long)]
@@ -216,6 +229,7 @@ pub enum ApprovalCommand {
     },
     /// Deny: the parked call is refused with the reason.
     Deny {
+        #[arg(value_parser = parse_id)]
         id: String,
         #[arg(long)]
         reason: String,
@@ -236,4 +250,39 @@ pub(super) fn parse_constraint(text: &str) -> Result<Constraint, String> {
              with one of equals, one_of, glob, regex, range, prefix"
         )
     })
+}
+
+/// A duration as the admin API reads it (checked here so a typo is a
+/// usage error before anything is sent); sent on as written.
+pub(super) fn parse_duration(text: &str) -> Result<String, String> {
+    crate::config::duration::parse(text).map(|_| text.trim().to_owned())
+}
+
+/// RFC 3339 or Unix seconds, as Unix seconds (what the admin API takes).
+pub(super) fn parse_time(text: &str) -> Result<u64, String> {
+    crate::config::timestamp::parse_unix_seconds(text)
+}
+
+/// A task, grant or approval id as the gateway makes them (letters,
+/// digits, `_`, `-`): a placeholder copied from the docs, or anything else,
+/// is refused here with a message rather than sent percent-encoded.
+pub(super) fn parse_id(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    if text.contains('\u{2026}') || text.contains("...") {
+        return Err(format!(
+            "{text:?} is a placeholder: use a real id (`toolgate task list`, `grant list` \
+             and `approval list` show them)"
+        ));
+    }
+    if text.is_empty()
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(format!(
+            "{text:?} is not an id: ids are letters, digits, '_' and '-', e.g. \
+             task_d1edcff6506e4cc6af2e9db92edb3d60"
+        ));
+    }
+    Ok(text.to_owned())
 }

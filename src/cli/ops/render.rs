@@ -96,7 +96,7 @@ pub(crate) fn task_table(tasks: &[Task], now: Millis) -> String {
             t.state_at(now).as_str().to_owned(),
             t.agent.clone(),
             t.purpose.clone(),
-            relative(t.expires_at_ms, now),
+            expiry(t.ended.is_some(), t.expires_at_ms, now),
         ]);
     }
     or_none(&table, "no tasks")
@@ -111,7 +111,7 @@ pub(crate) fn grant_table(grants: &[GrantView], now: Millis) -> String {
             g.agent.clone(),
             g.tool.clone(),
             g.route.clone().unwrap_or_else(|| "*".to_owned()),
-            relative(g.expires_at_ms, now),
+            expiry(ended(state), g.expires_at_ms, now),
             uses(g),
         ]);
     }
@@ -159,8 +159,11 @@ fn task_field_list(t: &Task, now: Millis) -> Fields {
     }
     f.add("created", when(t.created_at_ms, now));
     f.add("created by", t.created_by.as_str());
-    f.add("expires", when(t.expires_at_ms, now));
-    f.add_opt("ended", t.ended.as_ref().map(|e| ending(e, now)));
+    // An ended task no longer expires: only its end is shown.
+    match &t.ended {
+        Some(e) => f.add("ended", ending(e, now)),
+        None => f.add("expires", when(t.expires_at_ms, now)),
+    }
     f
 }
 
@@ -213,7 +216,9 @@ pub(crate) fn grant_fields(view: &GrantView, now: Millis) -> String {
         f.add("constraint", serde_json::to_string(c).unwrap_or_default());
     }
     f.add_opt("not before", g.not_before_ms.map(|nb| when(nb, now)));
-    f.add("expires", when(g.expires_at_ms, now));
+    if !ended(&view.state) {
+        f.add("expires", when(g.expires_at_ms, now));
+    }
     f.add("uses", uses(g));
     f.add("reason", g.reason.as_str());
     f.add("granted by", g.granted_by.as_str());
@@ -295,6 +300,20 @@ fn revoked(ids: &[String]) -> String {
             }
             out
         }
+    }
+}
+
+/// Grants in these states can never be used again: they no longer expire.
+fn ended(state: &str) -> bool {
+    matches!(state, "revoked" | "used_up" | "task_ended")
+}
+
+/// The EXPIRES cell: `in 14m`, `3m ago`, or `-` for what has ended.
+fn expiry(ended: bool, at: Millis, now: Millis) -> String {
+    if ended {
+        "-".to_owned()
+    } else {
+        relative(at, now)
     }
 }
 

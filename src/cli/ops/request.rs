@@ -264,18 +264,15 @@ fn query(path: &str, params: &[(&str, &Option<String>)]) -> String {
     }
 }
 
-/// An id as one path segment: anything but letters, digits, `-`, `_` and
-/// `~` is percent-encoded (dots too: no `..`), so an id can never change
-/// the path it is put in.
+/// What [`segment`] leaves as it is: letters, digits, `-`, `_`, `~`.
+/// Dots are encoded too (no `..`), so an id can never change the path it
+/// is put in.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'~');
+
+/// An id as one path segment, percent-encoded.
 pub(crate) fn segment(id: &str) -> String {
-    let mut out = String::with_capacity(id.len());
-    for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            use std::fmt::Write as _;
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(id, SEGMENT).to_string()
 }

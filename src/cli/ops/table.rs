@@ -128,30 +128,12 @@ pub(crate) fn span(secs: u64) -> String {
     }
 }
 
-/// `2026-01-02 15:04:05Z (in 14m)`.
+/// `2026-01-02T15:04:05Z (in 14m)`.
 pub(crate) fn when(at: Millis, now: Millis) -> String {
-    format!("{} ({})", utc(at), relative(at, now))
-}
-
-/// Unix milliseconds as `YYYY-MM-DD HH:MM:SSZ` (proleptic Gregorian, UTC).
-pub(crate) fn utc(at: Millis) -> String {
-    let secs = at / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days, for days since 1970-01-01 ≥ 0.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{} ({})",
+        crate::config::timestamp::rfc3339(at),
+        relative(at, now)
     )
 }
 

@@ -77,8 +77,8 @@ fn task_commands_map_to_requests() {
     let (c, _) = call(&["task", "complete", "task_1", "--reason", "done"]);
     assert_eq!(c.path, "/v1/tasks/task_1/complete");
     assert_eq!(c.body, Some(json!({"reason": "done"})));
-    let (c, _) = call(&["task", "cancel", "../x"]);
-    assert_eq!(c.path, "/v1/tasks/%2E%2E%2Fx/cancel");
+    let (c, _) = call(&["task", "cancel", "task_2"]);
+    assert_eq!(c.path, "/v1/tasks/task_2/cancel");
     assert_eq!(c.body, Some(json!({})));
     assert_eq!(call(&["task", "show", "task_1"]).1, Shape::TaskDetail);
 }
@@ -239,4 +239,116 @@ fn bad_command_lines_are_refused_before_sending() {
 fn ids_cannot_escape_their_path_segment() {
     assert_eq!(segment("grant_0af-~"), "grant_0af-~");
     assert_eq!(segment("a/b?c#d"), "a%2Fb%3Fc%23d");
+    assert_eq!(segment(".."), "%2E%2E");
+    let e = usage_error(&["task", "cancel", "../x"]);
+    assert!(e.contains("\"../x\" is not an id"), "{e}");
+}
+
+/// Issue 12: a placeholder id pasted from the docs is named as such, not
+/// sent percent-encoded and echoed back as `task_%E2%80%A6`.
+#[test]
+fn placeholder_ids_are_refused_by_name() {
+    for line in [
+        &["task", "show", "task_\u{2026}"][..],
+        &["task", "complete", "task_\u{2026}"],
+        &["grant", "revoke", "grant_\u{2026}"],
+        &["grant", "revoke", "--task", "task_..."],
+        &["approval", "approve", "appr_\u{2026}"],
+        &[
+            "grant",
+            "create",
+            "--task",
+            "task_\u{2026}",
+            "--tool",
+            "x",
+            "--ttl",
+            "1m",
+            "--reason",
+            "r",
+        ],
+    ] {
+        let e = usage_error(line);
+        assert!(
+            e.contains("is a placeholder: use a real id"),
+            "{line:?}: {e}"
+        );
+        assert!(!e.contains('%'), "{e}");
+    }
+}
+
+/// Issue 12: durations in compound forms and RFC 3339 times on the command
+/// line; a bad one is a usage error before anything is sent.
+#[test]
+fn durations_and_times_are_read_as_people_write_them() {
+    let (c, _) = call(&[
+        "grant",
+        "create",
+        "--task",
+        "t",
+        "--tool",
+        "x",
+        "--reason",
+        "r",
+        "--expires-at",
+        "2026-01-01T01:00:00+01:00",
+        "--not-before",
+        "1767225600",
+    ]);
+    let body = c.body.unwrap();
+    assert_eq!(body["expires_at"], 1_767_225_600_u64);
+    assert_eq!(body["not_before"], 1_767_225_600_u64);
+    let (c, _) = call(&[
+        "task",
+        "create",
+        "--agent",
+        "a",
+        "--purpose",
+        "p",
+        "--ttl",
+        "1h30m",
+    ]);
+    assert_eq!(c.body.unwrap()["ttl"], "1h30m");
+    let (c, _) = call(&["approval", "approve", "appr_1", "--ttl", "1d"]);
+    assert_eq!(c.body.unwrap()["ttl"], "1d");
+    let e = usage_error(&[
+        "task",
+        "create",
+        "--agent",
+        "a",
+        "--purpose",
+        "p",
+        "--ttl",
+        "5x",
+    ]);
+    assert!(e.contains("\"5x\" is not a duration"), "{e}");
+    let e = usage_error(&[
+        "grant",
+        "create",
+        "--task",
+        "t",
+        "--tool",
+        "x",
+        "--reason",
+        "r",
+        "--expires-at",
+        "tomorrow",
+    ]);
+    assert!(e.contains("RFC 3339"), "{e}");
+}
+
+/// Issue 12: the connection options have defaults or are optional; help
+/// never shows them as required.
+#[test]
+fn connection_options_are_not_shown_as_required() {
+    use clap::CommandFactory as _;
+    let mut cli = Cli::command();
+    for path in [["task", "list"], ["grant", "create"], ["approval", "deny"]] {
+        let sub = cli
+            .find_subcommand_mut(path[0])
+            .and_then(|c| c.find_subcommand_mut(path[1]))
+            .unwrap();
+        let usage = sub.render_usage().to_string();
+        assert!(!usage.contains("--admin-url"), "{usage}");
+        assert!(!usage.contains("--token"), "{usage}");
+    }
 }

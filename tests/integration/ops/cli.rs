@@ -230,10 +230,16 @@ async fn cli_errors_name_the_code_and_set_the_exit_status() {
     );
     assert!(!run.stderr.contains(wrong), "{}", run.stderr);
 
-    // No token at all.
+    // No token at all: the error says how to give one.
     let run = toolgate(&["grant", "list", "--admin-url", &url], &[]).await;
     assert_eq!(run.code(), Some(2), "{run:?}");
-    assert!(run.stderr.starts_with("error: "), "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with("error: unauthenticated: ")
+            && run.stderr.contains("export TOOLGATE_ADMIN_TOKEN=<token>")
+            && run.stderr.contains("--token-file FILE"),
+        "{}",
+        run.stderr
+    );
 
     // A viewer may read but not write; the token comes from a file.
     let token_file = dir.path().join("viewer.token");
@@ -292,9 +298,29 @@ async fn cli_errors_name_the_code_and_set_the_exit_status() {
     .await;
     assert_eq!(run.code(), Some(2), "{run:?}");
     assert!(
-        run.stderr.starts_with("error: invalid_request: "),
+        run.stderr.contains("\"forever\" is not a duration"),
         "{}",
         run.stderr
+    );
+    let run = ops(
+        &url,
+        &[
+            "task",
+            "create",
+            "--agent",
+            AGENT,
+            "--purpose",
+            "p",
+            "--ttl",
+            "48h",
+        ],
+    )
+    .await;
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: invalid_request: ttl: 2d is longer than 1d, the longest a task may live \
+         (tasks.max_ttl)\n"
     );
 
     // Usage errors are caught before anything is sent.
@@ -318,4 +344,68 @@ async fn cli_errors_name_the_code_and_set_the_exit_status() {
         run.stderr
     );
     assert!(!run.stderr.contains(OPERATOR_TOKEN), "{}", run.stderr);
+}
+
+/// Issue 12: `--ttl 48h` on a grant names the field, the limit as a
+/// duration and the config key that sets it; compound durations and RFC
+/// 3339 expiries go through.
+#[tokio::test]
+async fn grant_lifetimes_are_written_and_refused_in_words() {
+    let dir = ServeDir::new();
+    let server = dir.start();
+    let url = server.admin_url();
+    let task = ops(
+        &url,
+        &[
+            "task",
+            "--json",
+            "create",
+            "--agent",
+            AGENT,
+            "--purpose",
+            "p",
+            "--ttl",
+            "1h30m",
+        ],
+    )
+    .await
+    .json()["task"]["id"]
+        .as_str()
+        .expect("task id")
+        .to_owned();
+    let grant = |extra: &'static [&'static str]| {
+        let mut args = vec![
+            "grant", "create", "--task", &task, "--tool", "x", "--reason", "r",
+        ];
+        args.extend_from_slice(extra);
+        let url = url.clone();
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            ops(&url, &args).await
+        }
+    };
+    let run = grant(&["--ttl", "48h"]).await;
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: invalid_request: ttl: 2d is longer than 1d, the longest a grant may live \
+         (tasks.max_grant_ttl)\n"
+    );
+    assert!(!run.stderr.contains("86400"), "{}", run.stderr);
+    let run = grant(&["--ttl", "1h30m"]).await;
+    assert!(
+        value(run.ok(), "expires").ends_with("(in 1h29m)"),
+        "{run:?}"
+    );
+    let run = grant(&["--expires-at", "2999-01-01T00:00:00Z"]).await;
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert!(
+        run.stderr.starts_with(
+            "error: invalid_request: expires_at: the grant would end at 2999-01-01T00:00:00Z, \
+             more than 1d from now"
+        ),
+        "{}",
+        run.stderr
+    );
 }

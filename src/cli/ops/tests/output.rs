@@ -9,7 +9,7 @@ use crate::cli::ops::Error;
 use crate::cli::ops::client::answer;
 use crate::cli::ops::render::render;
 use crate::cli::ops::request::Shape;
-use crate::cli::ops::table::{Table, relative, span, utc};
+use crate::cli::ops::table::{Table, relative, span, when};
 
 #[test]
 fn times_read_as_people_say_them() {
@@ -20,8 +20,7 @@ fn times_read_as_people_say_them() {
     assert_eq!(span(2 * 3600 + 5 * 60 + 9), "2h5m");
     assert_eq!(span(3600), "1h");
     assert_eq!(span(3 * 86_400 + 4 * 3600), "3d4h");
-    assert_eq!(utc(NOW), "2026-01-01 00:00:00Z");
-    assert_eq!(utc(951_827_696_000), "2000-02-29 12:34:56Z");
+    assert_eq!(when(NOW + 60_000, NOW), "2026-01-01T00:01:00Z (in 1m)");
 }
 
 #[test]
@@ -65,6 +64,10 @@ fn grant_lists_show_state_expiry_and_uses() {
     );
     assert!(lines[2].starts_with("grant_b  revoked "), "{text}");
     assert!(
+        !lines[2].contains(" in "),
+        "a revoked grant does not expire: {text}"
+    );
+    assert!(
         lines[3].contains("expired") && lines[3].contains("3m ago"),
         "{text}"
     );
@@ -93,10 +96,11 @@ fn task_answers_render_as_tables_and_fields() {
         "state": "completed", "ended": {"by": "ops", "at_ms": NOW - 2000, "why": "done"}});
     let list = render(Shape::Tasks, &json!({"tasks": [task.clone()]}), NOW).unwrap();
     assert_eq!(
-        list,
-        "ID      STATE      AGENT  PURPOSE  EXPIRES\ntask_1  completed  a      triage   in 30m\n"
+        list, "ID      STATE      AGENT  PURPOSE  EXPIRES\ntask_1  completed  a      triage   -\n",
+        "a completed task does not expire"
     );
     let one = render(Shape::Task, &json!({"task": task.clone()}), NOW).unwrap();
+    assert!(!one.contains("expires"), "{one}");
     assert!(one.contains("\nlabels:      t=1\n"), "{one}");
     assert!(
         one.contains("\nended:       2s ago by ops: done\n"),
