@@ -750,3 +750,50 @@ fn upstream_auth_prefix_defaults_by_header() {
     assert_eq!(prefix("prefix = \"token \"\n"), "token ");
     assert_eq!(prefix("header = \"x-api-key\"\n"), "");
 }
+
+/// Issue 12: a LICENSE file that matches Cargo.toml's `license`.
+#[test]
+fn license_file_matches_cargo_toml() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains("\nlicense = \"Apache-2.0\"\n"),
+        "{manifest}"
+    );
+    let license = std::fs::read_to_string(root.join("LICENSE")).unwrap();
+    for part in [
+        "Apache License",
+        "Version 2.0, January 2004",
+        "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION",
+        "9. Accepting Warranty or Additional Liability.",
+        "END OF TERMS AND CONDITIONS",
+        "APPENDIX: How to apply the Apache License to your work.",
+    ] {
+        assert!(license.contains(part), "LICENSE lacks {part:?}");
+    }
+}
+
+/// Issue 12: README commands work when pasted as written: no `…` inside a
+/// command line of a `sh` block (comments and answers may abbreviate).
+#[test]
+fn readme_commands_hold_no_ellipsis() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let mut in_sh = false;
+    let mut bad = Vec::new();
+    for (n, line) in readme.lines().enumerate() {
+        if line.trim_start().starts_with("```") {
+            in_sh = !in_sh && line.trim_start() == "```sh";
+            continue;
+        }
+        let command = line.split(" #").next().unwrap_or_default().trim();
+        if in_sh && !command.starts_with('#') && command.contains('…') {
+            bad.push(format!("README.md:{}: {line}", n + 1));
+        }
+    }
+    assert!(
+        bad.is_empty(),
+        "commands with a placeholder:\n{}",
+        bad.join("\n")
+    );
+}
