@@ -62,8 +62,9 @@ pub enum Problem {
         error: identify::Error,
         metadata_url: String,
     },
+    /// `id`: the request's, when the body held one request (GET and DELETE hold none).
     #[error("session not found: start a new session with initialize")]
-    SessionNotFound,
+    SessionNotFound { id: Option<Value> },
     /// The task store refused or failed a change (grant requests).
     #[error("{message}")]
     TaskStore {
@@ -98,7 +99,7 @@ impl Problem {
                 ..
             } => StatusCode::FORBIDDEN,
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            Self::SessionNotFound => StatusCode::NOT_FOUND,
+            Self::SessionNotFound { .. } => StatusCode::NOT_FOUND,
             Self::TaskStore { status, .. } => *status,
         }
     }
@@ -128,7 +129,7 @@ impl Problem {
                 ..
             } => "insufficient_scope",
             Self::Unauthenticated { .. } => "unauthenticated",
-            Self::SessionNotFound => "session_not_found",
+            Self::SessionNotFound { .. } => "session_not_found",
             Self::TaskStore { code, .. } => code,
         }
     }
@@ -145,7 +146,7 @@ impl Problem {
                 Some((id.clone().unwrap_or(Value::Null), era::HEADER_MISMATCH))
             }
             Self::InvalidParams { id, .. } => Some((id.clone(), -32602)),
-            Self::SessionNotFound => Some((Value::Null, -32600)),
+            Self::SessionNotFound { id } => Some((id.clone().unwrap_or(Value::Null), -32600)),
             Self::NoRoute
             | Self::BadPath
             | Self::BodyTooLarge { .. }
@@ -184,7 +185,7 @@ impl Problem {
             | Self::InvalidParams { .. }
             | Self::BadJsonBody(_)
             | Self::Unauthenticated { .. }
-            | Self::SessionNotFound
+            | Self::SessionNotFound { .. }
             | Self::TaskStore { .. } => None,
         }
     }

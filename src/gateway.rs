@@ -26,7 +26,7 @@ use crate::decide::{ContextWire, Decision, DecisionInput, Phase, RequestFacts};
 use crate::forward::body::{ResponseEdit, ToolFilter};
 use crate::forward::headers::Trace;
 use crate::forward::{self, Outbound};
-use crate::identify::jwks::JwksFetcher;
+use crate::identify::jwks::{JwksFetcher, KeySink};
 use crate::identify::keys::KeySet;
 use crate::identify::{Identifier, Identity, identify, metadata};
 use crate::listener::ConnInfo;
@@ -121,14 +121,6 @@ impl Gateway {
         }
     }
 
-    /// True while the current snapshot still gets keys from `fetcher`.
-    pub fn uses_fetcher(&self, fetcher: &Arc<JwksFetcher>) -> bool {
-        self.snapshot
-            .load()
-            .fetchers()
-            .any(|f| Arc::ptr_eq(f, fetcher))
-    }
-
     /// Swaps in a new snapshot; requests already running keep the old one.
     pub fn swap(&self, snapshot: Snapshot) {
         self.snapshot.store(Arc::new(snapshot));
@@ -192,7 +184,7 @@ impl Gateway {
     ) -> Result<(Response<Body>, Outcome), Problem> {
         let (parts, body) = req.into_parts();
         // Identify before reading the body: an unknown caller costs nothing.
-        let identity = identify(self, snapshot, route, &parts)
+        let identity = identify(&self.identifier, self, snapshot, route, &parts)
             .await
             .map_err(|error| {
                 self.recorder.auth_failure(&route.name, error.code());
@@ -205,10 +197,10 @@ impl Gateway {
                     error,
                 }
             })?;
-        let session = self.check_session(route, &parts, &identity)?;
         let body = read_body(body, &parts.headers, snapshot.limits.max_request_body).await?;
         let trace = Trace::from_headers(&parts.headers);
         let understood = understand(route, &parts, rest, &body)?;
+        let session = self.check_session(route, &parts, &identity, &understood)?;
         let facts = request_facts(&parts, &understood, route);
         let live = Live::build(self.tasks.store().as_ref(), &identity, &facts);
         let call = Call {
@@ -253,5 +245,23 @@ impl Gateway {
             self.track_session(&route.name, &method, resp, principal);
         }
         result
+    }
+}
+
+// === impl KeySink for Gateway ===
+
+/// The identify stage's narrow handle on the gateway: it reads the snapshot
+/// and publishes the keys its JWKS fetchers load.
+impl KeySink for Gateway {
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    fn publish_keys(&self, fetcher: &Arc<JwksFetcher>, keys: Arc<KeySet>) {
+        Self::publish_keys(self, fetcher, keys);
+    }
+
+    fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 }
