@@ -16,13 +16,12 @@ mod grant_request;
 mod mcp;
 mod session;
 
-use call::{Call, request_facts};
+use call::{Asked, Call, Decider, request_facts};
 
 use crate::Body;
 use crate::accept::read_body;
 use crate::answer::{self, Problem};
-use crate::context::Live;
-use crate::decide::{ContextWire, Decision, DecisionInput, Phase, RequestFacts};
+use crate::decide::{Decision, DecisionInput, Phase, RequestFacts};
 use crate::forward::body::{ResponseEdit, ToolFilter};
 use crate::forward::headers::Trace;
 use crate::forward::{self, Outbound};
@@ -202,19 +201,12 @@ impl Gateway {
         let understood = understand(route, &parts, rest, &body)?;
         let session = self.check_session(route, &parts, &identity, &understood)?;
         let facts = request_facts(&parts, &understood, route);
-        let live = Live::build(self.tasks.store().as_ref(), &identity, &facts);
+        let decider = Arc::new(Decider::new(self, snapshot, route, identity, facts, &trace));
         let call = Call {
-            recorder: &self.recorder,
-            snapshot,
-            route,
+            decider: Arc::clone(&decider),
             rest,
-            identity,
             trace: &trace,
             conn,
-            facts,
-            tasks: &self.tasks,
-            live,
-            held: std::sync::atomic::AtomicBool::new(false),
         };
         let method = parts.method.clone();
         let result = match understood {
@@ -226,7 +218,12 @@ impl Gateway {
             }
             Understood::Http { tool, arguments } => {
                 let method = parts.method.to_string();
-                let decision = call.decide_call(&tool, &arguments, &method).await;
+                let asked = Asked::Tool {
+                    name: &tool,
+                    arguments: &arguments,
+                    method: &method,
+                };
+                let decision = call.decide_call(asked).await;
                 match decision.refusal_text() {
                     None => {
                         call.forward(parts, body, ResponseEdit::default(), false)
@@ -241,6 +238,7 @@ impl Gateway {
             }
             Understood::Mcp { envelope, era } => self.mcp(call, parts, body, envelope, &era).await,
         };
+        decider.answered();
         if let (Ok((resp, _)), Some(principal)) = (&result, session) {
             self.track_session(&route.name, &method, resp, principal);
         }

@@ -1,7 +1,7 @@
 //! Decide stage, MCP side: every `tools/call` in a POST is decided; refused
 //! ones are answered by the gateway, the rest forwarded.
 
-use super::call::Call;
+use super::call::{Asked, Call};
 use super::*;
 
 impl Gateway {
@@ -34,9 +34,12 @@ impl Gateway {
                 }
                 Some(Err(what)) => answered.push(answer::invalid_params(&id, what)),
                 Some(Ok(tool)) => {
-                    let decision = call
-                        .decide_call(tool.name, tool.arguments, "tools/call")
-                        .await;
+                    let asked = Asked::Tool {
+                        name: tool.name,
+                        arguments: tool.arguments,
+                        method: "tools/call",
+                    };
+                    let decision = call.decide_call(asked).await;
                     match decision.refusal_text() {
                         None => forwarded.push(i),
                         Some(text) => answered.push(answer::tool_refusal(&id, &text, era)),
