@@ -288,6 +288,29 @@ pub fn tool_refusal(id: &Value, text: &str, era: &Era) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "result": result})
 }
 
+/// JSON-RPC error code of a refused method other than `tools/call` (one
+/// the gateway does not know, decided as a method call). In the range
+/// JSON-RPC leaves to implementations, clear of the codes MCP uses.
+pub const METHOD_REFUSED: i64 = -32003;
+
+/// Why a method the gateway does not know was refused, in words.
+pub fn unknown_method_text(method: &str, refusal: &str) -> String {
+    format!(
+        "{method:?} is not an MCP method toolgate knows, so policy decided it as a method call: {refusal}"
+    )
+}
+
+/// The refusal of a request for a method the gateway does not know: a
+/// JSON-RPC error (no result shape is known for it) keeping the request
+/// id, with the reason code and the method in `data`.
+pub fn method_refusal(id: &Value, method: &str, reason: &str, refusal: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {
+        "code": METHOD_REFUSED,
+        "message": unknown_method_text(method, refusal),
+        "data": {"reason": reason, "method": method},
+    }})
+}
+
 /// The JSON-RPC error for a malformed `tools/call`.
 pub fn invalid_params(id: &Value, what: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32602, "message": what}})

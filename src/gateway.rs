@@ -211,6 +211,9 @@ impl Gateway {
         let method = parts.method.clone();
         let result = match understood {
             Understood::McpStream => {
+                // No method, nothing named: no routing header is true of it.
+                let mut parts = parts;
+                era::strip_routing_headers(&mut parts.headers);
                 // A resumed GET stream may replay a tools/list answer: filter any.
                 let replayable = parts.method == http::Method::GET;
                 let edit = call.list_edit(Vec::new(), replayable);
