@@ -62,8 +62,9 @@ pub enum Problem {
         error: identify::Error,
         metadata_url: String,
     },
+    /// `id`: the request's, when the body held one request (GET and DELETE hold none).
     #[error("session not found: start a new session with initialize")]
-    SessionNotFound,
+    SessionNotFound { id: Option<Value> },
     /// The task store refused or failed a change (grant requests).
     #[error("{message}")]
     TaskStore {
@@ -98,7 +99,7 @@ impl Problem {
                 ..
             } => StatusCode::FORBIDDEN,
             Self::Unauthenticated { .. } => StatusCode::UNAUTHORIZED,
-            Self::SessionNotFound => StatusCode::NOT_FOUND,
+            Self::SessionNotFound { .. } => StatusCode::NOT_FOUND,
             Self::TaskStore { status, .. } => *status,
         }
     }
@@ -128,7 +129,7 @@ impl Problem {
                 ..
             } => "insufficient_scope",
             Self::Unauthenticated { .. } => "unauthenticated",
-            Self::SessionNotFound => "session_not_found",
+            Self::SessionNotFound { .. } => "session_not_found",
             Self::TaskStore { code, .. } => code,
         }
     }
@@ -145,7 +146,7 @@ impl Problem {
                 Some((id.clone().unwrap_or(Value::Null), era::HEADER_MISMATCH))
             }
             Self::InvalidParams { id, .. } => Some((id.clone(), -32602)),
-            Self::SessionNotFound => Some((Value::Null, -32600)),
+            Self::SessionNotFound { id } => Some((id.clone().unwrap_or(Value::Null), -32600)),
             Self::NoRoute
             | Self::BadPath
             | Self::BodyTooLarge { .. }
@@ -184,7 +185,7 @@ impl Problem {
             | Self::InvalidParams { .. }
             | Self::BadJsonBody(_)
             | Self::Unauthenticated { .. }
-            | Self::SessionNotFound
+            | Self::SessionNotFound { .. }
             | Self::TaskStore { .. } => None,
         }
     }
@@ -285,6 +286,29 @@ pub fn tool_refusal(id: &Value, text: &str, era: &Era) -> Value {
         result["resultType"] = Value::from("complete");
     }
     json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+/// JSON-RPC error code of a refused method other than `tools/call` (one
+/// the gateway does not know, decided as a method call). In the range
+/// JSON-RPC leaves to implementations, clear of the codes MCP uses.
+pub const METHOD_REFUSED: i64 = -32003;
+
+/// Why a method the gateway does not know was refused, in words.
+pub fn unknown_method_text(method: &str, refusal: &str) -> String {
+    format!(
+        "{method:?} is not an MCP method toolgate knows, so policy decided it as a method call: {refusal}"
+    )
+}
+
+/// The refusal of a request for a method the gateway does not know: a
+/// JSON-RPC error (no result shape is known for it) keeping the request
+/// id, with the reason code and the method in `data`.
+pub fn method_refusal(id: &Value, method: &str, reason: &str, refusal: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {
+        "code": METHOD_REFUSED,
+        "message": unknown_method_text(method, refusal),
+        "data": {"reason": reason, "method": method},
+    }})
 }
 
 /// The JSON-RPC error for a malformed `tools/call`.

@@ -16,17 +16,16 @@ mod grant_request;
 mod mcp;
 mod session;
 
-use call::{Call, request_facts};
+use call::{Asked, Call, Decider, request_facts};
 
 use crate::Body;
 use crate::accept::read_body;
 use crate::answer::{self, Problem};
-use crate::context::Live;
-use crate::decide::{ContextWire, Decision, DecisionInput, Phase, RequestFacts};
+use crate::decide::{Decision, DecisionInput, Phase, RequestFacts};
 use crate::forward::body::{ResponseEdit, ToolFilter};
 use crate::forward::headers::Trace;
 use crate::forward::{self, Outbound};
-use crate::identify::jwks::JwksFetcher;
+use crate::identify::jwks::{JwksFetcher, KeySink};
 use crate::identify::keys::KeySet;
 use crate::identify::{Identifier, Identity, identify, metadata};
 use crate::listener::ConnInfo;
@@ -121,14 +120,6 @@ impl Gateway {
         }
     }
 
-    /// True while the current snapshot still gets keys from `fetcher`.
-    pub fn uses_fetcher(&self, fetcher: &Arc<JwksFetcher>) -> bool {
-        self.snapshot
-            .load()
-            .fetchers()
-            .any(|f| Arc::ptr_eq(f, fetcher))
-    }
-
     /// Swaps in a new snapshot; requests already running keep the old one.
     pub fn swap(&self, snapshot: Snapshot) {
         self.snapshot.store(Arc::new(snapshot));
@@ -192,7 +183,7 @@ impl Gateway {
     ) -> Result<(Response<Body>, Outcome), Problem> {
         let (parts, body) = req.into_parts();
         // Identify before reading the body: an unknown caller costs nothing.
-        let identity = identify(self, snapshot, route, &parts)
+        let identity = identify(&self.identifier, self, snapshot, route, &parts)
             .await
             .map_err(|error| {
                 self.recorder.auth_failure(&route.name, error.code());
@@ -205,28 +196,24 @@ impl Gateway {
                     error,
                 }
             })?;
-        let session = self.check_session(route, &parts, &identity)?;
         let body = read_body(body, &parts.headers, snapshot.limits.max_request_body).await?;
         let trace = Trace::from_headers(&parts.headers);
         let understood = understand(route, &parts, rest, &body)?;
+        let session = self.check_session(route, &parts, &identity, &understood)?;
         let facts = request_facts(&parts, &understood, route);
-        let live = Live::build(self.tasks.store().as_ref(), &identity, &facts);
+        let decider = Arc::new(Decider::new(self, snapshot, route, identity, facts, &trace));
         let call = Call {
-            recorder: &self.recorder,
-            snapshot,
-            route,
+            decider: Arc::clone(&decider),
             rest,
-            identity,
             trace: &trace,
             conn,
-            facts,
-            tasks: &self.tasks,
-            live,
-            held: std::sync::atomic::AtomicBool::new(false),
         };
         let method = parts.method.clone();
         let result = match understood {
             Understood::McpStream => {
+                // No method, nothing named: no routing header is true of it.
+                let mut parts = parts;
+                era::strip_routing_headers(&mut parts.headers);
                 // A resumed GET stream may replay a tools/list answer: filter any.
                 let replayable = parts.method == http::Method::GET;
                 let edit = call.list_edit(Vec::new(), replayable);
@@ -234,7 +221,12 @@ impl Gateway {
             }
             Understood::Http { tool, arguments } => {
                 let method = parts.method.to_string();
-                let decision = call.decide_call(&tool, &arguments, &method).await;
+                let asked = Asked::Tool {
+                    name: &tool,
+                    arguments: &arguments,
+                    method: &method,
+                };
+                let decision = call.decide_call(asked).await;
                 match decision.refusal_text() {
                     None => {
                         call.forward(parts, body, ResponseEdit::default(), false)
@@ -249,9 +241,28 @@ impl Gateway {
             }
             Understood::Mcp { envelope, era } => self.mcp(call, parts, body, envelope, &era).await,
         };
+        decider.answered();
         if let (Ok((resp, _)), Some(principal)) = (&result, session) {
             self.track_session(&route.name, &method, resp, principal);
         }
         result
+    }
+}
+
+// === impl KeySink for Gateway ===
+
+/// The identify stage's narrow handle on the gateway: it reads the snapshot
+/// and publishes the keys its JWKS fetchers load.
+impl KeySink for Gateway {
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    fn publish_keys(&self, fetcher: &Arc<JwksFetcher>, keys: Arc<KeySet>) {
+        Self::publish_keys(self, fetcher, keys);
+    }
+
+    fn recorder(&self) -> &Recorder {
+        &self.recorder
     }
 }

@@ -88,7 +88,10 @@ pub async fn serve<H, F>(
                 let watcher = graceful.watcher();
                 let acceptor = acceptor.clone();
                 conns.spawn(async move {
-                    let builder = auto::Builder::new(TokioExecutor::new());
+                    let mut builder = auto::Builder::new(TokioExecutor::new());
+                    // A client may shut its write side once its request is sent
+                    // and still wait for the answer (RFC 9112 §9.6).
+                    builder.http1().half_close(true);
                     let result = match acceptor {
                         None => {
                             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service(None));

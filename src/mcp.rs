@@ -3,6 +3,7 @@
 
 pub mod era;
 pub mod jsonrpc;
+pub mod methods;
 pub mod sse;
 
 pub use era::Era;

@@ -29,6 +29,9 @@ pub struct Call<'a> {
     /// Set once a call of this request has been held for an approval: a
     /// batch is held at most once, not once per parked call.
     pub held: &'a std::sync::atomic::AtomicBool,
+    /// Cancelled when the caller is gone: a held call stops waiting (and
+    /// spends nothing) — there is no one left to deliver its answer to.
+    pub caller_left: &'a tokio_util::sync::CancellationToken,
 }
 
 /// Settles a `call`-phase decision; returns the final one.
@@ -164,7 +167,10 @@ async fn approval(call: &Call<'_>, mut decision: Decision) -> Decision {
     let state = if wait.is_zero() {
         approval.state_at(now_ms())
     } else {
-        call.tasks.wait(&approval.id, wait).await
+        tokio::select! {
+            state = call.tasks.wait(&approval.id, wait) => state,
+            () = call.caller_left.cancelled() => ApprovalState::Pending,
+        }
     };
     match state {
         ApprovalState::Approved => {
@@ -206,6 +212,14 @@ async fn approval(call: &Call<'_>, mut decision: Decision) -> Decision {
             decision.verdict = Verdict::Deny;
             decision.reason = Reason::ApprovalDenied;
             decision.message = format!("approval {} was {why}", approval.id);
+            decision
+        }
+        ApprovalState::Pending if call.caller_left.is_cancelled() => {
+            decision.reason = Reason::ApprovalPending;
+            decision.message = format!(
+                "{} — parked as approval {}; the caller left while the call was held",
+                decision.message, approval.id
+            );
             decision
         }
         ApprovalState::Pending => {

@@ -1,23 +1,60 @@
-//! The facts of one call every stage after understanding needs, the
-//! forward step, and the `list`-phase filter of `tools/list` results.
+//! The facts of one call every stage after understanding needs; the
+//! decide → settle → record step, run so that it cannot be cut halfway;
+//! the forward step; and the `list`-phase filter of `tools/list` results.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::context::Live;
+use crate::decide::{Reason, Verdict};
 
-/// The facts of one call that every stage after understanding needs.
+/// One request's calls, from understanding to the answer.
 pub(super) struct Call<'a> {
-    pub(super) recorder: &'a Recorder,
-    pub(super) snapshot: &'a Arc<Snapshot>,
-    pub(super) route: &'a Arc<Route>,
+    pub(super) decider: Arc<Decider>,
     pub(super) rest: &'a str,
-    pub(super) identity: Identity,
     pub(super) trace: &'a Trace,
     pub(super) conn: ConnInfo,
+}
+
+/// What deciding a call of one request needs, owned: each decision runs on
+/// a task of its own to its record, even if the request is dropped meanwhile
+/// (a caller that half-closes or resets its stream, a connection cut). A
+/// request dropped before its answer is counted as `caller_gone`, with a
+/// line for every grant use its calls spent.
+pub(super) struct Decider {
+    pub(super) recorder: Recorder,
+    pub(super) snapshot: Arc<Snapshot>,
+    pub(super) route: Arc<Route>,
+    pub(super) identity: Identity,
     pub(super) facts: RequestFacts,
-    pub(super) tasks: &'a Arc<Tasks>,
+    pub(super) tasks: Arc<Tasks>,
     /// The task this request runs in and its live context.
     pub(super) live: Live,
+    pub(super) trace_id: String,
     /// Whether a call of this request was already held for an approval.
-    pub(super) held: std::sync::atomic::AtomicBool,
+    held: AtomicBool,
+    /// The grant uses this request's calls spent, as (tool, grant id).
+    spent: Mutex<Vec<(String, String)>>,
+    /// Set once the request has its answer (forwarded, refused or failed).
+    answered: AtomicBool,
+}
+
+/// What one decision is about: a tool call, or a JSON-RPC method the
+/// gateway does not know (decided as a call of tool `""`, see README).
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Asked<'a> {
+    Tool {
+        name: &'a str,
+        arguments: &'a Value,
+        method: &'a str,
+    },
+    Method {
+        method: &'a str,
+        params: &'a Value,
+    },
 }
 
 /// The request facts policy sees: era, protocol version, a few harmless headers.
@@ -53,64 +90,175 @@ pub(super) fn request_facts(parts: &Parts, understood: &Understood, route: &Rout
     }
 }
 
-impl Call<'_> {
-    pub(super) fn input<'i>(
-        &'i self,
-        phase: Phase,
-        tool: &'i str,
-        arguments: &'i Value,
-        method: &'i str,
-        context: &'i ContextWire,
-    ) -> DecisionInput<'i> {
-        DecisionInput {
-            phase,
-            route: self.route,
-            tool,
-            arguments,
-            method,
-            identity: &self.identity,
-            request: &self.facts,
-            context,
+// === impl Decider ===
+
+impl Decider {
+    pub(super) fn new(
+        gateway: &Gateway,
+        snapshot: &Arc<Snapshot>,
+        route: &Arc<Route>,
+        identity: Identity,
+        facts: RequestFacts,
+        trace: &Trace,
+    ) -> Self {
+        let live = Live::build(gateway.tasks.store().as_ref(), &identity, &facts);
+        Self {
+            recorder: gateway.recorder.clone(),
+            snapshot: Arc::clone(snapshot),
+            route: Arc::clone(route),
+            identity,
+            facts,
+            tasks: Arc::clone(&gateway.tasks),
+            live,
+            trace_id: trace.trace_id().to_owned(),
+            held: AtomicBool::new(false),
+            spent: Mutex::new(Vec::new()),
+            answered: AtomicBool::new(false),
         }
     }
 
-    /// Decides one `call`-phase tool call in this request's task context
-    /// and settles it (grant use, approval), logging the final decision.
-    pub(super) async fn decide_call(
-        &self,
-        tool: &str,
-        arguments: &Value,
-        method: &str,
-    ) -> Decision {
+    /// The request has its answer: nothing it spent went undelivered.
+    pub(super) fn answered(&self) {
+        self.answered.store(true, Ordering::Relaxed);
+    }
+
+    /// Decides one `call`-phase call in this request's task context, settles
+    /// it (grant use, approval) and records the final decision — the one
+    /// place a call's decision is recorded. `caller_left` ends a hold early.
+    async fn decide(&self, asked: Asked<'_>, caller_left: &CancellationToken) -> Decision {
+        let (tool, arguments, method) = match asked {
+            Asked::Tool {
+                name,
+                arguments,
+                method,
+            } => (name, arguments, method),
+            Asked::Method { method, params } => ("", params, method),
+        };
         let store = self.tasks.store();
         let (context, grants) = match self.live.refusal() {
             Some(_) => Default::default(),
             None => self.live.for_call(store.as_ref(), &self.route.name, tool),
         };
-        let input = self.input(Phase::Call, tool, arguments, method, &context);
+        let input = DecisionInput {
+            phase: Phase::Call,
+            route: &self.route,
+            tool,
+            arguments,
+            method,
+            identity: &self.identity,
+            request: &self.facts,
+            context: &context,
+        };
         let decision = match self.live.refusal() {
             Some(refusal) => refusal,
             None => {
-                let decision = self.snapshot.policy.decide(&input);
+                let mut decision = self.snapshot.policy.decide(&input);
+                if let Asked::Method { method, .. } = asked {
+                    decision = unknown_method_default(decision, method);
+                }
                 crate::context::settle(
                     crate::context::Settle {
-                        tasks: self.tasks,
-                        snapshot: self.snapshot,
-                        route: self.route,
+                        tasks: &self.tasks,
+                        snapshot: &self.snapshot,
+                        route: &self.route,
                         live: &self.live,
                         tool,
                         arguments,
                         grants,
                         held: &self.held,
+                        caller_left,
                     },
                     decision,
                 )
                 .await
             }
         };
-        self.recorder
-            .decision(&input, &decision, self.trace.trace_id());
+        if decision.is_allow()
+            && let Some(grant) = &decision.grant
+            && let Ok(mut spent) = self.spent.lock()
+        {
+            spent.push((tool.to_owned(), grant.clone()));
+        }
+        self.recorder.decision(&input, &decision, &self.trace_id);
         decision
+    }
+}
+
+/// A method the gateway does not know is never allowed by a route's
+/// default: only a module that decides it may let it through.
+fn unknown_method_default(mut decision: Decision, method: &str) -> Decision {
+    match decision.reason {
+        Reason::RouteDefaultAllow => {
+            decision.verdict = Verdict::Deny;
+            decision.reason = Reason::NoPolicy;
+            decision.message = format!(
+                "no policy module decides method {method:?} here, and a method toolgate does not know is denied whatever the route's default"
+            );
+            decision
+        }
+        Reason::NoPolicy
+        | Reason::PolicyAllow
+        | Reason::PolicyDeny
+        | Reason::NeedsApproval
+        | Reason::PolicyError
+        | Reason::TaskEnded
+        | Reason::TaskInvalid
+        | Reason::GrantExhausted
+        | Reason::Approved
+        | Reason::ApprovalPending
+        | Reason::ApprovalDenied => decision,
+    }
+}
+
+impl Drop for Decider {
+    fn drop(&mut self) {
+        if *self.answered.get_mut() {
+            return;
+        }
+        // The request was dropped before its answer: count it, and name
+        // every grant use one of its calls spent (policy allowed it, the
+        // use is stored, the caller never saw the outcome).
+        self.recorder.request(&self.route.name, "caller_gone");
+        let spent = match self.spent.get_mut() {
+            Ok(spent) => std::mem::take(spent),
+            Err(poisoned) => std::mem::take(poisoned.into_inner()),
+        };
+        for (tool, grant) in spent {
+            tracing::warn!(
+                target: "toolgate::decision",
+                route = %self.route.name,
+                tool,
+                grant,
+                task = self.live.task_id(),
+                trace_id = %self.trace_id,
+                outcome = "caller_gone",
+                "a grant use was spent on a call whose caller left before the upstream answered: the answer was not delivered",
+            );
+        }
+    }
+}
+
+// === impl Call ===
+
+impl Call<'_> {
+    /// Decides one call (see [`Decider::decide`]) on a task of its own: if
+    /// this request is dropped meanwhile, the decision still completes and
+    /// is recorded, and a call held for an approval stops waiting.
+    pub(super) async fn decide_call(&self, asked: Asked<'_>) -> Decision {
+        let decider = Arc::clone(&self.decider);
+        let owned = Owned::from(asked);
+        let left = CancellationToken::new();
+        let caller_left = left.clone().drop_guard();
+        let decided = tokio::spawn(async move { decider.decide(owned.asked(), &left).await }).await;
+        caller_left.disarm();
+        decided.unwrap_or_else(|e| {
+            tracing::error!(route = %self.decider.route.name, error = %e, "a decision task failed");
+            Decision::new(
+                Verdict::Deny,
+                Reason::PolicyError,
+                "the decision could not be completed".into(),
+            )
+        })
     }
 
     pub(super) fn list_edit(&self, list_ids: Vec<Value>, any_list_result: bool) -> ResponseEdit {
@@ -121,14 +269,7 @@ impl Call<'_> {
             list_ids,
             any_list_result,
             filter: Some(Arc::new(ListFilter {
-                snapshot: Arc::clone(self.snapshot),
-                route: Arc::clone(self.route),
-                identity: self.identity.clone(),
-                trace_id: self.trace.trace_id().to_owned(),
-                recorder: self.recorder.clone(),
-                facts: self.facts.clone(),
-                tasks: Arc::clone(self.tasks),
-                live: self.live.clone(),
+                decider: Arc::clone(&self.decider),
             })),
             extra: Vec::new(),
         }
@@ -148,38 +289,82 @@ impl Call<'_> {
                 http::HeaderValue::from_static("identity"),
             );
         }
+        let d = &self.decider;
         let out = Outbound {
-            route: self.route,
+            route: &d.route,
             rest: self.rest,
             parts,
             body,
             conn: self.conn,
             trace: self.trace,
         };
-        let resp = forward::send(out, self.recorder).await?;
+        let resp = forward::send(out, &d.recorder).await?;
         let resp = forward::relay(
-            self.route,
+            &d.route,
             resp,
             edit,
             batch,
-            self.snapshot.limits.max_inspected_response,
+            d.snapshot.limits.max_inspected_response,
         )
         .await?;
         Ok((resp, "forwarded"))
     }
 }
 
+/// An [`Asked`] that a decision task owns.
+enum Owned {
+    Tool {
+        name: String,
+        arguments: Value,
+        method: String,
+    },
+    Method {
+        method: String,
+        params: Value,
+    },
+}
+
+impl From<Asked<'_>> for Owned {
+    fn from(asked: Asked<'_>) -> Self {
+        match asked {
+            Asked::Tool {
+                name,
+                arguments,
+                method,
+            } => Self::Tool {
+                name: name.to_owned(),
+                arguments: arguments.clone(),
+                method: method.to_owned(),
+            },
+            Asked::Method { method, params } => Self::Method {
+                method: method.to_owned(),
+                params: params.clone(),
+            },
+        }
+    }
+}
+
+impl Owned {
+    fn asked(&self) -> Asked<'_> {
+        match self {
+            Self::Tool {
+                name,
+                arguments,
+                method,
+            } => Asked::Tool {
+                name,
+                arguments,
+                method,
+            },
+            Self::Method { method, params } => Asked::Method { method, params },
+        }
+    }
+}
+
 /// The `list` phase: a tool appears in `tools/list` only if policy would
 /// show it to this caller. A tool without a name is never shown.
 pub(super) struct ListFilter {
-    pub(super) recorder: Recorder,
-    pub(super) snapshot: Arc<Snapshot>,
-    pub(super) route: Arc<Route>,
-    pub(super) identity: Identity,
-    trace_id: String,
-    pub(super) facts: RequestFacts,
-    tasks: Arc<Tasks>,
-    live: Live,
+    decider: Arc<Decider>,
 }
 
 impl ToolFilter for ListFilter {
@@ -187,24 +372,25 @@ impl ToolFilter for ListFilter {
         let Some(name) = tool.get("name").and_then(Value::as_str) else {
             return false;
         };
-        let (context, _) = self
+        let d = &self.decider;
+        let (context, _) = d
             .live
-            .for_tool(self.tasks.store().as_ref(), &self.route.name, name);
+            .for_tool(d.tasks.store().as_ref(), &d.route.name, name);
         let input = DecisionInput {
             phase: Phase::List,
-            route: &self.route,
+            route: &d.route,
             tool: name,
             arguments: &Value::Null,
             method: "tools/list",
-            identity: &self.identity,
-            request: &self.facts,
+            identity: &d.identity,
+            request: &d.facts,
             context: &context,
         };
-        let decision = match self.live.refusal() {
+        let decision = match d.live.refusal() {
             Some(refusal) => refusal,
-            None => self.snapshot.policy.decide(&input),
+            None => d.snapshot.policy.decide(&input),
         };
-        self.recorder.decision(&input, &decision, &self.trace_id);
+        d.recorder.decision(&input, &decision, &d.trace_id);
         decision.is_allow()
     }
 }

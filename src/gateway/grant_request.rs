@@ -59,7 +59,7 @@ impl Gateway {
                 "the route takes anonymous callers: grants need an authenticated agent",
             ));
         }
-        let identity = identify(self, snapshot, &route, &parts)
+        let identity = identify(&self.identifier, self, snapshot, &route, &parts)
             .await
             .map_err(|error| {
                 self.recorder.auth_failure(&route.name, error.code());

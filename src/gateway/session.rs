@@ -6,11 +6,13 @@ use super::*;
 impl Gateway {
     /// On an authenticated MCP route, a request naming a session must come
     /// from the principal that opened it. Returns the principal to track.
+    /// A refusal answers the id of the request the body holds, if one.
     pub(super) fn check_session(
         &self,
         route: &Route,
         parts: &Parts,
         identity: &Identity,
+        understood: &Understood,
     ) -> Result<Option<(String, Option<String>)>, Problem> {
         if route.kind != crate::config::RouteKind::Mcp {
             return Ok(None);
@@ -29,7 +31,13 @@ impl Gateway {
                 .sessions
                 .owned_by(&route.name, id, &principal)
         {
-            return Err(Problem::SessionNotFound);
+            let id = match understood {
+                Understood::Mcp { envelope, .. } if !envelope.batch => {
+                    envelope.messages.first().and_then(|m| m.id.clone())
+                }
+                Understood::Mcp { .. } | Understood::McpStream | Understood::Http { .. } => None,
+            };
+            return Err(Problem::SessionNotFound { id });
         }
         Ok(Some((principal, session)))
     }

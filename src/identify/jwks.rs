@@ -15,7 +15,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use super::keys::{KeySet, Mode};
 use crate::config;
 use crate::forward::client::{self, HttpClient};
-use crate::gateway::Gateway;
+use crate::record::Recorder;
+use crate::snapshot::Snapshot;
 
 /// Largest JWKS document accepted.
 const MAX_JWKS_BYTES: usize = 1 << 20;
@@ -29,7 +30,24 @@ pub enum Error {
     Ca(#[from] client::Error),
 }
 
-/// Fetches one issuer's JWKS and publishes it into the gateway's snapshot.
+/// Where the identify stage's keys live: the gateway implements it. A
+/// stage gets this narrow handle, never the gateway itself, so imports flow
+/// one way, from `gateway` down.
+pub trait KeySink: Send + Sync {
+    /// The snapshot in force now (a request's own may be older).
+    fn snapshot(&self) -> Arc<Snapshot>;
+    /// Publishes keys `fetcher` loaded, if its issuer still uses it.
+    fn publish_keys(&self, fetcher: &Arc<JwksFetcher>, keys: Arc<KeySet>);
+    /// Where fetches and key counts are counted.
+    fn recorder(&self) -> &Recorder;
+}
+
+/// True while the current snapshot still gets keys from `fetcher`.
+fn in_use(sink: &dyn KeySink, fetcher: &Arc<JwksFetcher>) -> bool {
+    sink.snapshot().fetchers().any(|f| Arc::ptr_eq(f, fetcher))
+}
+
+/// Fetches one issuer's JWKS and publishes it through a [`KeySink`].
 #[derive(Debug)]
 pub struct JwksFetcher {
     /// The issuer's name in config.
@@ -95,7 +113,7 @@ impl JwksFetcher {
     /// Fetches now unless a fetch started less than `min_refresh_interval`
     /// ago, then publishes the keys. Returns the delay until the next
     /// scheduled refresh.
-    pub async fn refresh(self: &Arc<Self>, gateway: &Gateway, forced: bool) -> Duration {
+    pub async fn refresh(self: &Arc<Self>, sink: &dyn KeySink, forced: bool) -> Duration {
         let mut last = self.last_attempt.lock().await;
         if forced && last.is_some_and(|t| t.elapsed() < self.min_refresh) {
             return self.min_refresh;
@@ -113,8 +131,8 @@ impl JwksFetcher {
                 }
                 let n = keys.len();
                 let hint = keys.refresh_hint();
-                gateway.publish_keys(self, keys);
-                gateway.recorder().jwks_fetch(&self.issuer, "ok", n);
+                sink.publish_keys(self, keys);
+                sink.recorder().jwks_fetch(&self.issuer, "ok", n);
                 tracing::debug!(issuer = %self.issuer, keys = n, "JWKS refreshed");
                 [max_age, hint]
                     .into_iter()
@@ -124,7 +142,7 @@ impl JwksFetcher {
             }
             Err(why) => {
                 let have = self.last_good.load().len();
-                gateway.recorder().jwks_fetch(&self.issuer, "error", have);
+                sink.recorder().jwks_fetch(&self.issuer, "error", have);
                 if have == 0 {
                     tracing::error!(issuer = %self.issuer, url = %self.url,
                         "JWKS fetch failed and no keys were ever loaded: every token from this issuer is refused: {why}");
@@ -182,10 +200,10 @@ impl JwksFetcher {
         Ok((keys, max_age))
     }
 
-    /// Refreshes in the background until the gateway or this fetcher (no
-    /// longer in any snapshot) is gone.
+    /// Refreshes in the background until the sink (the gateway) or this
+    /// fetcher (no longer in any snapshot) is gone.
     /// A fetcher kept across a reload is already running: starting it again is a no-op.
-    pub fn spawn(self: &Arc<Self>, gateway: Weak<Gateway>, first_delay: Duration) {
+    pub fn spawn(self: &Arc<Self>, sink: Weak<dyn KeySink>, first_delay: Duration) {
         if self.started.swap(true, Ordering::SeqCst) {
             return;
         }
@@ -194,13 +212,13 @@ impl JwksFetcher {
             let mut delay = first_delay;
             loop {
                 tokio::time::sleep(delay).await;
-                let (Some(fetcher), Some(gw)) = (me.upgrade(), gateway.upgrade()) else {
+                let (Some(fetcher), Some(sink)) = (me.upgrade(), sink.upgrade()) else {
                     return;
                 };
-                if !gw.uses_fetcher(&fetcher) {
+                if !in_use(sink.as_ref(), &fetcher) {
                     return;
                 }
-                delay = fetcher.refresh(&gw, false).await;
+                delay = fetcher.refresh(sink.as_ref(), false).await;
             }
         });
     }
@@ -212,10 +230,10 @@ const FIRST_FETCH_WAIT: Duration = Duration::from_secs(5);
 /// Loads the keys of every JWKS issuer not yet running (waiting a bounded
 /// time, so the gateway starts warm but never hangs on a dead issuer) and
 /// starts their refresh loops. Also reports file-based issuers' key counts.
-pub async fn start_all(gateway: &Arc<Gateway>) {
-    let snapshot = gateway.snapshot();
+pub async fn start_all<S: KeySink + 'static>(sink: &Arc<S>) {
+    let snapshot = sink.snapshot();
     for (name, keys) in snapshot.keys.iter() {
-        gateway.recorder().issuer_keys(name, keys.len());
+        sink.recorder().issuer_keys(name, keys.len());
     }
     let fresh: Vec<Arc<JwksFetcher>> = snapshot
         .fetchers()
@@ -223,7 +241,7 @@ pub async fn start_all(gateway: &Arc<Gateway>) {
         .cloned()
         .collect();
     let first = fresh.iter().map(|f| async move {
-        match tokio::time::timeout(FIRST_FETCH_WAIT, f.refresh(gateway, false)).await {
+        match tokio::time::timeout(FIRST_FETCH_WAIT, f.refresh(sink.as_ref(), false)).await {
             Ok(delay) => delay,
             Err(_) => {
                 tracing::error!(issuer = %f.issuer, "first JWKS fetch is still running after {FIRST_FETCH_WAIT:?}; tokens from this issuer are refused until it succeeds");
@@ -232,8 +250,9 @@ pub async fn start_all(gateway: &Arc<Gateway>) {
         }
     });
     let delays = futures_util::future::join_all(first).await;
+    let weak: Weak<dyn KeySink> = Arc::downgrade(sink) as Weak<dyn KeySink>;
     for (fetcher, delay) in fresh.iter().zip(delays) {
-        fetcher.spawn(Arc::downgrade(gateway), delay);
+        fetcher.spawn(Weak::clone(&weak), delay);
     }
 }
 

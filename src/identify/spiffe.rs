@@ -57,9 +57,22 @@ pub enum Error {
     DotSegment,
     #[error("path contains a character other than a-z A-Z 0-9 . - _")]
     PathChar,
+    /// `spiffe://example.org`: a valid ID, but of a trust domain, not a workload.
+    #[error("SPIFFE ID names a trust domain, not a workload (it has no path)")]
+    NoWorkload,
 }
 
 impl SpiffeId {
+    /// Parses a workload's ID, `spiffe://trust-domain/path`: a JWT-SVID's
+    /// `sub` must name a workload, and a trust domain's own ID names none.
+    pub fn workload(id: &str) -> Result<Self, Error> {
+        let id = Self::parse(id)?;
+        if id.path.is_empty() {
+            return Err(Error::NoWorkload);
+        }
+        Ok(id)
+    }
+
     /// Parses `spiffe://trust-domain[/path]`.
     pub fn parse(id: &str) -> Result<Self, Error> {
         if id.is_empty() {
@@ -245,6 +258,20 @@ mod tests {
     }
 
     #[test]
+    fn a_workload_id_needs_a_path() {
+        assert_eq!(
+            SpiffeId::workload("spiffe://example.org"),
+            Err(Error::NoWorkload)
+        );
+        assert_eq!(
+            SpiffeId::workload("spiffe://example.org/"),
+            Err(Error::TrailingSlash)
+        );
+        let id = SpiffeId::workload("spiffe://example.org/agent").unwrap();
+        assert_eq!(id.path, "/agent");
+    }
+
+    #[test]
     fn length_limit_is_inclusive() {
         let prefix = "spiffe://example.org/";
         let id = format!("{prefix}{}", "a".repeat(MAX_ID_BYTES - prefix.len()));
@@ -256,6 +283,7 @@ mod tests {
     #[test]
     fn error_messages_are_header_safe() {
         let errors = [
+            Error::NoWorkload,
             Error::Port,
             Error::PathChar,
             Error::TrustDomainChar,

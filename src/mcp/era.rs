@@ -16,6 +16,8 @@ pub const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
 pub const SESSION_HEADER: &str = "mcp-session-id";
 pub const METHOD_HEADER: &str = "mcp-method";
 pub const NAME_HEADER: &str = "mcp-name";
+/// Prefix of the headers a `tools/call` mirrors its arguments into.
+pub const PARAM_HEADER_PREFIX: &str = "mcp-param-";
 const VERSION_META_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 
 /// JSON-RPC error code for a header that disagrees with the body (2026-07-28).
@@ -38,6 +40,9 @@ pub enum Error {
     Duplicate(&'static str),
     #[error("{0} header holds a malformed base64 value")]
     BadEncoding(&'static str),
+    /// An `Mcp-Param-*` header: `header` is its (lowercase) name.
+    #[error("{header} header {why}")]
+    Param { header: String, why: &'static str },
 }
 
 impl Era {
@@ -78,12 +83,23 @@ impl Era {
 
 /// The 2026-07-28 header rungs: `MCP-Protocol-Version` agrees with the
 /// envelope's `_meta` version, `Mcp-Method` with the method, and `Mcp-Name`
-/// with the named parameter of `tools/call`, `prompts/get`, `resources/read`.
-/// The gateway decides on the body, so a header saying otherwise is refused
-/// before an upstream that routes on headers can be misled.
+/// with the named parameter of `tools/call`, `prompts/get`, `resources/read`
+/// (and is absent for every other method). `Mcp-Param-*` headers come only
+/// with `tools/call`, once each, and each must carry a value the arguments
+/// hold: which argument a header mirrors is declared in the tool's schema,
+/// which the gateway does not keep, so a conforming upstream checks that
+/// part itself. The gateway decides on the body, so a header saying
+/// otherwise is refused before an upstream that routes on headers can be
+/// misled.
 pub fn check_modern_headers(headers: &HeaderMap, message: &Message) -> Result<(), Error> {
     let Some(method) = message.method() else {
-        return Ok(());
+        // A response names no method: no routing header is true of it.
+        for (name, label) in [(METHOD_HEADER, "Mcp-Method"), (NAME_HEADER, "Mcp-Name")] {
+            if headers.contains_key(name) {
+                return Err(Error::Mismatch(label));
+            }
+        }
+        return check_param_headers(headers, None);
     };
     let version = single(headers, PROTOCOL_VERSION_HEADER, "MCP-Protocol-Version")?;
     let meta_version = message
@@ -98,9 +114,21 @@ pub fn check_modern_headers(headers: &HeaderMap, message: &Message) -> Result<()
     if single(headers, METHOD_HEADER, "Mcp-Method")? != Some(method) {
         return Err(Error::Mismatch("Mcp-Method"));
     }
+    let arguments = match method {
+        "tools/call" => Some(
+            message
+                .params()
+                .and_then(|p| p.get("arguments"))
+                .unwrap_or(&Value::Null),
+        ),
+        _ => None,
+    };
+    check_param_headers(headers, arguments)?;
     let name_key = match method {
         "tools/call" | "prompts/get" => "name",
         "resources/read" => "uri",
+        // A method that names nothing: a name header would be a lie.
+        _ if headers.contains_key(NAME_HEADER) => return Err(Error::Mismatch("Mcp-Name")),
         _ => return Ok(()),
     };
     let body_name = message.params().and_then(|p| p.get(name_key));
@@ -112,6 +140,65 @@ pub fn check_modern_headers(headers: &HeaderMap, message: &Message) -> Result<()
         (None, None) => Ok(()),
         _ => Err(Error::Mismatch("Mcp-Name")),
     }
+}
+
+/// `Mcp-Param-*` headers: only with a `tools/call` (`arguments` is then
+/// its arguments), each once, each a value some argument holds.
+fn check_param_headers(headers: &HeaderMap, arguments: Option<&Value>) -> Result<(), Error> {
+    let params = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(PARAM_HEADER_PREFIX));
+    for name in params {
+        let param = |why| Error::Param {
+            header: name.as_str().to_owned(),
+            why,
+        };
+        let Some(arguments) = arguments else {
+            return Err(param("comes only with tools/call"));
+        };
+        let mut values = headers.get_all(name).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return Err(param("appears more than once"));
+        };
+        let decoded = value
+            .to_str()
+            .ok()
+            .and_then(decode_header_value)
+            .ok_or_else(|| param("holds a malformed base64 value"))?;
+        if !holds(arguments, &decoded) {
+            return Err(param("holds a value the request body's arguments do not"));
+        }
+    }
+    Ok(())
+}
+
+/// True if `value` holds, at some property path, a scalar that a client
+/// renders as `text` in a header (`true`/`false`, numbers and strings as
+/// they read).
+fn holds(value: &Value, text: &str) -> bool {
+    match value {
+        Value::String(s) => s == text,
+        Value::Bool(b) => text == if *b { "true" } else { "false" },
+        Value::Number(n) => n.to_string() == text,
+        Value::Object(map) => map.values().any(|v| holds(v, text)),
+        Value::Null | Value::Array(_) => false,
+    }
+}
+
+/// Removes the modern era's routing headers (`Mcp-Method`, `Mcp-Name`,
+/// `Mcp-Param-*`): for a request of an era that does not define them,
+/// where nothing checked them against the body.
+pub fn strip_routing_headers(headers: &mut HeaderMap) {
+    let params: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(PARAM_HEADER_PREFIX))
+        .cloned()
+        .collect();
+    for name in params {
+        headers.remove(name);
+    }
+    headers.remove(METHOD_HEADER);
+    headers.remove(NAME_HEADER);
 }
 
 fn single<'h>(
@@ -145,104 +232,4 @@ fn decode_header_value(raw: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mcp::Envelope;
-
-    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, v.parse().unwrap());
-        }
-        h
-    }
-
-    fn call(name: &str) -> Message {
-        let body = format!(
-            r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"{name}","_meta":{{"{VERSION_META_KEY}":"{MODERN_VERSION}"}}}}}}"#
-        );
-        Envelope::parse(body.as_bytes()).unwrap().messages.remove(0)
-    }
-
-    #[test]
-    fn eras_are_classified_by_version_header() {
-        assert_eq!(Era::of(&headers(&[])), Era::Legacy { version: None });
-        assert!(Era::of(&headers(&[])).allows_batches());
-        let legacy = Era::of(&headers(&[(PROTOCOL_VERSION_HEADER, "2025-06-18")]));
-        assert!(!legacy.allows_batches());
-        let modern = Era::of(&headers(&[(PROTOCOL_VERSION_HEADER, MODERN_VERSION)]));
-        assert!(matches!(modern, Era::Modern { .. }));
-    }
-
-    #[test]
-    fn matching_headers_pass_and_mismatches_are_named() {
-        let good = [
-            (PROTOCOL_VERSION_HEADER, MODERN_VERSION),
-            (METHOD_HEADER, "tools/call"),
-            (NAME_HEADER, "echo"),
-        ];
-        check_modern_headers(&headers(&good), &call("echo")).unwrap();
-        let encoded = format!(
-            "=?base64?{}?=",
-            base64::engine::general_purpose::STANDARD.encode("écho")
-        );
-        let enc = [
-            (PROTOCOL_VERSION_HEADER, MODERN_VERSION),
-            (METHOD_HEADER, "tools/call"),
-            (NAME_HEADER, encoded.as_str()),
-        ];
-        check_modern_headers(&headers(&enc), &call("écho")).unwrap();
-
-        let cases: [(&[(&'static str, &str)], &str); 5] = [
-            (
-                &[
-                    (PROTOCOL_VERSION_HEADER, MODERN_VERSION),
-                    (METHOD_HEADER, "tools/list"),
-                    (NAME_HEADER, "echo"),
-                ],
-                "Mcp-Method",
-            ),
-            (
-                &[
-                    (PROTOCOL_VERSION_HEADER, MODERN_VERSION),
-                    (NAME_HEADER, "echo"),
-                ],
-                "Mcp-Method",
-            ),
-            (
-                &[
-                    (PROTOCOL_VERSION_HEADER, MODERN_VERSION),
-                    (METHOD_HEADER, "tools/call"),
-                    (NAME_HEADER, "rm"),
-                ],
-                "Mcp-Name",
-            ),
-            (
-                &[
-                    (PROTOCOL_VERSION_HEADER, MODERN_VERSION),
-                    (METHOD_HEADER, "tools/call"),
-                ],
-                "Mcp-Name",
-            ),
-            (
-                &[
-                    (PROTOCOL_VERSION_HEADER, MODERN_VERSION),
-                    (METHOD_HEADER, "tools/call"),
-                    (NAME_HEADER, "echo"),
-                    (NAME_HEADER, "echo"),
-                ],
-                "more than once",
-            ),
-        ];
-        for (pairs, want) in cases {
-            let err = check_modern_headers(&headers(pairs), &call("echo")).unwrap_err();
-            assert!(err.to_string().contains(want), "{pairs:?}: {err}");
-        }
-        let wrong_version = [
-            (PROTOCOL_VERSION_HEADER, "2027-01-01"),
-            (METHOD_HEADER, "tools/call"),
-            (NAME_HEADER, "echo"),
-        ];
-        assert!(check_modern_headers(&headers(&wrong_version), &call("echo")).is_err());
-    }
-}
+mod tests;

@@ -15,6 +15,7 @@ mod modules;
 mod opa;
 mod ops;
 mod peers;
+mod pipeline;
 mod policy;
 mod tasks;
 mod tls;

@@ -88,7 +88,7 @@ pub(super) fn identity(
     };
     let spiffe = match &rules.mode {
         Mode::Spiffe { trust_domains } => {
-            let id = SpiffeId::parse(&subject).map_err(Rejection::BadSpiffeId)?;
+            let id = SpiffeId::workload(&subject).map_err(Rejection::BadSpiffeId)?;
             if !trust_domains.contains(&id.trust_domain) {
                 return Err(Rejection::TrustDomainNotAllowed);
             }

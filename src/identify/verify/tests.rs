@@ -263,6 +263,11 @@ fn hostile_tokens_get_the_exact_rejection() {
             Rejection::BadSpiffeId(Id::UppercaseTrustDomain),
         ),
         spiffe(
+            "SPIFFE id of a trust domain, naming no workload",
+            sub("spiffe://example.org"),
+            Rejection::BadSpiffeId(Id::NoWorkload),
+        ),
+        spiffe(
             "SPIFFE id empty trust domain",
             sub("spiffe:///agent"),
             Rejection::BadSpiffeId(Id::EmptyTrustDomain),

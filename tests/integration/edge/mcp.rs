@@ -329,3 +329,232 @@ async fn mixed_batch_with_content_length_forwards_only_the_allowed_part() {
     }
     assert_mixed_batch_answer(&r, &seen);
 }
+
+// ------------------------------------------- nothing undecided reaches a tool
+
+/// A route guarded by the real `allowlist` module: anonymous callers may
+/// call `echo`, nothing else.
+fn allowlisted(name: &str, upstream: &str, default: &str) -> String {
+    let wasm = crate::common::modules::build(&["allowlist"]);
+    format!(
+        "{}\n[[policies]]\nname = \"only-echo\"\nmodule = \"{}\"\nvectors = \"{}\"\nroutes = [\"{name}\"]\n\
+         [policies.config]\nrules = [{{ subjects = [\"anonymous\"], tools = [\"echo\"] }}]\n",
+        route(name, "/mcp", upstream, default),
+        wasm[0].display(),
+        crate::common::modules::vectors("allowlist").display(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn methods_the_gateway_does_not_know_are_decided_by_policy() {
+    let up = mcp_upstream().await;
+    let gw = TestGateway::start(&allowlisted("methods", &up.url(""), DENY)).await;
+    let url = gw.url("/mcp");
+    let decisions = "toolgate_decisions_total{decision=\"deny\",phase=\"call\",reason=\"policy_deny\",route=\"methods\"}";
+    let before = common::metric(&gw, decisions).await;
+
+    // Known methods are handled as before: echo is allowed, ping forwarded.
+    let r = post_mcp(&url, &[], &tools_call(json!(1), "echo")).await;
+    assert_eq!(
+        r.json()["result"]["content"][0]["text"],
+        "upstream did tools/call"
+    );
+    let r = post_mcp(
+        &url,
+        &[],
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}),
+    )
+    .await;
+    assert_eq!(r.json()["result"], json!({}), "{}", r.text());
+    assert_eq!(up.seen().len(), 2);
+
+    // Lookalikes of tools/call, and any other method, are decided as a
+    // method call; the allowlist allows no such thing.
+    let lookalikes = [
+        "TOOLS/CALL",
+        "tools/call ",
+        "tools/call\u{0}",
+        "Tools/Call",
+        "vendor/run",
+    ];
+    for (i, method) in lookalikes.into_iter().enumerate() {
+        let body = json!({"jsonrpc": "2.0", "id": format!("m-{i}"), "method": method,
+                          "params": {"name": "delete_all", "arguments": {}}});
+        let r = post_mcp(&url, &[], &body).await;
+        assert_eq!(r.status, StatusCode::OK, "{method:?}: {}", r.text());
+        let v = r.json();
+        assert_eq!(v["id"], format!("m-{i}"), "{method:?}: {v}");
+        assert_eq!(v["error"]["code"], -32003, "{method:?}: {v}");
+        assert_eq!(
+            v["error"]["data"]["reason"], "policy_deny",
+            "{method:?}: {v}"
+        );
+        assert_eq!(v["error"]["data"]["method"], method, "{method:?}: {v}");
+        let message = v["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("not an MCP method toolgate knows"),
+            "{message}"
+        );
+    }
+    assert_eq!(up.seen().len(), 2, "no lookalike reached the upstream");
+    assert_eq!(common::metric(&gw, decisions).await, before + 5.0);
+
+    // In a batch, only the known part goes on; an unknown notification is
+    // decided too, and refused silently (a notification has no answer).
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": 3, "method": "ping"},
+        {"jsonrpc": "2.0", "id": 4, "method": "TOOLS/CALL", "params": {"name": "delete_all"}},
+        {"jsonrpc": "2.0", "method": "notifications/vendor_run", "params": {"name": "delete_all"}},
+    ]);
+    let r = post_mcp(&url, &[], &batch).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let items = r.json();
+    let items = items.as_array().unwrap();
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert!(
+        items
+            .iter()
+            .any(|m| m["id"] == 3 && m["result"] == json!({}))
+    );
+    assert!(
+        items
+            .iter()
+            .any(|m| m["id"] == 4 && m["error"]["code"] == -32003)
+    );
+    let seen = up.seen();
+    assert_eq!(seen.len(), 3);
+    let forwarded: Value = serde_json::from_slice(&seen[2].body).unwrap();
+    assert_eq!(
+        forwarded,
+        json!([{"jsonrpc": "2.0", "id": 3, "method": "ping"}])
+    );
+
+    let r = post_mcp(
+        &url,
+        &[],
+        &json!({"jsonrpc": "2.0", "method": "notifications/vendor_run"}),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert_eq!(r.json()["error"]["code"], "denied");
+    assert_eq!(up.seen().len(), 3, "the unknown notification stayed here");
+}
+
+#[tokio::test]
+async fn unknown_methods_are_denied_where_no_module_decides_them_even_on_an_allow_route() {
+    let up = mcp_upstream().await;
+    let gw = TestGateway::start(&route("open", "/mcp", &up.url(""), ALLOW)).await;
+    let body = json!({"jsonrpc": "2.0", "id": 9, "method": "TOOLS/CALL",
+                      "params": {"name": "delete_all", "arguments": {}}});
+    let r = post_mcp(&gw.url("/mcp"), &[], &body).await;
+    let v = r.json();
+    assert_eq!(v["id"], 9, "{v}");
+    assert_eq!(v["error"]["code"], -32003, "{v}");
+    assert_eq!(v["error"]["data"]["reason"], "no_policy", "{v}");
+    assert!(up.seen().is_empty(), "{:?}", up.seen());
+    // Known methods still follow the route's default.
+    let r = post_mcp(&gw.url("/mcp"), &[], &tools_call(json!(1), "delete_all")).await;
+    assert_eq!(
+        r.json()["result"]["content"][0]["text"],
+        "upstream did tools/call"
+    );
+}
+
+#[tokio::test]
+async fn legacy_requests_lose_the_modern_routing_headers() {
+    let up = mcp_upstream().await;
+    let gw = TestGateway::start(&route("legacy", "/mcp", &up.url(""), ALLOW)).await;
+    let url = gw.url("/mcp");
+    let lying = [
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "delete_all"),
+        ("mcp-param-path", "/etc"),
+    ];
+    for version in [None, Some("2025-06-18")] {
+        let mut headers = lying.to_vec();
+        if let Some(v) = version {
+            headers.push(("mcp-protocol-version", v));
+        }
+        let r = post_mcp(&url, &headers, &tools_call(json!(1), "echo")).await;
+        assert_eq!(r.status, StatusCode::OK, "{version:?}: {}", r.text());
+        let seen = up.seen();
+        let last = seen.last().unwrap();
+        for (name, _) in lying {
+            assert_eq!(
+                header(last, name),
+                None,
+                "{version:?}: {name} was forwarded"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn modern_routing_headers_never_disagree_with_the_body() {
+    let up = mcp_upstream().await;
+    let gw = TestGateway::start(&route("modern-hdr", "/mcp", &up.url(""), ALLOW)).await;
+    let url = gw.url("/mcp");
+    let meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28"});
+    let list =
+        json!({"jsonrpc": "2.0", "id": "l", "method": "tools/list", "params": {"_meta": meta}});
+    let call = json!({"jsonrpc": "2.0", "id": "c", "method": "tools/call", "params": {
+        "name": "read_file", "arguments": {"path": "/workspace/a", "n": 3}, "_meta": meta}});
+    let version = ("mcp-protocol-version", "2026-07-28");
+    let calls = [
+        version,
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "read_file"),
+    ];
+
+    // A mirrored parameter whose value the body holds goes on.
+    let mut ok = calls.to_vec();
+    ok.push(("mcp-param-path", "/workspace/a"));
+    let r = post_mcp(&url, &ok, &call).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(
+        header(&up.seen()[0], "mcp-param-path"),
+        Some("/workspace/a")
+    );
+
+    let refused: [(Vec<(&str, &str)>, &Value); 3] = [
+        // A name header on a method that names nothing.
+        (
+            vec![
+                version,
+                ("mcp-method", "tools/list"),
+                ("mcp-name", "delete_all"),
+            ],
+            &list,
+        ),
+        // A mirrored parameter the body never carried.
+        (
+            [calls.as_slice(), &[("mcp-param-path", "/etc/shadow")]].concat(),
+            &call,
+        ),
+        // One given twice.
+        (
+            [
+                calls.as_slice(),
+                &[
+                    ("mcp-param-path", "/workspace/a"),
+                    ("mcp-param-path", "/etc"),
+                ],
+            ]
+            .concat(),
+            &call,
+        ),
+    ];
+    for (headers, body) in refused {
+        let r = post_mcp(&url, &headers, body).await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "{headers:?}: {}",
+            r.text()
+        );
+        let v = r.json();
+        assert_eq!(v["error"]["code"], -32020, "{headers:?}: {v}");
+        assert_eq!(v["id"], body["id"], "{headers:?}: {v}");
+    }
+    assert_eq!(up.seen().len(), 1, "nothing disagreeing was forwarded");
+}

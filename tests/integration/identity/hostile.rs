@@ -268,6 +268,11 @@ async fn hostile_tokens_are_refused_before_the_upstream() {
             bad_id!("trust domain contains uppercase letters"),
         ),
         case(
+            "SPIFFE ID naming only a trust domain",
+            spiffe_sub("spiffe://example.org"),
+            bad_id!("SPIFFE ID names a trust domain, not a workload (it has no path)"),
+        ),
+        case(
             "SPIFFE ID with an empty trust domain",
             spiffe_sub("spiffe:///agent"),
             bad_id!("trust domain is empty"),

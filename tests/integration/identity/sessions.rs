@@ -65,10 +65,12 @@ async fn in_session(url: &str, token: &str, session: &str) -> Reply {
 }
 
 #[track_caller]
-fn assert_session_not_found(r: &Reply) {
+fn assert_session_not_found(r: &Reply, id: Value) {
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text());
     let v = r.json();
     assert_eq!(v["jsonrpc"], "2.0", "{v}");
+    // A POST's error answers the request's id; GET and DELETE carry none.
+    assert_eq!(v["id"], id, "{v}");
     assert_eq!(v["error"]["code"], -32600, "{v}");
     assert_eq!(
         v["error"]["message"],
@@ -105,16 +107,19 @@ async fn sessions_belong_to_the_principal_that_opened_them() {
     assert_eq!(up.seen().len(), 1);
 
     // B presents A's session id: 404, nothing forwarded.
-    assert_session_not_found(&in_session(&url, &mallory, &session).await);
+    assert_session_not_found(&in_session(&url, &mallory, &session).await, json!(5));
     // The same subject from another issuer is another principal.
     let alice_oauth = iss.access_token(AGENT, &aud, json!({}));
-    assert_session_not_found(&in_session(&url, &alice_oauth, &session).await);
+    assert_session_not_found(&in_session(&url, &alice_oauth, &session).await, json!(5));
     // The same subject with an agent acting for it is another principal.
     let alice_via_agent = iss.spire.sign(&with(
         claims(SPIRE, AGENT, &aud),
         json!({"act": {"sub": "spiffe://example.org/helper"}}),
     ));
-    assert_session_not_found(&in_session(&url, &alice_via_agent, &session).await);
+    assert_session_not_found(
+        &in_session(&url, &alice_via_agent, &session).await,
+        json!(5),
+    );
     // Nor can B open A's server stream.
     let auth_b = bearer(&mallory);
     let r = common::send(
@@ -128,7 +133,7 @@ async fn sessions_belong_to_the_principal_that_opened_them() {
         Bytes::new(),
     )
     .await;
-    assert_session_not_found(&r);
+    assert_session_not_found(&r, Value::Null);
     assert_eq!(up.seen().len(), 1);
 
     // A goes on, also with a new token for the same principal.
@@ -161,7 +166,7 @@ async fn sessions_belong_to_the_principal_that_opened_them() {
     assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text());
 
     // A session the gateway never saw opened.
-    assert_session_not_found(&in_session(&url, &alice, "sess-999").await);
+    assert_session_not_found(&in_session(&url, &alice, "sess-999").await, json!(5));
     assert_eq!(up.seen().len(), 3);
 
     // B's own session is B's alone.
@@ -170,7 +175,7 @@ async fn sessions_belong_to_the_principal_that_opened_them() {
     assert_ne!(session_b, session);
     let r = in_session(&url, &mallory, &session_b).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_session_not_found(&in_session(&url, &alice, &session_b).await);
+    assert_session_not_found(&in_session(&url, &alice, &session_b).await, json!(5));
 
     // B cannot end A's session; A can, and then it is gone.
     let delete = |token: &str| {
@@ -190,10 +195,10 @@ async fn sessions_belong_to_the_principal_that_opened_them() {
             .await
         }
     };
-    assert_session_not_found(&delete(&mallory).await);
+    assert_session_not_found(&delete(&mallory).await, Value::Null);
     let r = delete(&alice).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_session_not_found(&in_session(&url, &alice, &session).await);
+    assert_session_not_found(&in_session(&url, &alice, &session).await, json!(5));
 
     // Every request the upstream saw came from the session's owner.
     let seen = up.seen();
@@ -250,7 +255,7 @@ async fn a_session_id_reused_by_another_upstream_is_not_taken_over() {
     assert_eq!(on_x, on_y, "both upstreams issued the same id");
 
     let r = in_session(&gw.url("/x"), &mallory, &on_x).await;
-    assert_session_not_found(&r);
+    assert_session_not_found(&r, json!(5));
     let r = in_session(&gw.url("/x"), &alice, &on_x).await;
     assert_eq!(
         r.status,
