@@ -31,7 +31,7 @@ use crate::identify::keys::KeySet;
 use crate::identify::{Identifier, Identity, identify, metadata};
 use crate::listener::ConnInfo;
 use crate::mcp::{Envelope, Era, MessageKind, era};
-use crate::record::Recorder;
+use crate::record::{Recorder, RequestLog};
 use crate::snapshot::{Route, Snapshot};
 use crate::tasks::Tasks;
 use crate::understand::{Understood, understand};
@@ -191,6 +191,7 @@ impl Gateway {
         conn: ConnInfo,
     ) -> Result<(Response<Body>, Outcome), Problem> {
         let (parts, body) = req.into_parts();
+        let started = std::time::Instant::now();
         // Identify before reading the body: an unknown caller costs nothing.
         let identity = identify(self, snapshot, route, &parts)
             .await
@@ -205,6 +206,7 @@ impl Gateway {
                     error,
                 }
             })?;
+        let log = RequestLog::new(&self.recorder, &route.name, started, started.elapsed());
         let session = self.check_session(route, &parts, &identity)?;
         let body = read_body(body, &parts.headers, snapshot.limits.max_request_body).await?;
         let trace = Trace::from_headers(&parts.headers);
@@ -223,6 +225,7 @@ impl Gateway {
             tasks: &self.tasks,
             live,
             held: std::sync::atomic::AtomicBool::new(false),
+            log,
         };
         let method = parts.method.clone();
         let result = match understood {

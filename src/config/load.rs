@@ -92,6 +92,7 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
         routes: Vec::new(),
         tasks: super::Tasks::default(),
         approvals: super::Approvals::default(),
+        audit: None,
     };
     for (key, value) in root.iter() {
         match key.get_ref().as_ref() {
@@ -100,6 +101,7 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
             "limits" => section(value, "limits", &mut sink).map(|v| config.limits = v),
             "tasks" => section(value, "tasks", &mut sink).map(|v| config.tasks = v),
             "approvals" => section(value, "approvals", &mut sink).map(|v| config.approvals = v),
+            "audit" => section(value, "audit", &mut sink).map(|v| config.audit = Some(v)),
             "policy_limits" => {
                 section(value, "policy_limits", &mut sink).map(|v| config.policy_limits = v)
             }
@@ -119,7 +121,7 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
                 sink.at(
                     Some(key.span()),
                     other,
-                    "unknown top-level key (expected one of: server, admin, limits, issuers, policy_limits, policies, routes, tasks, approvals)",
+                    "unknown top-level key (expected one of: server, admin, limits, issuers, policy_limits, policies, routes, tasks, approvals, audit)",
                 );
                 None
             }
@@ -252,6 +254,12 @@ fn absolutize(mut config: Config, base: &Path) -> Config {
         fix(&mut policy.module);
         if let Some(v) = policy.vectors.as_mut() {
             fix(v);
+        }
+    }
+    if let Some(audit) = config.audit.as_mut() {
+        fix(&mut audit.dir);
+        if let Some(key) = audit.hash_key.as_mut() {
+            key.anchor(base);
         }
     }
     for route in &mut config.routes {

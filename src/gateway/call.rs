@@ -2,6 +2,7 @@
 //! forward step, and the `list`-phase filter of `tools/list` results.
 
 use super::*;
+use crate::audit::Upstream;
 
 /// The facts of one call that every stage after understanding needs.
 pub(super) struct Call<'a> {
@@ -18,6 +19,8 @@ pub(super) struct Call<'a> {
     pub(super) live: Live,
     /// Whether a call of this request was already held for an approval.
     pub(super) held: std::sync::atomic::AtomicBool,
+    /// The request's decision records, sent to the decision log when it ends.
+    pub(super) log: RequestLog<'a>,
 }
 
 /// The request facts policy sees: era, protocol version, a few harmless headers.
@@ -88,10 +91,13 @@ impl Call<'_> {
             None => self.live.for_call(store.as_ref(), &self.route.name, tool),
         };
         let input = self.input(Phase::Call, tool, arguments, method, &context);
+        let mut decide = std::time::Duration::ZERO;
         let decision = match self.live.refusal() {
             Some(refusal) => refusal,
             None => {
+                let started = std::time::Instant::now();
                 let decision = self.snapshot.policy.decide(&input);
+                decide = started.elapsed();
                 crate::context::settle(
                     crate::context::Settle {
                         tasks: self.tasks,
@@ -108,9 +114,8 @@ impl Call<'_> {
                 .await
             }
         };
-        self.recorder
-            .decision(&input, &decision, self.trace.trace_id());
-        decision
+        self.log
+            .decision(&input, decision, decide, self.trace.trace_id())
     }
 
     pub(super) fn list_edit(&self, list_ids: Vec<Value>, any_list_result: bool) -> ResponseEdit {
@@ -156,7 +161,13 @@ impl Call<'_> {
             conn: self.conn,
             trace: self.trace,
         };
-        let resp = forward::send(out, self.recorder).await?;
+        let started = std::time::Instant::now();
+        let sent = forward::send(out, self.recorder).await;
+        self.log.upstream(match &sent {
+            Ok(resp) => Upstream::Status(resp.status().as_u16(), started.elapsed()),
+            Err(problem) => Upstream::Failed(problem.code(), started.elapsed()),
+        });
+        let resp = sent?;
         let resp = forward::relay(
             self.route,
             resp,
@@ -187,6 +198,7 @@ impl ToolFilter for ListFilter {
         let Some(name) = tool.get("name").and_then(Value::as_str) else {
             return false;
         };
+        self.recorder.tools().observe(name);
         let (context, _) = self
             .live
             .for_tool(self.tasks.store().as_ref(), &self.route.name, name);
