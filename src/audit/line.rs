@@ -180,7 +180,6 @@ pub struct GrantLine<'a> {
     pub expires_at_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_uses: Option<u64>,
-    pub uses: u64,
     pub granted_by: Cow<'a, str>,
     /// `operator`, `approval` or `policy`.
     pub source: Cow<'a, str>,

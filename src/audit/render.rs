@@ -135,11 +135,21 @@ impl Renderer {
                 }
             }
         }
-        let approver = if d.reason == Reason::Approved {
-            d.grant
-                .as_deref()
-                .and_then(|id| self.store.as_ref()?.grant(id))
-                .map(|g| g.granted_by)
+        // A grant from an approval names who approved: the approver acted
+        // for this call, whichever module allowed it by that grant.
+        let mut approval = d.approval.as_deref().map(Cow::Borrowed);
+        let approved_by = grants
+            .iter()
+            .filter_map(|id| self.store.as_ref()?.grant(id))
+            .find_map(|g| match g.source {
+                GrantSource::Operator => None,
+                GrantSource::Approval { approval_id } | GrantSource::Policy { approval_id, .. } => {
+                    Some((approval_id, g.granted_by))
+                }
+            });
+        let approver = if let Some((id, by)) = approved_by {
+            approval.get_or_insert(Cow::Owned(id));
+            Some(by)
         } else if d.reason == Reason::ApprovalDenied {
             d.approval
                 .as_deref()
@@ -175,7 +185,7 @@ impl Renderer {
             identity: identity(&d.identity),
             task: d.task.as_deref().map(|id| self.task(id)),
             grants,
-            approval: d.approval.as_deref().map(Cow::Borrowed),
+            approval,
             approver: approver.map(Cow::Owned),
             modules,
             decision: Cow::Borrowed(d.verdict.as_str()),
@@ -238,6 +248,9 @@ impl Renderer {
         if e.event.starts_with("task_") {
             return Body::Task(line);
         }
+        // Facts as of the event: a parked approval is not answered yet,
+        // even if the writer looks it up after an operator did.
+        let answered = e.event != "approval_parked";
         if let Some(a) = store.as_ref().and_then(|s| s.approval(&e.id)) {
             let mut arguments = a.arguments;
             self.masks.apply(&mut arguments, &mut Vec::new());
@@ -251,8 +264,8 @@ impl Renderer {
                 agent: Cow::Owned(a.agent),
                 arguments: Cow::Owned(arguments),
                 why: (!a.why.is_empty()).then_some(Cow::Owned(a.why)),
-                decided_by: a.decided.map(|d| Cow::Owned(d.by)),
-                grant: a.grant_id.map(Cow::Owned),
+                decided_by: a.decided.filter(|_| answered).map(|d| Cow::Owned(d.by)),
+                grant: a.grant_id.filter(|_| answered).map(Cow::Owned),
             });
         }
         Body::Approval(line)
@@ -274,7 +287,6 @@ fn grant(g: crate::store::Grant) -> GrantLine<'static> {
         constraints: g.constraints.len(),
         expires_at_ms: g.expires_at_ms,
         max_uses: g.max_uses,
-        uses: g.uses,
         granted_by: Cow::Owned(g.granted_by),
         source: Cow::Borrowed(source),
         approval: approval.map(Cow::Owned),
