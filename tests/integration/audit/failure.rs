@@ -87,10 +87,10 @@ async fn failing_closed_refuses_calls_until_the_log_is_written_again() {
     }
     assert!(back, "calls are served again once the log is written");
     gw.stop().await;
-    let (ok, out) = verify_cli(&[dir.clone()]).await;
+    let (ok, out) = verify_cli(std::slice::from_ref(&dir)).await;
     assert!(ok, "{out}");
     // The file after the failure says where the chain continues from.
-    let opened = Records::open(&[dir.clone()])
+    let opened = Records::open(std::slice::from_ref(&dir))
         .unwrap()
         .filter_map(Result::ok)
         .any(|r| matches!(&r.body, Body::Log(l) if l.event == "opened" && l.cause.as_deref() == Some("rotation") && r.line == 1 && r.seq > 2));
@@ -124,7 +124,7 @@ async fn serving_on_failure_counts_every_record_it_could_not_write() {
     let counted: u64 = {
         let mut found = 0;
         for _ in 0..100 {
-            found = Records::open(&[dir.clone()])
+            found = Records::open(std::slice::from_ref(&dir))
                 .unwrap()
                 .filter_map(Result::ok)
                 .filter_map(|r| match r.body {
@@ -144,6 +144,6 @@ async fn serving_on_failure_counts_every_record_it_could_not_write() {
         "the log itself counts what it lost"
     );
     gw.stop().await;
-    let (ok, out) = verify_cli(&[dir.clone()]).await;
+    let (ok, out) = verify_cli(std::slice::from_ref(&dir)).await;
     assert!(ok, "{out}");
 }

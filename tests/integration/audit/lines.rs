@@ -243,7 +243,7 @@ async fn every_kind_of_decision_and_event_has_its_exact_line() {
     assert!(metrics.contains("toolgate_policy_faults_total{kind=\"trap\",policy=\"trap\"} 1"));
 
     gw.stop().await;
-    let (ok, out) = verify_cli(&[dir.clone()]).await;
+    let (ok, out) = verify_cli(std::slice::from_ref(&dir)).await;
     assert!(ok, "{out}");
     assert!(out.contains("matches HEAD"), "{out}");
 }
