@@ -6,6 +6,7 @@
 
 mod failure;
 mod lines;
+mod process;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
