@@ -3,6 +3,7 @@
 //! reported here and turned into exit codes; nothing below this layer prints.
 
 pub mod admin_token;
+pub mod audit;
 pub mod check;
 pub mod ops;
 pub mod token;
@@ -71,6 +72,11 @@ pub enum Command {
     },
     #[command(flatten)]
     Ops(ops::OpsCommand),
+    /// The decision log: `verify`.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -89,6 +95,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => return check::run(&args),
         Command::Token { command } => return token::run(command),
         Command::AdminToken(args) => return admin_token::run(args),
+        Command::Audit { command } => return audit::run(command),
         Command::Ops(command) => return runtime.block_on(ops::run(command)),
         Command::Serve { config } => runtime.block_on(serve(config)),
         Command::Demo {
@@ -186,7 +193,8 @@ fn init_logging(filter: &str, format: LogFormat) {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),

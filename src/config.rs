@@ -2,6 +2,7 @@
 //! `load` turns a file into it (collecting every error first) and `validate`
 //! checks what serde cannot.
 
+mod audit;
 mod bind;
 pub mod duration;
 mod issuer;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use audit::{Audit, Fsync, Mask, MaskAction, OnFailure};
 pub use issuer::{Issuer, IssuerMode, RouteAuth};
 pub use load::{Diagnostic, Diagnostics, load_file, load_str};
 pub use policy::{Policy, PolicyLimits, PolicyPhase};
@@ -51,6 +53,8 @@ pub struct Config {
     pub tasks: Tasks,
     #[serde(default)]
     pub approvals: Approvals,
+    /// The decision log; without it decisions are only counted and traced.
+    pub audit: Option<Audit>,
 }
 
 /// The main listener agents connect to.

@@ -147,6 +147,9 @@ pub enum Reason {
     ApprovalPending,
     /// Policy asked for approval and an operator denied it.
     ApprovalDenied,
+    /// The decision log cannot take the call's record (`audit.on_failure =
+    /// "fail_closed"`): nothing runs unrecorded.
+    AuditUnavailable,
 }
 
 impl Reason {
@@ -164,6 +167,7 @@ impl Reason {
             Self::Approved => "approved",
             Self::ApprovalPending => "approval_pending",
             Self::ApprovalDenied => "approval_denied",
+            Self::AuditUnavailable => "audit_unavailable",
         }
     }
 }
@@ -177,6 +181,8 @@ pub struct Evidence {
     pub hash: Arc<str>,
     /// The module's verdict, or the kind of its fault.
     pub outcome: Result<Verdict, &'static str>,
+    /// The module's own reason, if it gave one.
+    pub reason: Option<String>,
     pub annotations: Option<Value>,
 }
 
@@ -291,15 +297,16 @@ impl PolicySet {
         let mut decision = Decision::new(Verdict::Allow, Reason::PolicyAllow, String::new());
         for module in applicable {
             let answer = module.evaluate(&wire);
-            let (outcome, annotations) = match &answer {
-                Ok(a) => (Ok(a.verdict), a.annotations.clone()),
-                Err(fault) => (Err(fault.kind()), None),
+            let (outcome, own_reason, annotations) = match &answer {
+                Ok(a) => (Ok(a.verdict), a.reason.clone(), a.annotations.clone()),
+                Err(fault) => (Err(fault.kind()), None, None),
             };
             decision.evidence.push(Evidence {
                 module: Arc::clone(&module.name),
                 version: Arc::clone(&module.version),
                 hash: Arc::clone(&module.short_hash),
                 outcome,
+                reason: own_reason,
                 annotations,
             });
             let (verdict, reason, message) = match answer {

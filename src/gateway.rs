@@ -30,7 +30,7 @@ use crate::identify::keys::KeySet;
 use crate::identify::{Identifier, Identity, identify, metadata};
 use crate::listener::ConnInfo;
 use crate::mcp::{Envelope, Era, MessageKind, era};
-use crate::record::Recorder;
+use crate::record::{Recorder, RequestLog};
 use crate::snapshot::{Route, Snapshot};
 use crate::tasks::Tasks;
 use crate::understand::{Understood, understand};
@@ -182,6 +182,7 @@ impl Gateway {
         conn: ConnInfo,
     ) -> Result<(Response<Body>, Outcome), Problem> {
         let (parts, body) = req.into_parts();
+        let started = std::time::Instant::now();
         // Identify before reading the body: an unknown caller costs nothing.
         let identity = identify(&self.identifier, self, snapshot, route, &parts)
             .await
@@ -196,12 +197,20 @@ impl Gateway {
                     error,
                 }
             })?;
+        let log = RequestLog::new(
+            self.recorder.clone(),
+            &route.name,
+            started,
+            started.elapsed(),
+        );
         let body = read_body(body, &parts.headers, snapshot.limits.max_request_body).await?;
         let trace = Trace::from_headers(&parts.headers);
         let understood = understand(route, &parts, rest, &body)?;
         let session = self.check_session(route, &parts, &identity, &understood)?;
         let facts = request_facts(&parts, &understood, route);
-        let decider = Arc::new(Decider::new(self, snapshot, route, identity, facts, &trace));
+        let decider = Arc::new(Decider::new(
+            self, snapshot, route, identity, facts, &trace, log,
+        ));
         let call = Call {
             decider: Arc::clone(&decider),
             rest,

@@ -44,6 +44,7 @@
 pub mod accept;
 pub mod admin;
 pub mod answer;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod context;

@@ -1,75 +1,78 @@
-//! Record stage: every decision becomes a log line on the
-//! `toolgate::decision` target and a Prometheus sample; every request's
-//! outcome is counted. Never records tokens, secrets or whole claim sets.
+//! Record stage: every decision becomes a Prometheus sample, a `tracing`
+//! line (allowed calls on `toolgate::decision::allow`, refused ones on
+//! `toolgate::decision::deny`) and — with `[audit]` — a line of the
+//! tamper-evident decision log ([`crate::audit`]), handed over through
+//! [`RequestLog`]; every request's outcome and latency is counted. Never
+//! records tokens, secrets or whole claim sets; tool names are bounded
+//! labels ([`tools`]); subjects are never labels.
 
+pub mod gauges;
+pub mod request;
+pub mod tools;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
-use crate::decide::{Decision, DecisionInput};
+use crate::audit::{AdminEntry, AuditLog, Entry};
+use crate::decide::{Decision, DecisionInput, Phase, Verdict};
+pub use request::RequestLog;
+use tools::ToolNames;
 
-/// The gateway's Prometheus metrics, registered in their own registry.
+/// Latency buckets, in seconds: from 50 µs (a cached decision) to 30 s.
+const BUCKETS: [f64; 16] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    5.0, 30.0,
+];
+
+/// The gateway's Prometheus metrics, registered in their own registry, and
+/// the decision log when one is configured.
 #[derive(Debug, Clone)]
 pub struct Recorder {
     registry: Registry,
     requests: IntCounterVec,
     decisions: IntCounterVec,
     upstream_latency: HistogramVec,
+    identify_latency: HistogramVec,
+    decide_latency: HistogramVec,
+    request_latency: HistogramVec,
     auth_failures: IntCounterVec,
     jwks_fetches: IntCounterVec,
     issuer_keys: IntGaugeVec,
     policy_evaluations: IntCounterVec,
+    policy_faults: IntCounterVec,
     policy_reloads: IntCounterVec,
     admin_actions: IntCounterVec,
+    tools: Arc<ToolNames>,
+    audit: Option<AuditLog>,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)
+        .expect("static metric definition is valid");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("each metric is registered once");
+    c
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str) -> HistogramVec {
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(BUCKETS.to_vec()),
+        &["route"],
+    )
+    .expect("static metric definition is valid");
+    registry
+        .register(Box::new(h.clone()))
+        .expect("each metric is registered once");
+    h
 }
 
 impl Recorder {
     pub fn new() -> Self {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "toolgate_requests_total",
-                "Requests handled, by route and outcome.",
-            ),
-            &["route", "outcome"],
-        )
-        .expect("static metric definition is valid");
-        let decisions = IntCounterVec::new(
-            Opts::new(
-                "toolgate_decisions_total",
-                "Policy decisions, by route, phase, verdict and reason.",
-            ),
-            &["route", "phase", "decision", "reason"],
-        )
-        .expect("static metric definition is valid");
-        let upstream_latency = HistogramVec::new(
-            HistogramOpts::new(
-                "toolgate_upstream_first_byte_seconds",
-                "Time from forwarding a request to the upstream's response headers.",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0, 30.0,
-            ]),
-            &["route"],
-        )
-        .expect("static metric definition is valid");
-        let auth_failures = IntCounterVec::new(
-            Opts::new(
-                "toolgate_auth_failures_total",
-                "Callers refused by the identify stage, by route and reason.",
-            ),
-            &["route", "reason"],
-        )
-        .expect("static metric definition is valid");
-        let jwks_fetches = IntCounterVec::new(
-            Opts::new(
-                "toolgate_jwks_fetches_total",
-                "JWKS fetches, by issuer and result (ok or error).",
-            ),
-            &["issuer", "result"],
-        )
-        .expect("static metric definition is valid");
+        let r = &registry;
         let issuer_keys = IntGaugeVec::new(
             Opts::new(
                 "toolgate_issuer_keys",
@@ -81,58 +84,104 @@ impl Recorder {
         registry
             .register(Box::new(issuer_keys.clone()))
             .expect("each metric is registered once");
-        let policy_evaluations = IntCounterVec::new(
-            Opts::new(
+        Self {
+            requests: counter(
+                r,
+                "toolgate_requests_total",
+                "Requests handled, by route and outcome.",
+                &["route", "outcome"],
+            ),
+            decisions: counter(
+                r,
+                "toolgate_decisions_total",
+                "Policy decisions, by route, phase, tool (known names; others as \"other\"), verdict and reason.",
+                &["route", "phase", "tool", "decision", "reason"],
+            ),
+            upstream_latency: histogram(
+                r,
+                "toolgate_upstream_first_byte_seconds",
+                "Time from forwarding a request to the upstream's response headers.",
+            ),
+            identify_latency: histogram(
+                r,
+                "toolgate_identify_seconds",
+                "Time spent identifying the caller (token verification or cache hit).",
+            ),
+            decide_latency: histogram(
+                r,
+                "toolgate_decide_seconds",
+                "Time spent in policy per decided call.",
+            ),
+            request_latency: histogram(
+                r,
+                "toolgate_request_duration_seconds",
+                "End to end: from the request's arrival to its response headers (identified requests).",
+            ),
+            auth_failures: counter(
+                r,
+                "toolgate_auth_failures_total",
+                "Callers refused by the identify stage, by route and reason.",
+                &["route", "reason"],
+            ),
+            jwks_fetches: counter(
+                r,
+                "toolgate_jwks_fetches_total",
+                "JWKS fetches, by issuer and result (ok or error).",
+                &["issuer", "result"],
+            ),
+            issuer_keys,
+            policy_evaluations: counter(
+                r,
                 "toolgate_policy_evaluations_total",
                 "Policy module evaluations, by module and result (a verdict or a fault kind).",
+                &["policy", "result"],
             ),
-            &["policy", "result"],
-        )
-        .expect("static metric definition is valid");
-        let policy_reloads = IntCounterVec::new(
-            Opts::new(
+            policy_faults: counter(
+                r,
+                "toolgate_policy_faults_total",
+                "Policy module faults (each denied its call), by module and kind.",
+                &["policy", "kind"],
+            ),
+            policy_reloads: counter(
+                r,
                 "toolgate_policy_reloads_total",
                 "Policy set reloads, by result (ok, or error: the last good set keeps serving).",
+                &["result"],
             ),
-            &["result"],
-        )
-        .expect("static metric definition is valid");
-        let admin_actions = IntCounterVec::new(
-            Opts::new(
+            admin_actions: counter(
+                r,
                 "toolgate_admin_actions_total",
                 "Changes requested through the admin API, by action and outcome (ok or an error code).",
+                &["action", "outcome"],
             ),
-            &["action", "outcome"],
-        )
-        .expect("static metric definition is valid");
-        for c in [
-            &admin_actions,
-            &requests,
-            &decisions,
-            &auth_failures,
-            &jwks_fetches,
-            &policy_evaluations,
-            &policy_reloads,
-        ] {
-            registry
-                .register(Box::new(c.clone()))
-                .expect("each metric is registered once");
-        }
-        registry
-            .register(Box::new(upstream_latency.clone()))
-            .expect("each metric is registered once");
-        Self {
             registry,
-            requests,
-            decisions,
-            upstream_latency,
-            auth_failures,
-            jwks_fetches,
-            issuer_keys,
-            policy_evaluations,
-            policy_reloads,
-            admin_actions,
+            tools: Arc::new(ToolNames::default()),
+            audit: None,
         }
+    }
+
+    /// Records decisions and events in `audit` too.
+    pub fn with_audit(mut self, audit: AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
+    }
+
+    /// The decision log, if configured.
+    pub fn audit(&self) -> Option<&AuditLog> {
+        self.audit.as_ref()
+    }
+
+    /// The tool names metrics may use as labels.
+    pub fn tools(&self) -> &ToolNames {
+        &self.tools
+    }
+
+    /// Whether a call allowed now would be recorded (always, without a
+    /// log, or with one that serves on failure).
+    pub fn audit_ready(&self) -> bool {
+        self.audit
+            .as_ref()
+            .is_none_or(|a| !a.fail_closed() || a.ready())
     }
 
     pub fn registry(&self) -> &Registry {
@@ -170,79 +219,56 @@ impl Recorder {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// Logs and counts one decision.
+    pub fn identify_latency(&self, route: &str, elapsed: Duration) {
+        self.identify_latency
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn decide_latency(&self, route: &str, elapsed: Duration) {
+        self.decide_latency
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn request_latency(&self, route: &str, elapsed: Duration) {
+        self.request_latency
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts and traces one decision (the decision log's line goes
+    /// through [`RequestLog::decision`]).
     pub fn decision(&self, input: &DecisionInput<'_>, decision: &Decision, trace_id: &str) {
         let route = input.route.name.as_str();
         let phase = input.phase.as_str();
         let reason = decision.reason().as_str();
+        let tool = self.tools.label(input.tool);
         self.decisions
-            .with_label_values(&[route, phase, decision.verdict(), reason])
+            .with_label_values(&[route, phase, tool, decision.verdict(), reason])
             .inc();
         for e in &decision.evidence {
             let result = match e.outcome {
                 Ok(verdict) => verdict.as_str(),
-                Err(fault) => fault,
+                Err(fault) => {
+                    self.policy_faults
+                        .with_label_values(&[&e.module, fault])
+                        .inc();
+                    fault
+                }
             };
             self.policy_evaluations
                 .with_label_values(&[&e.module, result])
                 .inc();
         }
-        // tools/list filtering decides once per tool: those log at debug, and
-        // nothing is formatted for a line the filter drops.
-        let enabled = match input.phase {
-            crate::decide::Phase::List => {
-                tracing::enabled!(target: "toolgate::decision", tracing::Level::DEBUG)
-            }
-            crate::decide::Phase::Call | crate::decide::Phase::Grant => {
-                tracing::enabled!(target: "toolgate::decision", tracing::Level::INFO)
-            }
-        };
-        if !enabled {
-            return;
+        trace(input, decision, trace_id);
+    }
+
+    /// Records a change requested through the admin API in the decision log.
+    pub fn admin_event(&self, entry: AdminEntry) {
+        if let Some(audit) = &self.audit {
+            audit.send(Entry::Admin(entry));
         }
-        // name@version#hash=outcome per module: which rule version decided.
-        let modules = decision
-            .evidence
-            .iter()
-            .map(|e| {
-                let outcome = match e.outcome {
-                    Ok(v) => v.as_str(),
-                    Err(fault) => fault,
-                };
-                format!("{}@{}#{}={outcome}", e.module, e.version, e.hash)
-            })
-            .collect::<Vec<_>>()
-            .join(",");
-        if input.phase == crate::decide::Phase::List {
-            tracing::debug!(
-                target: "toolgate::decision",
-                route,
-                phase,
-                tool = input.tool,
-                subject = input.identity.subject(),
-                decision = decision.verdict(),
-                reason,
-                modules,
-                trace_id,
-            );
-            return;
-        }
-        tracing::info!(
-            target: "toolgate::decision",
-            route,
-            phase,
-            tool = input.tool,
-            method = input.method,
-            subject = input.identity.subject(),
-            decision = decision.verdict(),
-            reason,
-            message = decision.message,
-            modules,
-            task = decision.task.as_deref(),
-            grant = decision.grant.as_deref(),
-            approval = decision.approval.as_deref(),
-            trace_id,
-        );
     }
 
     /// Counts one change requested through the admin API.
@@ -255,6 +281,66 @@ impl Recorder {
     /// Counts a policy reload attempt (`ok` or `error`).
     pub fn policy_reload(&self, result: &str) {
         self.policy_reloads.with_label_values(&[result]).inc();
+    }
+}
+
+/// The decision's `tracing` line: allowed calls on `toolgate::decision::allow`,
+/// refused ones on `toolgate::decision::deny` (so an operator can keep one and
+/// drop the other); `tools/list` filtering at debug. Nothing is formatted for
+/// a line the filter drops; empty fields are left out.
+fn trace(input: &DecisionInput<'_>, decision: &Decision, trace_id: &str) {
+    // name@version#hash=outcome per module: which rule version decided.
+    let modules = || {
+        (!decision.evidence.is_empty()).then(|| {
+            decision
+                .evidence
+                .iter()
+                .map(|e| {
+                    let outcome = match e.outcome {
+                        Ok(v) => v.as_str(),
+                        Err(fault) => fault,
+                    };
+                    format!("{}@{}#{}={outcome}", e.module, e.version, e.hash)
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+    };
+    macro_rules! line {
+        ($target:literal, $level:expr) => {
+            if tracing::enabled!(target: $target, $level) {
+                let modules = modules();
+                tracing::event!(
+                    target: $target,
+                    $level,
+                    route = input.route.name.as_str(),
+                    phase = input.phase.as_str(),
+                    tool = input.tool,
+                    method = input.method,
+                    subject = input.identity.subject(),
+                    decision = decision.verdict(),
+                    reason = decision.reason().as_str(),
+                    message = (!decision.message.is_empty()).then_some(decision.message.as_str()),
+                    modules = modules.as_deref(),
+                    task = decision.task.as_deref(),
+                    grant = decision.grant.as_deref(),
+                    approval = decision.approval.as_deref(),
+                    trace_id = (!trace_id.is_empty()).then_some(trace_id),
+                )
+            }
+        };
+    }
+    match (decision.verdict, input.phase) {
+        (Verdict::Allow, Phase::List) => line!("toolgate::decision::allow", tracing::Level::DEBUG),
+        (Verdict::Allow, Phase::Call | Phase::Grant) => {
+            line!("toolgate::decision::allow", tracing::Level::INFO)
+        }
+        (Verdict::Deny | Verdict::NeedsApproval, Phase::List) => {
+            line!("toolgate::decision::deny", tracing::Level::DEBUG)
+        }
+        (Verdict::Deny | Verdict::NeedsApproval, Phase::Call | Phase::Grant) => {
+            line!("toolgate::decision::deny", tracing::Level::INFO)
+        }
     }
 }
 

@@ -28,6 +28,8 @@ pub enum Error {
     Tls(#[from] listener::tls::Error),
     #[error("tasks.store: {0}")]
     Store(#[from] crate::tasks::Error),
+    #[error("audit: {0}")]
+    Audit(#[from] crate::audit::Error),
 }
 
 /// A started gateway.
@@ -52,6 +54,9 @@ impl Running {
         for task in self.tasks {
             let _ = task.await;
         }
+        if let Some(audit) = self.gateway.recorder().audit() {
+            audit.close().await;
+        }
     }
 }
 
@@ -65,9 +70,11 @@ pub async fn start(config: &Config) -> Result<Running, Error> {
         .as_ref()
         .map(listener::tls::server_config)
         .transpose()?;
-    let recorder = Recorder::new();
+    let mut recorder = Recorder::new();
     let tasks = crate::tasks::Tasks::open(&config.tasks, &config.approvals, recorder.registry())?;
+    recorder = start_audit(config, recorder, &tasks)?;
     let gateway = Gateway::new(snapshot, recorder, tasks);
+    register_gauges(&gateway);
     crate::identify::jwks::start_all(&gateway).await;
     gateway.watch_policies();
     let shutdown = CancellationToken::new();
@@ -129,4 +136,46 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| Error::Bind { addr, source })
+}
+
+/// Starts the decision log (`[audit]`) and records through it; learns the
+/// tool names policies name, for bounded metric labels.
+fn start_audit(
+    config: &Config,
+    recorder: Recorder,
+    tasks: &Arc<crate::tasks::Tasks>,
+) -> Result<Recorder, Error> {
+    recorder.tools().configure(
+        config
+            .policies
+            .iter()
+            .flat_map(|p| p.tools.iter().map(String::as_str)),
+    );
+    let Some(cfg) = &config.audit else {
+        tracing::warn!(
+            "no [audit] section: decisions are counted and traced, but not written to a decision log"
+        );
+        return Ok(recorder);
+    };
+    let audit =
+        crate::audit::AuditLog::start(cfg, Some(Arc::clone(tasks.store())), recorder.registry())?;
+    tasks.events().attach(audit.clone());
+    Ok(recorder.with_audit(audit))
+}
+
+/// Gauges computed at scrape time: loaded modules, tasks, grants, approvals.
+fn register_gauges(gateway: &Arc<Gateway>) {
+    let weak = Arc::downgrade(gateway);
+    let modules: crate::record::gauges::ModuleList = Box::new(move || {
+        weak.upgrade().map_or_else(Vec::new, |g| {
+            g.snapshot()
+                .policy
+                .modules()
+                .iter()
+                .map(|m| (m.name.to_string(), m.version.to_string(), m.hash.clone()))
+                .collect()
+        })
+    });
+    let gauges = crate::record::gauges::Gauges::new(modules, Arc::clone(gateway.tasks().store()));
+    let _ = gateway.recorder().registry().register(Box::new(gauges));
 }

@@ -212,6 +212,15 @@ pub(super) async fn serve(
             Err(e) => (e.code(), endpoint.target()),
         };
         gateway.recorder().admin_action(action, outcome);
+        gateway.recorder().admin_event(crate::audit::AdminEntry {
+            at_ms: crate::audit::now_ms(),
+            actor: caller.actor.clone(),
+            role: caller.role.as_str(),
+            action: action.to_owned(),
+            target: target.map(str::to_owned),
+            outcome: outcome.to_owned(),
+            remote: None,
+        });
         tracing::info!(
             target: "toolgate::audit",
             actor = %caller.actor,

@@ -92,6 +92,7 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
         routes: Vec::new(),
         tasks: super::Tasks::default(),
         approvals: super::Approvals::default(),
+        audit: None,
     };
     for (key, value) in root.iter() {
         match key.get_ref().as_ref() {
@@ -102,6 +103,7 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
             "approvals" => sink
                 .section(value, "approvals")
                 .map(|v| config.approvals = v),
+            "audit" => sink.section(value, "audit").map(|v| config.audit = Some(v)),
             "policy_limits" => sink
                 .section(value, "policy_limits")
                 .map(|v| config.policy_limits = v),
@@ -121,7 +123,7 @@ pub fn load_str(source: &str, origin: &str, base_dir: &Path) -> Result<Config, D
                 sink.at(
                     Some(key.span()),
                     other,
-                    "unknown top-level key (expected one of: server, admin, limits, issuers, policy_limits, policies, routes, tasks, approvals)",
+                    "unknown top-level key (expected one of: server, admin, limits, issuers, policy_limits, policies, routes, tasks, approvals, audit)",
                 );
                 None
             }

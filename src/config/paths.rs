@@ -57,6 +57,12 @@ pub(super) fn resolve(mut config: Config, base: &Path) -> Config {
         }
     }
     fix_opt(config.tasks.store.as_mut());
+    if let Some(audit) = config.audit.as_mut() {
+        fix(&mut audit.dir);
+        if let Some(key) = audit.hash_key.as_mut() {
+            key.anchor(base);
+        }
+    }
     if let Some(hook) = config.approvals.webhook.as_mut() {
         fix_opt(hook.ca_file.as_mut());
         if let Some(secret) = hook.secret.as_mut() {

@@ -45,6 +45,11 @@ const FIELDS: &[(&str, &str)] = &[
         "[approvals.webhook]\nurl = \"https://h\"\nca_file = \"rel/approvals.webhook.ca_file\"\nsecret = { file = \"rel/approvals.webhook.secret\" }\n",
     ),
     ("approvals.webhook.secret", ""),
+    (
+        "audit.dir",
+        "[audit]\ndir = \"rel/audit.dir\"\nhash_key = { file = \"rel/audit.hash_key\" }\n",
+    ),
+    ("audit.hash_key", ""),
 ];
 
 #[test]

@@ -32,6 +32,9 @@ pub(super) fn check(config: &Config, positions: &Positions, report: &mut dyn FnM
     super::validate_identity::check(config, &positions.issuers, &positions.routes, report);
     super::validate_policy::check(config, &positions.policies, report);
     super::validate_tasks::check(config, &positions.routes, report);
+    if let Some(audit) = &config.audit {
+        audit.check(report);
+    }
     if let Some(tls) = &config.server.tls
         && let Err(e) = crate::listener::tls::server_config(tls)
     {

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::audit::Upstream;
 use crate::context::Live;
 use crate::decide::{Reason, Verdict};
 
@@ -40,6 +41,9 @@ pub(super) struct Decider {
     spent: Mutex<Vec<(String, String)>>,
     /// Set once the request has its answer (forwarded, refused or failed).
     answered: AtomicBool,
+    /// The request's decision records, sent to the decision log when the
+    /// last holder of this decider drops it (however the request ended).
+    pub(super) log: RequestLog,
 }
 
 /// What one decision is about: a tool call, or a JSON-RPC method the
@@ -100,6 +104,7 @@ impl Decider {
         identity: Identity,
         facts: RequestFacts,
         trace: &Trace,
+        log: RequestLog,
     ) -> Self {
         let live = Live::build(gateway.tasks.store().as_ref(), &identity, &facts);
         Self {
@@ -114,6 +119,7 @@ impl Decider {
             held: AtomicBool::new(false),
             spent: Mutex::new(Vec::new()),
             answered: AtomicBool::new(false),
+            log,
         }
     }
 
@@ -149,10 +155,13 @@ impl Decider {
             request: &self.facts,
             context: &context,
         };
+        let mut decide = std::time::Duration::ZERO;
         let decision = match self.live.refusal() {
             Some(refusal) => refusal,
             None => {
+                let started = std::time::Instant::now();
                 let mut decision = self.snapshot.policy.decide(&input);
+                decide = started.elapsed();
                 if let Asked::Method { method, .. } = asked {
                     decision = unknown_method_default(decision, method);
                 }
@@ -173,13 +182,13 @@ impl Decider {
                 .await
             }
         };
+        let decision = self.log.decision(&input, decision, decide, &self.trace_id);
         if decision.is_allow()
             && let Some(grant) = &decision.grant
             && let Ok(mut spent) = self.spent.lock()
         {
             spent.push((tool.to_owned(), grant.clone()));
         }
-        self.recorder.decision(&input, &decision, &self.trace_id);
         decision
     }
 }
@@ -206,7 +215,8 @@ fn unknown_method_default(mut decision: Decision, method: &str) -> Decision {
         | Reason::GrantExhausted
         | Reason::Approved
         | Reason::ApprovalPending
-        | Reason::ApprovalDenied => decision,
+        | Reason::ApprovalDenied
+        | Reason::AuditUnavailable => decision,
     }
 }
 
@@ -298,7 +308,13 @@ impl Call<'_> {
             conn: self.conn,
             trace: self.trace,
         };
-        let resp = forward::send(out, &d.recorder).await?;
+        let started = std::time::Instant::now();
+        let sent = forward::send(out, &d.recorder).await;
+        d.log.upstream(match &sent {
+            Ok(resp) => Upstream::Status(resp.status().as_u16(), started.elapsed()),
+            Err(problem) => Upstream::Failed(problem.code(), started.elapsed()),
+        });
+        let resp = sent?;
         let resp = forward::relay(
             &d.route,
             resp,
@@ -391,6 +407,7 @@ impl ToolFilter for ListFilter {
             None => d.snapshot.policy.decide(&input),
         };
         d.recorder.decision(&input, &decision, &d.trace_id);
+        d.recorder.tools().observe(name);
         decision.is_allow()
     }
 }

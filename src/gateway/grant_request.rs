@@ -59,6 +59,7 @@ impl Gateway {
                 "the route takes anonymous callers: grants need an authenticated agent",
             ));
         }
+        let started = std::time::Instant::now();
         let identity = identify(&self.identifier, self, snapshot, &route, &parts)
             .await
             .map_err(|error| {
@@ -72,6 +73,20 @@ impl Gateway {
                     error,
                 }
             })?;
+        let log = RequestLog::new(
+            self.recorder.clone(),
+            &route.name,
+            started,
+            started.elapsed(),
+        );
+        let trace = Trace::from_headers(&parts.headers);
+        if !self.recorder.audit_ready() {
+            return Err(Problem::Denied {
+                route: route.name.clone(),
+                reason: crate::decide::Reason::AuditUnavailable.as_str(),
+                message: "the decision log cannot record this request; try again later".into(),
+            });
+        }
         let mut facts = request_facts(&parts, &Understood::McpStream, &route);
         if ask.task_id.is_some() {
             facts.task_hint = ask.task_id.clone();
@@ -113,7 +128,9 @@ impl Gateway {
             request: &facts,
             context: &context,
         };
+        let deciding = std::time::Instant::now();
         let mut decision = snapshot.policy.decide(&input);
+        let decide = deciding.elapsed();
         if decision.evidence.is_empty() {
             // No module decides grant requests here: a human does.
             decision = Decision::new(
@@ -168,7 +185,7 @@ impl Gateway {
                 }))
             }),
         };
-        self.recorder.decision(&input, &decision, "");
+        log.decision(&input, decision, decide, trace.trace_id());
         answer
     }
 

@@ -1,9 +1,15 @@
 //! Record stage for tasks: every task, grant and approval change becomes a
 //! line on the `toolgate::grants` log target (with its actor, never
-//! arguments or tokens) and a sample of `toolgate_task_events_total`, so
-//! grants given, used up, revoked and left waiting are telemetry too.
+//! arguments or tokens), a sample of `toolgate_task_events_total`, and —
+//! with `[audit]` — a line of the decision log (the writer adds the task's
+//! purpose and labels and the grant's or approval's facts), so grants
+//! given, used up, revoked and left waiting are telemetry and evidence.
+
+use std::sync::OnceLock;
 
 use prometheus::{IntCounterVec, Opts, Registry};
+
+use crate::audit::{AuditLog, Entry, EventEntry};
 
 /// What happened to a task, grant or approval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,12 +47,32 @@ impl Event {
             Self::WebhookFailed => "webhook_failed",
         }
     }
+
+    /// Whether a count of it (no ids: a sweep) is a decision-log line too.
+    /// A grant's use is on the decision line of the call that used it.
+    fn logged_as_count(self) -> bool {
+        match self {
+            Self::TaskExpired | Self::ApprovalExpired => true,
+            Self::TaskCreated
+            | Self::TaskCompleted
+            | Self::TaskCancelled
+            | Self::GrantIssued
+            | Self::GrantUsed
+            | Self::GrantRevoked
+            | Self::ApprovalParked
+            | Self::ApprovalApproved
+            | Self::ApprovalDenied
+            | Self::WebhookDelivered
+            | Self::WebhookFailed => false,
+        }
+    }
 }
 
 /// Counts and logs task events.
 #[derive(Debug, Clone)]
 pub struct Events {
     counter: IntCounterVec,
+    audit: std::sync::Arc<OnceLock<AuditLog>>,
 }
 
 impl Events {
@@ -63,7 +89,15 @@ impl Events {
         // Registering twice (a second gateway on the same registry) keeps
         // the first registration; counting still works on this handle.
         let _ = registry.register(Box::new(counter.clone()));
-        Self { counter }
+        Self {
+            counter,
+            audit: std::sync::Arc::default(),
+        }
+    }
+
+    /// Writes every event to `audit` from now on (set once, at start-up).
+    pub fn attach(&self, audit: AuditLog) {
+        let _ = self.audit.set(audit);
     }
 
     /// Counts `n` events that need no log line of their own (sweeps).
@@ -71,11 +105,34 @@ impl Events {
         self.counter
             .with_label_values(&[event.as_str()])
             .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+        if n > 0
+            && event.logged_as_count()
+            && let Some(audit) = self.audit.get()
+        {
+            audit.send(Entry::Event(EventEntry {
+                at_ms: crate::audit::now_ms(),
+                event: event.as_str(),
+                id: String::new(),
+                task: String::new(),
+                actor: String::new(),
+                count: Some(u64::try_from(n).unwrap_or(u64::MAX)),
+            }));
+        }
     }
 
     /// Counts and logs one event about `id` (in `task`), done by `actor`.
     pub fn record(&self, event: Event, id: &str, task: &str, actor: &str) {
-        self.count(event, 1);
+        self.counter.with_label_values(&[event.as_str()]).inc();
         tracing::info!(target: "toolgate::grants", event = event.as_str(), id, task, actor);
+        if let Some(audit) = self.audit.get() {
+            audit.send(Entry::Event(EventEntry {
+                at_ms: crate::audit::now_ms(),
+                event: event.as_str(),
+                id: id.to_owned(),
+                task: task.to_owned(),
+                actor: actor.to_owned(),
+                count: None,
+            }));
+        }
     }
 }

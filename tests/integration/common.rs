@@ -169,9 +169,35 @@ pub async fn metric(gw: &TestGateway, name_and_labels: &str) -> f64 {
     let text = send(Method::GET, &gw.admin_url("/metrics"), &[], Bytes::new())
         .await
         .text();
+    metric_in(&text, name_and_labels)
+}
+
+/// The sum of the samples in `text` named as `name_and_labels` whose labels
+/// include every label it gives (`name{a="x"}` also counts `name{a="x",b="y"}`),
+/// so a label added to a metric later does not break a query.
+pub fn metric_in(text: &str, name_and_labels: &str) -> f64 {
+    fn split(sample: &str) -> (&str, Vec<&str>) {
+        match sample.split_once('{') {
+            Some((name, rest)) => {
+                let labels = rest.trim_end_matches('}');
+                let pairs = labels
+                    .split("\",")
+                    .map(|p| p.trim_end_matches('"'))
+                    .filter(|p| !p.is_empty())
+                    .collect();
+                (name, pairs)
+            }
+            None => (sample, Vec::new()),
+        }
+    }
+    let (name, wanted) = split(name_and_labels);
     text.lines()
-        .find(|l| l.starts_with(name_and_labels))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(sample, _)| {
+            let (n, labels) = split(sample);
+            n == name && wanted.iter().all(|w| labels.contains(w))
+        })
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum()
 }

@@ -8,6 +8,7 @@
 mod common;
 
 mod admin;
+mod audit;
 mod config_files;
 mod edge;
 mod identity;

@@ -183,7 +183,7 @@ async fn modern_era_headers_must_match_the_body() {
 async fn refused_tool_call_is_an_is_error_result_with_the_same_id() {
     let up = mcp_upstream().await;
     let gw = TestGateway::start(&route("guarded", "/mcp", &up.url(""), DENY)).await;
-    let metric = "toolgate_decisions_total{decision=\"deny\",phase=\"call\",reason=\"no_policy\",route=\"guarded\"}";
+    let metric = "toolgate_decisions_total{decision=\"deny\",phase=\"call\",reason=\"no_policy\",route=\"guarded\",tool=\"other\"}";
     let before = common::metric(&gw, metric).await;
 
     for id in [json!("call-7f"), json!(9_007_199_254_740_993_u64)] {

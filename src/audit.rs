@@ -1,0 +1,74 @@
+//! Record stage, the decision log: one JSON line per call-phase decision and
+//! per task, grant, approval and admin event, hash-chained so that an edit,
+//! a removed or moved line, or a cut-off tail is found by `toolgate audit
+//! verify`. The request path only builds a compact owned [`Entry`] and hands
+//! it to a bounded queue; the writer thread masks arguments, looks up task
+//! facts, serializes, hashes, writes, rotates and syncs.
+//!
+//! ```text
+//!  request path                       writer thread (its own)
+//!  ────────────                       ───────────────────────
+//!  reserve a slot ─▶ queue (bounded) ─▶ mask ─▶ line ─▶ hash chain ─▶ file
+//!  (none: fail closed                    │                        HEAD ◀┘
+//!   or count a drop)                     └─ rotate · retain · fsync
+//! ```
+//!
+//! [`read::Records`] reads a log back as typed, verified records; reports
+//! and `toolgate audit verify` are built on it. The line format is in
+//! [`line`] and the README ("Decision log and reports").
+
+mod chain;
+mod entry;
+pub mod line;
+mod mask;
+mod metrics;
+pub mod read;
+mod render;
+mod segment;
+mod writer;
+
+pub use chain::GENESIS;
+pub use entry::{AdminEntry, DecisionEntry, Entry, EventEntry, Upstream};
+pub use mask::{Masks, SCRUBBED};
+pub use segment::{HEAD_FILE, file_name, file_number};
+pub use writer::{AuditLog, Permit};
+
+/// Errors starting the log, or reading one back.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("audit.{field}: {message}")]
+    Config {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}: {what}")]
+    Bad {
+        file: String,
+        line: usize,
+        what: String,
+    },
+    #[error("the audit writer thread could not start: {0}")]
+    Thread(std::io::Error),
+}
+
+impl Error {
+    pub(crate) fn io(path: &std::path::Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> u64 {
+    crate::store::model::now_ms()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,358 @@
+//! Record stage, read back: [`Records`] iterates a decision log as typed,
+//! verified records — every line's own hash, the chain of `prev` hashes,
+//! contiguous `seq`, each file continuing the one before it, and the
+//! newest file against `HEAD`. The first problem ends the iteration with an
+//! [`Error::Bad`] naming the file and line. Reports and `toolgate audit
+//! verify` are built on it.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), toolgate::audit::Error> {
+//! use toolgate::audit::line::Body;
+//! use toolgate::audit::read::Records;
+//! for record in Records::open(&["/var/log/toolgate/audit".into()])? {
+//!     let record = record?;
+//!     if let Body::Decision(d) = &record.body {
+//!         println!("{} {} {} {}", record.ts, d.tool, d.decision, d.reason);
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::fs::File;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::Error;
+use super::chain::{self, GENESIS};
+use super::line::{Body, HeadLine, Line, PreviousLine, VERSION};
+use super::segment::{self, file_number};
+
+/// One verified line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    /// The file it was read from, and its 1-based line number there.
+    pub file: Arc<str>,
+    pub line: usize,
+    pub seq: u64,
+    /// UUIDv7.
+    pub id: String,
+    /// RFC 3339 as written, and as Unix milliseconds.
+    pub ts: String,
+    pub at_ms: i64,
+    pub hash: String,
+    pub body: Body<'static>,
+}
+
+/// What a whole read covered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub files: usize,
+    pub lines: u64,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    /// Whether the newest file was checked against `HEAD`.
+    pub head_checked: bool,
+}
+
+/// The verified records of a log's files, oldest first.
+#[derive(Debug)]
+pub struct Records {
+    files: Vec<PathBuf>,
+    index: usize,
+    reader: Option<BufReader<File>>,
+    name: Arc<str>,
+    line_no: usize,
+    offset: u64,
+    last: Option<(u64, String)>,
+    next_opening: Option<PreviousLine<'static>>,
+    head: Option<HeadLine<'static>>,
+    buf: Vec<u8>,
+    summary: Summary,
+    done: bool,
+}
+
+impl Records {
+    /// Reads `paths`: log files, or directories (all their log files). Log
+    /// files are read in the order of their numbers.
+    pub fn open(paths: &[PathBuf]) -> Result<Self, Error> {
+        let mut files = Vec::new();
+        for path in paths {
+            if path.is_dir() {
+                files.extend(segment::list(path)?.into_iter().map(|(_, p)| p));
+            } else {
+                files.push(path.clone());
+            }
+        }
+        files.sort_by_key(|p| (number(p), p.clone()));
+        files.dedup();
+        let head = files.last().and_then(|last| {
+            let head = segment::read_head(last.parent().unwrap_or(Path::new(".")))?;
+            (Some(head.file.as_ref()) == last.file_name().and_then(|n| n.to_str())).then_some(head)
+        });
+        Ok(Self {
+            files,
+            index: 0,
+            reader: None,
+            name: Arc::from(""),
+            line_no: 0,
+            offset: 0,
+            last: None,
+            next_opening: None,
+            head,
+            buf: Vec::new(),
+            summary: Summary::default(),
+            done: false,
+        })
+    }
+
+    /// What has been read so far (all of it, once the iterator ended).
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    fn bad(&self, line: usize, what: impl Into<String>) -> Error {
+        Error::Bad {
+            file: self.name.to_string(),
+            line,
+            what: what.into(),
+        }
+    }
+
+    fn open_file(&mut self) -> Result<(), Error> {
+        let path = &self.files[self.index];
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        self.name = Arc::from(path.display().to_string());
+        self.reader = Some(BufReader::with_capacity(256 * 1024, file));
+        self.line_no = 0;
+        self.offset = 0;
+        self.summary.files += 1;
+        self.next_opening = self.files.get(self.index + 1).and_then(|p| opening(p));
+        Ok(())
+    }
+
+    /// The end of a file: the next one must continue exactly from here.
+    fn end_of_file(&mut self, torn: u64) -> Result<(), Error> {
+        self.reader = None;
+        self.index += 1;
+        let Some(next) = self.files.get(self.index) else {
+            if torn > 0 {
+                return Err(self.bad(
+                    self.line_no + 1,
+                    "incomplete line (no newline): the file was cut mid-line",
+                ));
+            }
+            return self.check_head();
+        };
+        let name = file_name_of(&self.files[self.index - 1]);
+        let Some(prev) = self.next_opening.take() else {
+            return Err(Error::Bad {
+                file: next.display().to_string(),
+                line: 1,
+                what: format!("it does not start with an \"opened\" line continuing {name}"),
+            });
+        };
+        let (seq, hash) = self.last.clone().unwrap_or((0, GENESIS.to_owned()));
+        let at = self.line_no.max(1);
+        if prev.file != name {
+            return Err(Error::Bad {
+                file: next.display().to_string(),
+                line: 1,
+                what: format!(
+                    "it continues {} but follows {name}: a file is missing",
+                    prev.file
+                ),
+            });
+        }
+        if prev.seq > seq {
+            return Err(self.bad(at, format!(
+                "the file ends at seq {seq}, but the next file continues from seq {}: lines were cut from its end",
+                prev.seq
+            )));
+        }
+        if prev.seq != seq || prev.hash != hash || prev.bytes != self.offset {
+            return Err(self.bad(at, format!(
+                "the next file continues from seq {} ({} bytes), not from this file's end (seq {seq}, {} bytes): its last lines were changed",
+                prev.seq, prev.bytes, self.offset
+            )));
+        }
+        if prev.torn_bytes != torn {
+            return Err(self.bad(self.line_no + 1, format!(
+                "{torn} bytes after the last line, where the writer left {}: the file was changed after it",
+                prev.torn_bytes
+            )));
+        }
+        if let Some(head) = &prev.head {
+            return Err(self.bad(at, format!(
+                "when the gateway restarted, HEAD recorded seq {} in {}, but the log ended at seq {seq}: lines were cut while it was down",
+                head.seq, head.file
+            )));
+        }
+        Ok(())
+    }
+
+    fn check_head(&mut self) -> Result<(), Error> {
+        let Some(head) = &self.head else {
+            return Ok(());
+        };
+        self.summary.head_checked = true;
+        let seq = self.last.as_ref().map_or(0, |l| l.0);
+        if head.seq > seq {
+            return Err(self.bad(self.line_no.max(1), format!(
+                "the file ends at seq {seq}, but HEAD records seq {} ({} bytes) written: lines were cut from its end",
+                head.seq, head.bytes
+            )));
+        }
+        Ok(())
+    }
+
+    fn next_line(&mut self) -> Result<Option<Record>, Error> {
+        loop {
+            if self.reader.is_none() {
+                if self.index >= self.files.len() {
+                    return Ok(None);
+                }
+                self.open_file()?;
+            }
+            self.buf.clear();
+            let read = match self.reader.as_mut() {
+                Some(r) => r.read_until(b'\n', &mut self.buf),
+                None => Ok(0),
+            };
+            let n = read.map_err(|e| Error::io(&self.files[self.index], e))?;
+            if n == 0 || self.buf.last() != Some(&b'\n') {
+                self.end_of_file(n as u64)?;
+                continue;
+            }
+            self.line_no += 1;
+            self.offset += n as u64;
+            let record = self.check(self.line_no)?;
+            return Ok(Some(record));
+        }
+    }
+
+    fn check(&mut self, at: usize) -> Result<Record, Error> {
+        let text = &self.buf[..self.buf.len() - 1];
+        let hash = chain::check_line(text).map_err(|what| self.bad(at, what))?;
+        let line: Line<'static> = serde_json::from_slice(text)
+            .map_err(|e| self.bad(at, format!("not a decision-log line ({e})")))?;
+        if line.v != VERSION {
+            return Err(self.bad(
+                at,
+                format!("line format version {} is not {VERSION}", line.v),
+            ));
+        }
+        match &self.last {
+            Some((seq, prev)) => {
+                if line.seq != seq + 1 {
+                    let what = if line.seq > seq + 1 {
+                        format!(
+                            "seq {} follows seq {seq}: {} line(s) before it are missing",
+                            line.seq,
+                            line.seq - seq - 1
+                        )
+                    } else {
+                        format!("seq {} follows seq {seq}: lines are out of order", line.seq)
+                    };
+                    return Err(self.bad(at, what));
+                }
+                if line.prev != *prev {
+                    return Err(self.bad(at, "its prev is not the hash of the line before it: a line was removed, inserted or moved here"));
+                }
+            }
+            None if line.seq == 1 && line.prev != GENESIS => {
+                return Err(self.bad(at, "the first line of the log does not start the chain"));
+            }
+            None => {}
+        }
+        if at == 1 && self.index > 0 && !is_opened(&line.body) {
+            return Err(self.bad(at, "a file must start with an \"opened\" line"));
+        }
+        if let Some(head) = &self.head
+            && self.index + 1 == self.files.len()
+            && head.seq == line.seq
+            && head.hash != hash
+        {
+            return Err(self.bad(
+                at,
+                "its hash is not the one HEAD records for it: the line was replaced",
+            ));
+        }
+        self.last = Some((line.seq, hash.clone()));
+        self.summary.lines += 1;
+        self.summary.first_seq.get_or_insert(line.seq);
+        self.summary.last_seq = Some(line.seq);
+        let at_ms = line
+            .ts
+            .parse::<jiff::Timestamp>()
+            .map_or(0, |t| t.as_millisecond());
+        Ok(Record {
+            file: Arc::clone(&self.name),
+            line: at,
+            seq: line.seq,
+            id: line.id.into_owned(),
+            ts: line.ts.into_owned(),
+            at_ms,
+            hash,
+            body: line.body,
+        })
+    }
+}
+
+impl Iterator for Records {
+    type Item = Result<Record, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.next_line() {
+            Ok(Some(record)) => Some(Ok(record)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Reads `paths` to the end: the summary, or the first problem.
+pub fn verify(paths: &[PathBuf]) -> Result<Summary, Error> {
+    let mut records = Records::open(paths)?;
+    for record in records.by_ref() {
+        record?;
+    }
+    Ok(records.summary().clone())
+}
+
+fn is_opened(body: &Body<'_>) -> bool {
+    matches!(body, Body::Log(l) if l.event == "opened")
+}
+
+/// The `previous` of a file's first line, if it is an `opened` line.
+fn opening(path: &Path) -> Option<PreviousLine<'static>> {
+    let mut first = Vec::new();
+    BufReader::new(File::open(path).ok()?)
+        .read_until(b'\n', &mut first)
+        .ok()?;
+    let line: Line<'static> = serde_json::from_slice(first.strip_suffix(b"\n")?).ok()?;
+    match line.body {
+        Body::Log(l) if l.event == "opened" => l.previous,
+        _ => None,
+    }
+}
+
+fn number(path: &Path) -> Option<u64> {
+    file_number(path.file_name()?.to_str()?)
+}
+
+fn file_name_of(path: &Path) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_owned()
+}

@@ -1,0 +1,367 @@
+//! Record stage, on the writer thread: an [`Entry`] becomes a [`Line`] —
+//! arguments masked, masked values scrubbed from free text, task purpose
+//! and labels, grant and approval facts looked up in the store — and is
+//! serialized into the batch buffer.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::entry::{AdminEntry, DecisionEntry, Entry, EventEntry, Upstream};
+use super::line::{
+    AdminLine, ApprovalLine, Body, DecisionLine, EventLine, GrantLine, IdentityLine, LatencyLine,
+    Line, LogLine, ModuleLine, TaskLine, UpstreamLine, VERSION,
+};
+use super::mask::Masks;
+use crate::decide::{Reason, Verdict};
+use crate::identify::Identity;
+use crate::store::{ApprovalKind, GrantSource, Store};
+
+/// Task facts cached per task id: `None` when the store does not know it.
+type TaskFacts = Option<Arc<(String, BTreeMap<String, String>)>>;
+
+/// Cached task facts past this many are forgotten at once.
+const TASK_CACHE: usize = 4096;
+
+/// Turns entries into lines.
+pub(crate) struct Renderer {
+    ctx: uuid::ContextV7,
+    masks: Arc<Masks>,
+    store: Option<Arc<dyn Store>>,
+    tasks: HashMap<String, TaskFacts>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Renderer").finish_non_exhaustive()
+    }
+}
+
+impl Renderer {
+    pub(crate) fn new(masks: Arc<Masks>, store: Option<Arc<dyn Store>>) -> Self {
+        Self {
+            ctx: uuid::ContextV7::new(),
+            masks,
+            store,
+            tasks: HashMap::new(),
+        }
+    }
+
+    /// Appends `entry` as line `seq` (without its hash) to `buf`; returns its kind.
+    pub(crate) fn entry(
+        &mut self,
+        entry: &Entry,
+        seq: u64,
+        prev: &str,
+        buf: &mut Vec<u8>,
+    ) -> &'static str {
+        let (at_ms, body) = match entry {
+            Entry::Decision(d) => (d.at_ms, self.decision(d)),
+            Entry::Event(e) => (e.at_ms, self.event(e)),
+            Entry::Admin(a) => (a.at_ms, admin(a)),
+            // Never rendered: the writer stops at it.
+            Entry::Stop(_) => (super::now_ms(), log("stop", None)),
+        };
+        let kind = kind_of(&body);
+        self.write(at_ms, seq, prev, body, buf);
+        kind
+    }
+
+    /// Appends one of the log's own lines.
+    pub(crate) fn log(&mut self, line: LogLine<'_>, seq: u64, prev: &str, buf: &mut Vec<u8>) {
+        self.write(super::now_ms(), seq, prev, Body::Log(line), buf);
+    }
+
+    fn write(&mut self, at_ms: u64, seq: u64, prev: &str, body: Body<'_>, buf: &mut Vec<u8>) {
+        let ms = i64::try_from(at_ms).unwrap_or(i64::MAX);
+        let ts = jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let nanos = u32::try_from(at_ms % 1000).unwrap_or(0) * 1_000_000;
+        let id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(&self.ctx, at_ms / 1000, nanos));
+        let mut id_buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let line = Line {
+            v: VERSION,
+            seq,
+            id: Cow::Borrowed(id.hyphenated().encode_lower(&mut id_buf)),
+            ts: Cow::Owned(format!("{ts:.3}")),
+            body,
+            prev: Cow::Borrowed(prev),
+            hash: String::new(),
+        };
+        // Plain data always serializes; a failure would leave no line.
+        if serde_json::to_writer(&mut *buf, &line).is_err() {
+            tracing::error!("a decision-log line could not be serialized");
+        }
+    }
+
+    fn decision<'e>(&mut self, d: &'e DecisionEntry) -> Body<'e> {
+        let mut seen = Vec::new();
+        let arguments = if self.masks.is_empty() {
+            Cow::Borrowed(&d.arguments)
+        } else {
+            let mut args = d.arguments.clone();
+            self.masks.apply(&mut args, &mut seen);
+            Cow::Owned(args)
+        };
+        let modules = d
+            .evidence
+            .iter()
+            .map(|e| {
+                let (verdict, reason) = match e.outcome {
+                    Ok(v) => (
+                        v.as_str(),
+                        e.reason.as_deref().map(|r| Masks::scrub(r, &seen)),
+                    ),
+                    Err(fault) => ("fault", Some(Cow::Borrowed(fault))),
+                };
+                ModuleLine {
+                    name: Cow::Borrowed(&e.module),
+                    version: Cow::Borrowed(&e.version),
+                    sha256: Cow::Borrowed(&e.hash),
+                    verdict: Cow::Borrowed(verdict),
+                    reason: reason.map(|r| Cow::Owned(r.into_owned())),
+                }
+            })
+            .collect();
+        let mut grants: Vec<Cow<'e, str>> = Vec::new();
+        if d.verdict == Verdict::Allow {
+            let named = d
+                .evidence
+                .iter()
+                .filter(|e| e.outcome == Ok(Verdict::Allow))
+                .filter_map(|e| e.annotations.as_ref()?.get("grant")?.as_str());
+            for id in named.chain(d.grant.as_deref()) {
+                if !grants.iter().any(|g| g == id) {
+                    grants.push(Cow::Owned(id.to_owned()));
+                }
+            }
+        }
+        // A grant from an approval names who approved: the approver acted
+        // for this call, whichever module allowed it by that grant.
+        let mut approval = d.approval.as_deref().map(Cow::Borrowed);
+        let approved_by = grants
+            .iter()
+            .filter_map(|id| self.store.as_ref()?.grant(id))
+            .find_map(|g| match g.source {
+                GrantSource::Operator => None,
+                GrantSource::Approval { approval_id } | GrantSource::Policy { approval_id, .. } => {
+                    Some((approval_id, g.granted_by))
+                }
+            });
+        let approver = if let Some((id, by)) = approved_by {
+            approval.get_or_insert(Cow::Owned(id));
+            Some(by)
+        } else if d.reason == Reason::ApprovalDenied {
+            d.approval
+                .as_deref()
+                .and_then(|id| self.store.as_ref()?.approval(id)?.decided)
+                .map(|e| e.by)
+        } else {
+            None
+        };
+        let (upstream, upstream_us) = match d.upstream {
+            None => (None, None),
+            Some(Upstream::Status(status, t)) => (
+                Some(UpstreamLine {
+                    status: Some(status),
+                    error: None,
+                }),
+                Some(micros(t)),
+            ),
+            Some(Upstream::Failed(code, t)) => (
+                Some(UpstreamLine {
+                    status: None,
+                    error: Some(Cow::Borrowed(code)),
+                }),
+                Some(micros(t)),
+            ),
+        };
+        let message = (!d.message.is_empty()).then(|| Masks::scrub(&d.message, &seen));
+        Body::Decision(Box::new(DecisionLine {
+            phase: Cow::Borrowed(d.phase.as_str()),
+            route: Cow::Borrowed(&d.route),
+            method: Cow::Borrowed(&d.method),
+            tool: Cow::Borrowed(&d.tool),
+            arguments,
+            identity: identity(&d.identity),
+            task: d.task.as_deref().map(|id| self.task(id)),
+            grants,
+            approval,
+            approver: approver.map(Cow::Owned),
+            modules,
+            decision: Cow::Borrowed(d.verdict.as_str()),
+            reason: Cow::Borrowed(d.reason.as_str()),
+            message,
+            latency_us: LatencyLine {
+                identify: micros(d.identify),
+                decide: micros(d.decide),
+                upstream: upstream_us,
+                total: micros(d.total),
+            },
+            upstream,
+            trace_id: (!d.trace_id.is_empty()).then_some(Cow::Borrowed(d.trace_id.as_str())),
+        }))
+    }
+
+    fn task<'e>(&mut self, id: &'e str) -> TaskLine<'e> {
+        if self.tasks.len() > TASK_CACHE {
+            self.tasks.clear();
+        }
+        let store = self.store.as_ref();
+        let facts = self
+            .tasks
+            .entry(id.to_owned())
+            .or_insert_with(|| {
+                store
+                    .and_then(|s| s.task(id))
+                    .map(|t| Arc::new((t.purpose, t.labels)))
+            })
+            .clone();
+        match facts {
+            Some(f) => TaskLine {
+                id: Cow::Borrowed(id),
+                purpose: Some(Cow::Owned(f.0.clone())),
+                labels: f.1.clone(),
+            },
+            None => TaskLine {
+                id: Cow::Borrowed(id),
+                purpose: None,
+                labels: BTreeMap::new(),
+            },
+        }
+    }
+
+    fn event<'e>(&mut self, e: &'e EventEntry) -> Body<'e> {
+        let store = self.store.clone();
+        let mut line = EventLine {
+            event: Cow::Borrowed(e.event),
+            target: (!e.id.is_empty()).then_some(Cow::Borrowed(e.id.as_str())),
+            task: (!e.task.is_empty()).then(|| self.task(&e.task)),
+            actor: (!e.actor.is_empty()).then_some(Cow::Borrowed(e.actor.as_str())),
+            count: e.count,
+            grant: None,
+            approval: None,
+        };
+        if e.event.starts_with("grant_") {
+            line.grant = store.as_ref().and_then(|s| s.grant(&e.id)).map(grant);
+            return Body::Grant(line);
+        }
+        if e.event.starts_with("task_") {
+            return Body::Task(line);
+        }
+        // Facts as of the event: a parked approval is not answered yet,
+        // even if the writer looks it up after an operator did.
+        let answered = e.event != "approval_parked";
+        if let Some(a) = store.as_ref().and_then(|s| s.approval(&e.id)) {
+            let mut arguments = a.arguments;
+            self.masks.apply(&mut arguments, &mut Vec::new());
+            line.approval = Some(ApprovalLine {
+                kind: Cow::Borrowed(match a.kind {
+                    ApprovalKind::Call => "call",
+                    ApprovalKind::Request => "request",
+                }),
+                route: Cow::Owned(a.route),
+                tool: Cow::Owned(a.tool),
+                agent: Cow::Owned(a.agent),
+                arguments: Cow::Owned(arguments),
+                why: (!a.why.is_empty()).then_some(Cow::Owned(a.why)),
+                decided_by: a.decided.filter(|_| answered).map(|d| Cow::Owned(d.by)),
+                grant: a.grant_id.filter(|_| answered).map(Cow::Owned),
+            });
+        }
+        Body::Approval(line)
+    }
+}
+
+fn grant(g: crate::store::Grant) -> GrantLine<'static> {
+    let (source, approval, evidence) = match g.source {
+        GrantSource::Operator => ("operator", None, Vec::new()),
+        GrantSource::Approval { approval_id } => ("approval", Some(approval_id), Vec::new()),
+        GrantSource::Policy {
+            approval_id,
+            evidence,
+        } => ("policy", Some(approval_id), evidence),
+    };
+    GrantLine {
+        tool: Cow::Owned(g.tool),
+        route: g.route.map(Cow::Owned),
+        constraints: g.constraints.len(),
+        expires_at_ms: g.expires_at_ms,
+        max_uses: g.max_uses,
+        granted_by: Cow::Owned(g.granted_by),
+        source: Cow::Borrowed(source),
+        approval: approval.map(Cow::Owned),
+        evidence: evidence.into_iter().map(Cow::Owned).collect(),
+        reason: Cow::Owned(g.reason),
+    }
+}
+
+fn admin(a: &AdminEntry) -> Body<'_> {
+    Body::Admin(AdminLine {
+        actor: Cow::Borrowed(&a.actor),
+        role: Cow::Borrowed(a.role),
+        action: Cow::Borrowed(&a.action),
+        target: a.target.as_deref().map(Cow::Borrowed),
+        outcome: Cow::Borrowed(&a.outcome),
+        remote: a.remote.as_deref().map(Cow::Borrowed),
+    })
+}
+
+fn log(event: &'static str, cause: Option<&'static str>) -> Body<'static> {
+    Body::Log(LogLine {
+        event: Cow::Borrowed(event),
+        cause: cause.map(Cow::Borrowed),
+        previous: None,
+        count: None,
+    })
+}
+
+fn identity(identity: &Identity) -> IdentityLine<'_> {
+    match identity {
+        Identity::Anonymous => IdentityLine {
+            subject: Cow::Borrowed("anonymous"),
+            issuer: None,
+            user: None,
+            agent: None,
+            chain: Vec::new(),
+        },
+        Identity::Workload(w) => IdentityLine {
+            subject: Cow::Borrowed(&w.subject),
+            issuer: Some(Cow::Borrowed(&w.issuer)),
+            user: w.delegation.user.as_deref().map(Cow::Borrowed),
+            agent: w.delegation.agent.as_deref().map(Cow::Borrowed),
+            chain: w
+                .delegation
+                .intermediaries
+                .iter()
+                .map(|s| Cow::Borrowed(s.as_str()))
+                .collect(),
+        },
+    }
+}
+
+/// The `kind` of a body, for metrics.
+pub(crate) fn kind_of(body: &Body<'_>) -> &'static str {
+    match body {
+        Body::Decision(_) => "decision",
+        Body::Task(_) => "task",
+        Body::Grant(_) => "grant",
+        Body::Approval(_) => "approval",
+        Body::Admin(_) => "admin",
+        Body::Log(_) => "log",
+    }
+}
+
+fn micros(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_have_milliseconds() {
+        let ts = jiff::Timestamp::from_millisecond(1_764_843_072_005).unwrap();
+        assert_eq!(format!("{ts:.3}"), "2025-12-04T10:11:12.005Z");
+        let whole = jiff::Timestamp::from_millisecond(1_764_843_072_000).unwrap();
+        assert_eq!(format!("{whole:.3}"), "2025-12-04T10:11:12.000Z");
+    }
+}

@@ -1,0 +1,216 @@
+//! The writer and the reader together: a log written, continued after a
+//! restart, rotated, and each kind of tampering found at the right line.
+
+use std::path::{Path, PathBuf};
+
+use super::entry::{AdminEntry, Entry};
+use super::read::{Records, verify};
+use super::{AuditLog, Error};
+use crate::config::Audit;
+
+fn config(dir: &Path, max_file_size: u64) -> Audit {
+    let text = format!(
+        "dir = {:?}\nmax_file_size = {max_file_size}\nfsync = \"never\"\n",
+        dir.display().to_string()
+    );
+    toml::from_str(&text).unwrap()
+}
+
+fn admin(n: usize) -> Entry {
+    Entry::Admin(AdminEntry {
+        at_ms: 1_764_843_072_000 + n as u64,
+        actor: format!("ops-{n}"),
+        role: "operator",
+        action: "issue_grant".into(),
+        target: Some(format!("grant_{n:04}")),
+        outcome: "ok".into(),
+        remote: None,
+    })
+}
+
+/// Writes `n` admin records into `dir` and closes the log.
+async fn write(dir: &Path, max_file_size: u64, n: usize) {
+    let log = AuditLog::start(
+        &config(dir, max_file_size),
+        None,
+        &prometheus::Registry::new(),
+    )
+    .unwrap();
+    for i in 0..n {
+        log.send(admin(i));
+        if i % 4 == 3 {
+            // Let the writer take small batches: files rotate between them.
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+    }
+    log.close().await;
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    super::segment::list(dir)
+        .unwrap()
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect()
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn rewrite(path: &Path, lines: &[String]) {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(path, text).unwrap();
+}
+
+fn bad_line(dir: &Path) -> (String, usize, String) {
+    match verify(&[dir.to_path_buf()]) {
+        Err(Error::Bad { file, line, what }) => (file, line, what),
+        other => panic!("expected a bad line, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_untouched_log_verifies_and_continues_across_restarts() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), 1 << 20, 5).await;
+    write(tmp.path(), 1 << 20, 3).await;
+    let summary = verify(&[tmp.path().to_path_buf()]).unwrap();
+    // Per run: opened + records + sealed.
+    assert_eq!((summary.files, summary.lines), (2, 12));
+    assert_eq!((summary.first_seq, summary.last_seq), (Some(1), Some(12)));
+    assert!(summary.head_checked);
+    let records: Vec<_> = Records::open(&[tmp.path().to_path_buf()])
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let super::line::Body::Admin(a) = &records[1].body else {
+        panic!("{:?}", records[1]);
+    };
+    assert_eq!(
+        (a.actor.as_ref(), records[1].ts.as_str()),
+        ("ops-0", "2025-12-04T10:11:12.000Z")
+    );
+    assert_eq!(records[1].at_ms, 1_764_843_072_000);
+    let super::line::Body::Log(opened) = &records[7].body else {
+        panic!("{:?}", records[7]);
+    };
+    let previous = opened.previous.as_ref().unwrap();
+    assert_eq!(
+        (previous.seq, previous.file.as_ref()),
+        (7, "decisions-00000001.jsonl")
+    );
+}
+
+#[tokio::test]
+async fn an_edit_a_deletion_and_a_reorder_are_named_at_their_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), 1 << 20, 6).await;
+    let file = &files(tmp.path())[0];
+    let good = lines(file);
+
+    let mut edited = good.clone();
+    edited[3] = edited[3].replace("ops-2", "ops-9");
+    rewrite(file, &edited);
+    let (_, line, what) = bad_line(tmp.path());
+    assert_eq!(line, 4, "{what}");
+    assert!(what.contains("altered"), "{what}");
+
+    let mut deleted = good.clone();
+    deleted.remove(3);
+    rewrite(file, &deleted);
+    let (_, line, what) = bad_line(tmp.path());
+    assert_eq!(line, 4, "{what}");
+    assert!(what.contains("missing"), "{what}");
+
+    let mut reordered = good.clone();
+    reordered.swap(2, 3);
+    rewrite(file, &reordered);
+    let (_, line, what) = bad_line(tmp.path());
+    assert_eq!(line, 3, "{what}");
+
+    rewrite(file, &good);
+    verify(&[tmp.path().to_path_buf()]).unwrap();
+}
+
+#[tokio::test]
+async fn a_cut_tail_shows_against_head_and_against_the_next_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Small files: several rotations.
+    write(tmp.path(), 4096, 80).await;
+    let all = files(tmp.path());
+    assert!(all.len() >= 3, "{all:?}");
+
+    // The newest file loses its last line: HEAD still names it.
+    let newest = all.last().unwrap();
+    let good = lines(newest);
+    rewrite(newest, &good[..good.len() - 1]);
+    let (file, _, what) = bad_line(tmp.path());
+    assert!(file.ends_with(newest.file_name().unwrap().to_str().unwrap()));
+    assert!(what.contains("HEAD") && what.contains("cut"), "{what}");
+    rewrite(newest, &good);
+
+    // A sealed file loses its last lines: the next file's first line
+    // still names where it ended.
+    let middle = &all[1];
+    let good = lines(middle);
+    rewrite(middle, &good[..good.len() - 2]);
+    let (file, _, what) = bad_line(tmp.path());
+    assert!(
+        file.ends_with(middle.file_name().unwrap().to_str().unwrap()),
+        "{file}"
+    );
+    assert!(what.contains("cut"), "{what}");
+    rewrite(middle, &good);
+
+    // A line cut in half.
+    let text = std::fs::read_to_string(newest).unwrap();
+    std::fs::write(newest, &text[..text.len() - 10]).unwrap();
+    let (_, _, what) = bad_line(tmp.path());
+    assert!(what.contains("incomplete"), "{what}");
+    std::fs::write(newest, text).unwrap();
+
+    // A whole file removed from the middle.
+    let removed = std::fs::read(middle).unwrap();
+    std::fs::remove_file(middle).unwrap();
+    let (_, line, what) = bad_line(tmp.path());
+    assert_eq!(line, 1, "{what}");
+    assert!(what.contains("missing"), "{what}");
+    std::fs::write(middle, removed).unwrap();
+
+    verify(&[tmp.path().to_path_buf()]).unwrap();
+}
+
+#[tokio::test]
+async fn a_torn_tail_left_by_a_crash_is_declared_by_the_next_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), 1 << 20, 3).await;
+    let file = files(tmp.path())[0].clone();
+    let mut text = std::fs::read(&file).unwrap();
+    text.extend_from_slice(b"{\"v\":1,\"seq\":6,\"id\":\"half");
+    std::fs::write(&file, &text).unwrap();
+    // The next start says so in its first line, and the log verifies.
+    write(tmp.path(), 1 << 20, 1).await;
+    verify(&[tmp.path().to_path_buf()]).unwrap();
+    let second = lines(&files(tmp.path())[1]);
+    assert!(second[0].contains("\"torn_bytes\":25"), "{}", second[0]);
+}
+
+#[tokio::test]
+async fn an_unwritable_directory_fails_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let blocker = tmp.path().join("file");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let err = AuditLog::start(
+        &config(&blocker.join("audit"), 1 << 20),
+        None,
+        &prometheus::Registry::new(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("audit"), "{err}");
+}

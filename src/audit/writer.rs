@@ -1,0 +1,576 @@
+//! Record stage: the decision log's writer — a bounded queue the request
+//! path reserves a slot in (never waiting), and one thread of its own that
+//! drains it in batches: render, hash-chain, write, rewrite `HEAD`, sync per
+//! `audit.fsync`, rotate past `audit.max_file_size`, delete files past
+//! `audit.retain`. A failed write marks the log unhealthy (calls are then
+//! refused, or their records counted as dropped, per `audit.on_failure`)
+//! and is retried, into a new file, until the disk takes it again.
+
+use std::fs::File;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::Error;
+use super::chain::{self, GENESIS};
+use super::entry::Entry;
+use super::line::{HeadLine, LogLine, PreviousLine};
+use super::mask::Masks;
+use super::metrics::AuditMetrics;
+use super::render::Renderer;
+use super::segment::{self, Head, file_name};
+use crate::config::{self, Fsync, OnFailure};
+use crate::store::Store;
+
+/// A reserved place in the queue: sending on it cannot fail.
+pub type Permit = mpsc::OwnedPermit<Entry>;
+
+/// Most entries written in one batch.
+const MAX_BATCH: usize = 1024;
+/// How long a failed write waits before it is tried again.
+const RETRY: Duration = Duration::from_millis(250);
+/// How long shutdown waits for the writer to seal the log.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// The handle the gateway records through. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Entry>,
+    shared: Arc<Shared>,
+    masks: Arc<Masks>,
+    fail_closed: bool,
+}
+
+#[derive(Debug)]
+struct Shared {
+    healthy: AtomicBool,
+    stop: AtomicBool,
+    /// Drops not yet reported in the log itself.
+    unreported: AtomicU64,
+    dropped: AtomicU64,
+    metrics: AuditMetrics,
+}
+
+impl AuditLog {
+    /// Opens (or continues) the log in `cfg.dir` and starts its writer
+    /// thread. The first line is written before this returns: a directory
+    /// that cannot be written fails here, at start-up.
+    pub fn start(
+        cfg: &config::Audit,
+        store: Option<Arc<dyn Store>>,
+        registry: &prometheus::Registry,
+    ) -> Result<Self, Error> {
+        let key = match &cfg.hash_key {
+            Some(k) => Some(k.resolve().map_err(|message| Error::Config {
+                field: "hash_key",
+                message,
+            })?),
+            None => None,
+        };
+        let masks = Arc::new(Masks::new(&cfg.mask, key.as_ref()));
+        let shared = Arc::new(Shared {
+            healthy: AtomicBool::new(true),
+            stop: AtomicBool::new(false),
+            unreported: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            metrics: AuditMetrics::new(registry),
+        });
+        let writer = Writer::open(
+            cfg,
+            Renderer::new(Arc::clone(&masks), store),
+            Arc::clone(&shared),
+        )?;
+        shared.metrics.healthy.set(1);
+        let (tx, rx) = mpsc::channel(cfg.queue);
+        std::thread::Builder::new()
+            .name("toolgate-audit".into())
+            .spawn(move || writer.run(rx))
+            .map_err(Error::Thread)?;
+        tracing::info!(dir = %cfg.dir.display(), "decision log open");
+        Ok(Self {
+            tx,
+            shared,
+            masks,
+            fail_closed: cfg.on_failure == OnFailure::FailClosed,
+        })
+    }
+
+    /// True when a call must be refused if its record cannot be taken.
+    pub fn fail_closed(&self) -> bool {
+        self.fail_closed
+    }
+
+    pub fn masks(&self) -> &Masks {
+        &self.masks
+    }
+
+    /// A place for one record, or `None`: the queue is full, or (failing
+    /// closed) the log is not being written.
+    pub fn reserve(&self) -> Option<Permit> {
+        if self.fail_closed && !self.shared.healthy.load(Ordering::Relaxed) {
+            return None;
+        }
+        self.tx.clone().try_reserve_owned().ok()
+    }
+
+    /// False while writing fails (and is being retried).
+    pub fn healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Whether a record would be taken now.
+    pub fn ready(&self) -> bool {
+        (!self.fail_closed || self.shared.healthy.load(Ordering::Relaxed)) && self.tx.capacity() > 0
+    }
+
+    /// Queues a record that needed no reservation; counts it if it cannot be.
+    pub fn send(&self, entry: Entry) {
+        if self.tx.try_send(entry).is_err() {
+            self.dropped("queue_full");
+        }
+    }
+
+    /// Counts (and logs, sparingly) a record that will not be written.
+    pub fn dropped(&self, cause: &'static str) {
+        self.shared.dropped(cause, 1);
+    }
+
+    /// Seals the log and stops the writer (shutdown). Records still queued
+    /// are written first; if the disk is failing they are counted as dropped.
+    pub async fn close(&self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        let tx = self.tx.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let (ack, wait) = std::sync::mpsc::channel();
+            if tx.blocking_send(Entry::Stop(ack)).is_ok() {
+                let _ = wait.recv_timeout(CLOSE_WAIT);
+            }
+        });
+        let _ = done.await;
+    }
+}
+
+impl Shared {
+    fn dropped(&self, cause: &'static str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.metrics.dropped.with_label_values(&[cause]).inc_by(n);
+        self.unreported.fetch_add(n, Ordering::Relaxed);
+        let total = self.dropped.fetch_add(n, Ordering::Relaxed) + n;
+        // Logged at the first drop and at every power of two after it.
+        if (total - n).leading_zeros() != total.leading_zeros() || total == n {
+            tracing::error!(target: "toolgate::audit", cause, total, "decision-log records dropped");
+        }
+    }
+
+    fn set_healthy(&self, healthy: bool) {
+        let was = self.healthy.swap(healthy, Ordering::Relaxed);
+        self.metrics.healthy.set(i64::from(healthy));
+        if was && !healthy {
+            tracing::error!(target: "toolgate::audit", "the decision log cannot be written; retrying");
+        } else if !was && healthy {
+            tracing::warn!(target: "toolgate::audit", "the decision log is being written again");
+        }
+    }
+}
+
+/// The writer thread's state: where the chain stands and what file it is in.
+struct Writer {
+    dir: PathBuf,
+    max_file_size: u64,
+    retain: usize,
+    fsync: Fsync,
+    fsync_interval: Duration,
+    file: Option<File>,
+    number: u64,
+    /// Committed bytes of the current file, and bytes after them a failed
+    /// write left behind.
+    len: u64,
+    torn: u64,
+    seq: u64,
+    prev: String,
+    /// What `HEAD` said at start-up when it disagreed with the files.
+    stale_head: Option<HeadLine<'static>>,
+    head: Head,
+    /// The next write opens a new file first, for this cause.
+    reopen: Option<&'static str>,
+    unsynced: bool,
+    last_sync: Instant,
+    buf: Vec<u8>,
+    renderer: Renderer,
+    shared: Arc<Shared>,
+}
+
+impl Writer {
+    fn open(cfg: &config::Audit, renderer: Renderer, shared: Arc<Shared>) -> Result<Self, Error> {
+        let dir = cfg.dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let files = segment::list(&dir)?;
+        let old_head = segment::read_head(&dir);
+        let mut w = Self {
+            head: Head::open(&dir)?,
+            dir,
+            max_file_size: cfg.max_file_size,
+            retain: cfg.retain,
+            fsync: cfg.fsync,
+            fsync_interval: cfg.fsync_interval,
+            file: None,
+            number: 0,
+            len: 0,
+            torn: 0,
+            seq: 0,
+            prev: GENESIS.to_owned(),
+            stale_head: None,
+            reopen: None,
+            unsynced: false,
+            last_sync: Instant::now(),
+            buf: Vec::with_capacity(64 * 1024),
+            renderer,
+            shared,
+        };
+        if let Some((n, path)) = files.last() {
+            w.number = *n;
+            if let Some(tail) = segment::tail(path)? {
+                w.seq = tail.seq;
+                w.prev = tail.hash;
+                w.len = tail.bytes;
+                w.torn = tail.torn;
+            } else {
+                w.torn = std::fs::metadata(path).map_or(0, |m| m.len());
+            }
+            w.stale_head = old_head
+                .filter(|h| h.file != file_name(w.number) || h.seq != w.seq || h.hash != w.prev);
+        }
+        w.open_next("start")
+            .map_err(|e| Error::io(&w.dir.join(file_name(w.number + 1)), e))?;
+        Ok(w)
+    }
+
+    fn run(mut self, mut rx: mpsc::Receiver<Entry>) {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        else {
+            tracing::error!(target: "toolgate::audit", "the decision-log writer cannot start its timer");
+            self.shared.set_healthy(false);
+            return;
+        };
+        rt.block_on(self.drain(&mut rx));
+    }
+
+    async fn drain(&mut self, rx: &mut mpsc::Receiver<Entry>) {
+        let tick = self.fsync_interval.min(Duration::from_secs(1));
+        let mut pending: Vec<Entry> = Vec::new();
+        loop {
+            if pending.is_empty() {
+                let wait = if self.reopen.is_some() { RETRY } else { tick };
+                match tokio::time::timeout(wait, rx.recv()).await {
+                    Ok(Some(entry)) => pending.push(entry),
+                    Ok(None) => {
+                        self.finish();
+                        return;
+                    }
+                    Err(_) => {
+                        self.idle();
+                        continue;
+                    }
+                }
+                while pending.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(entry) => pending.push(entry),
+                        Err(_) => break,
+                    }
+                }
+            } else {
+                // The last write failed: wait, then try the same records again.
+                if self.shared.stop.load(Ordering::Relaxed) {
+                    let queued = rx.len();
+                    let lost = pending
+                        .iter()
+                        .filter(|e| !matches!(e, Entry::Stop(_)))
+                        .count();
+                    self.shared.dropped("shutdown", (lost + queued) as u64);
+                    tracing::error!(target: "toolgate::audit", lost = lost + queued, "shutting down while the decision log cannot be written");
+                    return;
+                }
+                tokio::time::sleep(RETRY).await;
+            }
+            let stop = pending.iter().position(|e| matches!(e, Entry::Stop(_)));
+            let work = stop.unwrap_or(pending.len());
+            match self.write(&pending[..work]) {
+                Ok(()) => {
+                    self.shared.set_healthy(self.reopen.is_none());
+                    if let Some(i) = stop {
+                        self.finish();
+                        if let Entry::Stop(ack) = pending.swap_remove(i) {
+                            let _ = ack.send(());
+                        }
+                        return;
+                    }
+                    pending.clear();
+                }
+                Err(e) => {
+                    self.shared.metrics.write_errors.inc();
+                    tracing::debug!(target: "toolgate::audit", error = %e, "decision-log write failed");
+                    self.shared.set_healthy(false);
+                }
+            }
+            self.shared
+                .metrics
+                .queue_depth
+                .set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// Writes `entries` as one batch; on failure nothing of it counts and
+    /// the next try starts a new file.
+    fn write(&mut self, entries: &[Entry]) -> std::io::Result<()> {
+        if let Some(cause) = self.reopen {
+            self.open_next(cause)?;
+        }
+        self.buf.clear();
+        let (mut seq, mut prev) = (self.seq, std::mem::take(&mut self.prev));
+        let committed_prev = prev.clone();
+        let dropped = self.shared.unreported.swap(0, Ordering::Relaxed);
+        let mut kinds: Vec<&'static str> = Vec::with_capacity(entries.len() + 1);
+        if dropped > 0 {
+            let start = self.buf.len();
+            let line = LogLine {
+                event: "dropped".into(),
+                cause: None,
+                previous: None,
+                count: Some(dropped),
+            };
+            self.renderer.log(line, seq + 1, &prev, &mut self.buf);
+            prev = chain::seal_line(&mut self.buf, start);
+            seq += 1;
+            kinds.push("log");
+        }
+        for entry in entries {
+            let start = self.buf.len();
+            kinds.push(self.renderer.entry(entry, seq + 1, &prev, &mut self.buf));
+            prev = chain::seal_line(&mut self.buf, start);
+            seq += 1;
+        }
+        if let Err(e) = self.append() {
+            self.prev = committed_prev;
+            self.shared.unreported.fetch_add(dropped, Ordering::Relaxed);
+            return Err(e);
+        }
+        (self.seq, self.prev) = (seq, prev);
+        for kind in kinds {
+            self.shared.metrics.written.with_label_values(&[kind]).inc();
+        }
+        self.after_write();
+        if self.len >= self.max_file_size {
+            self.rotate();
+        }
+        Ok(())
+    }
+
+    /// Appends `buf` to the current file; on failure takes back what it
+    /// can and arranges for the next write to open a new file.
+    fn append(&mut self) -> std::io::Result<()> {
+        let Some(file) = self.file.as_mut() else {
+            self.reopen = Some("recovery");
+            return Err(std::io::Error::other("no open log file"));
+        };
+        match file.write_all(&self.buf) {
+            Ok(()) => {
+                self.len += self.buf.len() as u64;
+                self.shared.metrics.bytes.inc_by(self.buf.len() as u64);
+                self.unsynced = true;
+                Ok(())
+            }
+            Err(e) => {
+                if file.set_len(self.len).is_err() {
+                    self.torn = file
+                        .metadata()
+                        .map_or(0, |m| m.len().saturating_sub(self.len));
+                }
+                self.reopen = Some("recovery");
+                Err(e)
+            }
+        }
+    }
+
+    /// `HEAD` and the sync policy, after a batch is in the file.
+    fn after_write(&mut self) {
+        let head = HeadLine {
+            file: file_name(self.number).into(),
+            seq: self.seq,
+            hash: self.prev.as_str().into(),
+            bytes: self.len,
+        };
+        if let Err(e) = self.head.write(&head) {
+            tracing::warn!(target: "toolgate::audit", error = %e, "cannot update the decision log's HEAD");
+        }
+        let due = match self.fsync {
+            Fsync::Batch => true,
+            Fsync::Interval => self.last_sync.elapsed() >= self.fsync_interval,
+            Fsync::Never => false,
+        };
+        if due {
+            self.sync();
+        }
+    }
+
+    fn idle(&mut self) {
+        if let Some(cause) = self.reopen {
+            // A rotation could not open the next file: try again.
+            let opened = self.open_next(cause);
+            if let Err(e) = &opened {
+                self.shared.metrics.write_errors.inc();
+                tracing::debug!(target: "toolgate::audit", error = %e, "decision-log file still cannot be opened");
+            }
+            self.shared.set_healthy(opened.is_ok());
+        }
+        if self.unsynced && self.fsync == Fsync::Interval {
+            self.sync();
+        }
+    }
+
+    fn sync(&mut self) {
+        let Some(file) = self.file.as_mut() else {
+            return;
+        };
+        if let Err(e) = file.sync_data().and_then(|()| self.head.sync()) {
+            self.shared.metrics.write_errors.inc();
+            tracing::error!(target: "toolgate::audit", error = %e, "cannot sync the decision log");
+            return;
+        }
+        self.unsynced = false;
+        self.last_sync = Instant::now();
+    }
+
+    /// Seals the current file with a last line and starts the next one.
+    /// The batch before is committed either way; a failure here leaves
+    /// `reopen` set, so the log reads unhealthy until a file opens.
+    fn rotate(&mut self) {
+        if let Err(e) = self.seal("rotation") {
+            self.shared.metrics.write_errors.inc();
+            tracing::debug!(target: "toolgate::audit", error = %e, "cannot seal a decision-log file");
+            return;
+        }
+        self.shared.metrics.rotations.inc();
+        self.reopen = Some("rotation");
+        match self.open_next("rotation") {
+            Ok(()) => self.retain(),
+            Err(e) => {
+                self.shared.metrics.write_errors.inc();
+                tracing::debug!(target: "toolgate::audit", error = %e, "cannot open the next decision-log file");
+            }
+        }
+    }
+
+    fn seal(&mut self, cause: &'static str) -> std::io::Result<()> {
+        self.buf.clear();
+        let line = LogLine {
+            event: "sealed".into(),
+            cause: Some(cause.into()),
+            previous: None,
+            count: None,
+        };
+        self.renderer
+            .log(line, self.seq + 1, &self.prev, &mut self.buf);
+        let hash = chain::seal_line(&mut self.buf, 0);
+        self.append()?;
+        self.seq += 1;
+        self.prev = hash;
+        self.shared
+            .metrics
+            .written
+            .with_label_values(&["log"])
+            .inc();
+        self.after_write();
+        self.sync();
+        Ok(())
+    }
+
+    /// Creates the next file; its first line names where the chain stands.
+    fn open_next(&mut self, cause: &'static str) -> std::io::Result<()> {
+        let number = self.number + 1;
+        let path = self.dir.join(file_name(number));
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&path)?;
+        let previous = (self.number > 0).then(|| PreviousLine {
+            file: file_name(self.number).into(),
+            seq: self.seq,
+            hash: self.prev.clone().into(),
+            bytes: self.len,
+            torn_bytes: self.torn,
+            head: self.stale_head.clone(),
+        });
+        self.buf.clear();
+        let line = LogLine {
+            event: "opened".into(),
+            cause: Some(cause.into()),
+            previous,
+            count: None,
+        };
+        self.renderer
+            .log(line, self.seq + 1, &self.prev, &mut self.buf);
+        let hash = chain::seal_line(&mut self.buf, 0);
+        let mut file = file;
+        file.write_all(&self.buf)?;
+        file.sync_data()?;
+        sync_dir(&self.dir);
+        (self.file, self.number, self.len, self.torn) =
+            (Some(file), number, self.buf.len() as u64, 0);
+        self.seq += 1;
+        self.prev = hash;
+        self.stale_head = None;
+        self.reopen = None;
+        self.shared
+            .metrics
+            .written
+            .with_label_values(&["log"])
+            .inc();
+        self.shared.metrics.bytes.inc_by(self.len);
+        self.after_write();
+        Ok(())
+    }
+
+    /// Deletes the oldest files past `retain` (never the current one).
+    fn retain(&self) {
+        let Ok(files) = segment::list(&self.dir) else {
+            return;
+        };
+        let excess = files.len().saturating_sub(self.retain);
+        for (n, path) in files.into_iter().take(excess) {
+            if n == self.number {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    tracing::info!(target: "toolgate::audit", file = %path.display(), "old decision-log file deleted (audit.retain)")
+                }
+                Err(e) => {
+                    tracing::warn!(target: "toolgate::audit", file = %path.display(), error = %e, "cannot delete an old decision-log file")
+                }
+            }
+        }
+    }
+
+    /// Shutdown: seal the file.
+    fn finish(&mut self) {
+        if self.reopen.is_none()
+            && let Err(e) = self.seal("shutdown")
+        {
+            tracing::error!(target: "toolgate::audit", error = %e, "cannot seal the decision log at shutdown");
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}

@@ -1,0 +1,45 @@
+//! `toolgate audit verify FILE|DIR…`: reads a decision log back and checks
+//! every line's hash, the chain between lines and files, and the newest
+//! file against `HEAD`; names the first bad line.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check a decision log: files or directories (all their log files).
+    Verify {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+}
+
+pub fn run(command: AuditCommand) -> ExitCode {
+    match command {
+        AuditCommand::Verify { paths } => match crate::audit::read::verify(&paths) {
+            Ok(s) => {
+                let range = match (s.first_seq, s.last_seq) {
+                    (Some(a), Some(b)) => format!(", seq {a}..{b}"),
+                    _ => String::new(),
+                };
+                let head = if s.head_checked {
+                    ", newest file matches HEAD"
+                } else {
+                    ", HEAD not checked (not beside the newest file given)"
+                };
+                let line = format!("ok: {} lines in {} files{range}{head}", s.lines, s.files);
+                match writeln!(std::io::stdout(), "{line}") {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(_) => ExitCode::FAILURE,
+                }
+            }
+            Err(e) => {
+                eprintln!("audit verify: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

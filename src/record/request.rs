@@ -1,0 +1,138 @@
+//! Record stage, per request: the decisions of one request wait here, each
+//! with its reserved place in the decision log's queue, until the request
+//! is done — so their records carry the upstream's status and latency — and
+//! go to the log when it drops, however the request ended (answered,
+//! refused, failed, or the caller gone).
+
+use std::borrow::Cow;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::audit::{DecisionEntry, Entry, Masks, Permit, Upstream};
+use crate::decide::{Decision, DecisionInput, Phase, Reason, Verdict};
+
+use super::Recorder;
+
+/// The decision records of one request.
+#[derive(Debug)]
+pub struct RequestLog {
+    recorder: Recorder,
+    route: String,
+    started: Instant,
+    identify: Duration,
+    pending: Mutex<Vec<(Box<DecisionEntry>, Permit)>>,
+    upstream: Mutex<Option<Upstream>>,
+}
+
+impl RequestLog {
+    /// For a request on `route` that started at `started` and took
+    /// `identify` to identify its caller.
+    pub fn new(recorder: Recorder, route: &str, started: Instant, identify: Duration) -> Self {
+        recorder.identify_latency(route, identify);
+        Self {
+            recorder,
+            route: route.to_owned(),
+            started,
+            identify,
+            pending: Mutex::new(Vec::new()),
+            upstream: Mutex::new(None),
+        }
+    }
+
+    /// Records one decision that took `decide` in policy, and returns it as
+    /// final: refused (`audit_unavailable`) if it would run unrecorded while
+    /// the log fails closed; its message with masked argument values
+    /// scrubbed out.
+    pub fn decision(
+        &self,
+        input: &DecisionInput<'_>,
+        mut decision: Decision,
+        decide: Duration,
+        trace_id: &str,
+    ) -> Decision {
+        let Some(audit) = self.recorder.audit() else {
+            self.recorder.decision(input, &decision, trace_id);
+            self.recorder.decide_latency(&self.route, decide);
+            return decision;
+        };
+        if !audit.masks().is_empty() && !decision.message.is_empty() {
+            let seen = audit.masks().values(input.arguments);
+            if let Cow::Owned(text) = Masks::scrub(&decision.message, &seen) {
+                decision.message = text;
+            }
+        }
+        let permit = if input.phase == Phase::List {
+            None
+        } else {
+            let permit = audit.reserve();
+            if permit.is_none() {
+                audit.dropped(if audit.healthy() {
+                    "queue_full"
+                } else {
+                    "log_failing"
+                });
+                if audit.fail_closed() && input.phase == Phase::Call && decision.is_allow() {
+                    decision.verdict = Verdict::Deny;
+                    decision.reason = Reason::AuditUnavailable;
+                    decision.message =
+                        "the decision log cannot record this call; try again later".into();
+                }
+            }
+            permit
+        };
+        self.recorder.decision(input, &decision, trace_id);
+        self.recorder.decide_latency(&self.route, decide);
+        if let Some(permit) = permit {
+            let entry = Box::new(DecisionEntry {
+                at_ms: crate::audit::now_ms(),
+                phase: input.phase,
+                route: input.route.name.clone(),
+                method: input.method.to_owned(),
+                tool: input.tool.to_owned(),
+                arguments: input.arguments.clone(),
+                identity: input.identity.clone(),
+                task: decision.task.clone(),
+                verdict: decision.verdict,
+                reason: decision.reason,
+                message: decision.message.clone(),
+                evidence: decision.evidence.clone(),
+                grant: decision.grant.clone(),
+                approval: decision.approval.clone(),
+                trace_id: trace_id.to_owned(),
+                identify: self.identify,
+                decide,
+                total: Duration::ZERO,
+                upstream: None,
+            });
+            if let Ok(mut pending) = self.pending.lock() {
+                pending.push((entry, permit));
+            }
+        }
+        decision
+    }
+
+    /// What the upstream answered the request's allowed calls.
+    pub fn upstream(&self, upstream: Upstream) {
+        if let Ok(mut slot) = self.upstream.lock() {
+            *slot = Some(upstream);
+        }
+    }
+}
+
+impl Drop for RequestLog {
+    fn drop(&mut self) {
+        let total = self.started.elapsed();
+        self.recorder.request_latency(&self.route, total);
+        let upstream = self.upstream.get_mut().ok().and_then(|u| *u);
+        let Ok(pending) = self.pending.get_mut() else {
+            return;
+        };
+        for (mut entry, permit) in pending.drain(..) {
+            entry.total = total;
+            if entry.verdict == Verdict::Allow && entry.phase == Phase::Call {
+                entry.upstream = upstream;
+            }
+            permit.send(Entry::Decision(entry));
+        }
+    }
+}
