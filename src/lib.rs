@@ -46,6 +46,7 @@ pub mod admin;
 pub mod answer;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod context;
 pub mod decide;
 pub mod demo;
