@@ -9,6 +9,7 @@ mod common;
 
 mod admin;
 mod config_files;
+mod console;
 mod edge;
 mod identity;
 mod modules;
