@@ -53,6 +53,10 @@ fn back(form: &Form, rest: &str, body: &Value) -> String {
     }
     let segments: Vec<&str> = rest.split('/').collect();
     match segments.as_slice() {
+        ["tasks"] => body["task"]["id"].as_str().map_or_else(
+            || "/console/tasks".to_owned(),
+            |t| format!("/console/tasks/{t}"),
+        ),
         ["tasks", id, ..] => format!("/console/tasks/{id}"),
         ["grants"] => body["grant"]["task_id"].as_str().map_or_else(
             || "/console/tasks".to_owned(),
@@ -81,6 +85,7 @@ fn done(rest: &str, body: &Value) -> String {
             id(&body["grant"]["id"])
         ),
         ["approvals", a, "deny"] => format!("Denied {a}."),
+        ["tasks"] => format!("Task {} created.", id(&body["task"]["id"])),
         ["tasks", t, "complete"] => format!("Task {t} completed; its grants ended with it."),
         ["tasks", t, "cancel"] => format!("Task {t} cancelled; its grants ended with it."),
         ["tasks", t, "grants", "revoke"] => format!("Revoked {count} grant(s) of task {t}."),

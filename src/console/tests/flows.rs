@@ -386,3 +386,53 @@ async fn the_live_stream_sends_the_rendered_inbox_first() {
     assert_eq!(&frame[..], b"event: signedout\ndata: \n\n");
     assert!(body.frame().await.is_none());
 }
+
+#[tokio::test]
+async fn an_agents_grant_request_shows_what_it_asks_for() {
+    let fx = Fixture::new();
+    let (task, _) = fx.parked("delete_repo");
+    let now = crate::store::model::now_ms();
+    let request = Approval {
+        id: "appr_request1".into(),
+        kind: crate::store::ApprovalKind::Request,
+        task_id: task.id.clone(),
+        agent: task.agent.clone(),
+        on_behalf_of: None,
+        route: "tools".into(),
+        tool: "create_issue".into(),
+        arguments: serde_json::Value::Null,
+        argument_digest: crate::store::model::argument_digest(&serde_json::Value::Null),
+        why: "file the triage summary".into(),
+        requested: Some(crate::store::RequestedGrant {
+            tool: "create_issue".into(),
+            route: Some("tools".into()),
+            constraints: vec![
+                serde_json::from_value(json!({"pointer": "/repo", "equals": "acme/app"})).unwrap(),
+            ],
+            ttl_ms: 900_000,
+            max_uses: Some(3),
+        }),
+        created_at_ms: now - 65_000,
+        expires_at_ms: now + 3_600_000,
+        state: ApprovalState::Pending,
+        decided: None,
+        grant_id: None,
+    };
+    fx.gateway.tasks().park_request(request).unwrap();
+    let me = fx.sign_in(OPERATOR).await;
+    let inbox = fx.get("/console/inbox", Some(&me.cookie)).await;
+    let card = &inbox.text[inbox
+        .text
+        .find("id=\"appr_request1\"")
+        .expect("the request")..];
+    assert!(card.contains("kind-request"), "{card}");
+    assert!(
+        card.contains("create_issue for 15m 0s on route tools, at most 3 use(s); /repo equals &#34;acme/app&#34;"),
+        "{card}"
+    );
+    assert!(card.contains("data-waited=\"6"), "waited about 65s: {card}");
+    assert!(card.contains("placeholder=\"as asked\""), "{card}");
+    // Oldest first: the request (65s) comes before the parked call.
+    let call = inbox.text.find("data-tool=\"delete_repo\"").unwrap();
+    assert!(inbox.text.find("id=\"appr_request1\"").unwrap() < call);
+}

@@ -84,7 +84,26 @@ async fn a_grant_is_issued_and_revoked_on_the_task_page() {
     assert_eq!(out["isError"], true, "revoked: {out}");
 
     // Every grant of the agent, across its tasks, from the tasks page.
-    let other_task = create_task(&gw, AGENT).await;
+    // A second task for the agent, created on the tasks page.
+    b.click("a[href=\"/console/tasks\"]").await;
+    b.fill("#new-task input[name=agent]", AGENT).await;
+    b.fill("#new-task input[name=purpose]", "second errand")
+        .await;
+    b.fill("#new-task input[name=labels]", r#"{"ticket": "OPS-7"}"#)
+        .await;
+    b.click("#new-task button").await;
+    let flash = b.wait_text("#flash", "created").await;
+    let other_task = flash
+        .split_whitespace()
+        .find(|w| w.starts_with("task_"))
+        .expect("the task's id")
+        .to_owned();
+    b.wait_text("#task-id", &other_task).await;
+    let shown = admin(&gw, Method::GET, &format!("/v1/tasks/{other_task}"), None)
+        .await
+        .json();
+    assert_eq!(shown["task"]["created_by"], "ops", "{shown}");
+    assert_eq!(shown["task"]["labels"]["ticket"], "OPS-7", "{shown}");
     let g1 = issue_grant(&gw, &task, "ech?", None).await;
     let g2 = issue_grant(&gw, &other_task, "*", None).await;
     b.goto(&gw.admin_url(&format!("/console/tasks?agent={AGENT}")))
