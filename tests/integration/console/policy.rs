@@ -40,10 +40,9 @@ async fn the_policy_page_lists_modules_and_an_admin_reloads_them() {
     b.wait_text("#flash", "Policies reloaded: 1 module(s) active.")
         .await;
     b.wait_text("#last-reload", "by root").await;
-    assert_eq!(
-        b.text("#reloads-ok").await.parse::<u64>().unwrap(),
-        before + 1
-    );
+    // At least this one: the file watcher also reloads when other tests
+    // rebuild the shared module files.
+    assert!(b.text("#reloads-ok").await.parse::<u64>().unwrap() > before);
     let audited = metric(
         &gw,
         "toolgate_admin_actions_total{action=\"policies.reload\",outcome=\"ok\"}",
