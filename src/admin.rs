@@ -38,11 +38,13 @@ use crate::listener::{ClientCert, ConnInfo};
 pub use auth::{Caller, Credentials};
 pub use error::Error;
 
-/// What the admin listener serves from: the gateway and who may call.
+/// What the admin listener serves from: the gateway, who may call, and
+/// the operator console's sessions.
 #[derive(Debug)]
 pub struct Admin {
     gateway: Arc<Gateway>,
     credentials: Credentials,
+    console: Arc<crate::console::Console>,
 }
 
 impl Admin {
@@ -59,6 +61,7 @@ impl Admin {
         Arc::new(Self {
             gateway,
             credentials,
+            console: crate::console::Console::new(),
         })
     }
 }
@@ -75,6 +78,10 @@ pub async fn handle(admin: Arc<Admin>, req: Request<Incoming>, conn: ConnInfo) -
             "/metrics" => return metrics(&admin.gateway),
             _ => {}
         }
+    }
+    if crate::console::serves(req.uri().path()) {
+        let console = Arc::clone(&admin.console);
+        return crate::console::handle(console, admin, req, conn).await;
     }
     match api(&admin, req, conn).await {
         Ok(reply) => reply.into_response(),
@@ -103,6 +110,71 @@ async fn api(
         })?;
     let endpoint = routes::route(req.method(), req.uri().path())?;
     routes::serve(&admin.gateway, &caller, &endpoint, req).await
+}
+
+// === impl console::Api for Admin ===
+
+/// The operator console makes its calls through here: the API's own
+/// credentials, path table, role check, handlers and audit record.
+impl crate::console::Api for Admin {
+    fn authenticate(
+        &self,
+        token: Option<&str>,
+        client: Option<&ClientCert>,
+    ) -> Result<crate::console::Operator, crate::console::Answer> {
+        let mut headers = http::HeaderMap::new();
+        if let Some(token) = token {
+            let value =
+                header::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| {
+                    console_answer(&Error::InvalidToken("the token matches no admin token"))
+                })?;
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        self.credentials
+            .authenticate(&headers, client)
+            .map(|c| crate::console::Operator {
+                actor: c.actor,
+                role: c.role,
+            })
+            .map_err(|e| console_answer(&e))
+    }
+
+    fn allows(&self, operator: &crate::console::Operator, method: &Method, path: &str) -> bool {
+        routes::route(method, path).is_ok_and(|e| operator.role >= e.role())
+    }
+
+    fn call<'a>(
+        &'a self,
+        operator: &'a crate::console::Operator,
+        method: Method,
+        path_and_query: &'a str,
+        body: bytes::Bytes,
+    ) -> crate::console::api::Pending<'a> {
+        Box::pin(async move {
+            let caller = Caller {
+                actor: operator.actor.clone(),
+                role: operator.role,
+            };
+            match routes::dispatch(&self.gateway, &caller, &method, path_and_query, &body).await {
+                Ok(reply) => crate::console::Answer {
+                    status: reply.status,
+                    body: reply.body,
+                },
+                Err(e) => console_answer(&e),
+            }
+        })
+    }
+
+    fn gateway(&self) -> &Arc<Gateway> {
+        &self.gateway
+    }
+}
+
+fn console_answer(e: &Error) -> crate::console::Answer {
+    crate::console::Answer {
+        status: e.status(),
+        body: json!({"error": {"code": e.code(), "message": e.to_string()}}),
+    }
 }
 
 fn metrics(gateway: &Gateway) -> Response<Body> {

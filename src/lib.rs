@@ -47,6 +47,7 @@ pub mod answer;
 pub mod audit;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod context;
 pub mod decide;
 pub mod demo;

@@ -1,5 +1,5 @@
-//! Admin API, what a request carries: its JSON body (≤ 64 KiB, parsed into
-//! the endpoint's request type, unknown fields refused) and its query
+//! Admin API, what a request carries: its JSON body (≤ 64 KiB, read whole
+//! once, then parsed into the endpoint's request type, unknown fields refused) and its query
 //! parameters (unknown ones refused, so a typo never widens a listing).
 
 use std::collections::BTreeMap;
@@ -16,21 +16,18 @@ use super::error::Error;
 /// Largest admin request body.
 pub(super) const MAX_BODY: usize = 64 * 1024;
 
-/// Reads and parses a JSON body; an empty body is `{}`.
-pub(super) async fn json<T: DeserializeOwned>(
-    headers: &HeaderMap,
-    body: Incoming,
-) -> Result<T, Error> {
-    let bytes = read(headers, body).await?;
+/// Parses a JSON body already read; an empty body is `{}`.
+pub(super) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
-        &bytes
+        bytes
     };
     serde_json::from_slice(bytes).map_err(|e| Error::InvalidJson(e.to_string()))
 }
 
-async fn read(headers: &HeaderMap, body: Incoming) -> Result<Bytes, Error> {
+/// Reads a body whole, at most [`MAX_BODY`] bytes.
+pub(super) async fn read(headers: &HeaderMap, body: Incoming) -> Result<Bytes, Error> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

@@ -195,19 +195,56 @@ impl Reply {
     }
 }
 
-/// Checks the caller's role, runs the endpoint and records a change.
+/// Checks the caller's role, reads the body, runs the endpoint and records
+/// a change.
 pub(super) async fn serve(
     gateway: &Arc<Gateway>,
     caller: &Caller,
     endpoint: &Endpoint,
     req: Request<Incoming>,
 ) -> Result<Reply, Error> {
+    let (parts, body) = req.into_parts();
     let result = match caller.require(endpoint.role()) {
-        Ok(()) => run(gateway, caller, endpoint, req).await,
+        // Only changes take a body; a read's is never looked at.
+        Ok(()) if parts.method == Method::POST => match input::read(&parts.headers, body).await {
+            Ok(bytes) => run(gateway, caller, endpoint, parts.uri.query(), &bytes).await,
+            Err(e) => Err(e),
+        },
+        Ok(()) => run(gateway, caller, endpoint, parts.uri.query(), &[]).await,
         Err(e) => Err(e),
     };
+    audit(gateway, caller, endpoint, &result);
+    result
+}
+
+/// One admin call made in-process (the operator console): the same path
+/// table, role check, handlers and audit record as over HTTP, with the body
+/// already read (at most [`input::MAX_BODY`] bytes is the caller's duty).
+pub(super) async fn dispatch(
+    gateway: &Arc<Gateway>,
+    caller: &Caller,
+    method: &Method,
+    path_and_query: &str,
+    body: &[u8],
+) -> Result<Reply, Error> {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path_and_query, None),
+    };
+    let endpoint = route(method, path)?;
+    let result = match caller.require(endpoint.role()) {
+        Ok(()) => run(gateway, caller, &endpoint, query, body).await,
+        Err(e) => Err(e),
+    };
+    audit(gateway, caller, &endpoint, &result);
+    result
+}
+
+/// Records a change (not a read): an audit line with its actor and the
+/// `toolgate_admin_actions_total` sample.
+fn audit(gateway: &Gateway, caller: &Caller, endpoint: &Endpoint, result: &Result<Reply, Error>) {
     if let Some(action) = endpoint.action() {
-        let (outcome, target) = match &result {
+        let (outcome, target) = match result {
             Ok(reply) => ("ok", reply.target.as_deref().or(endpoint.target())),
             Err(e) => (e.code(), endpoint.target()),
         };
@@ -231,18 +268,17 @@ pub(super) async fn serve(
             "admin action"
         );
     }
-    result
 }
 
 async fn run(
     gw: &Arc<Gateway>,
     caller: &Caller,
     endpoint: &Endpoint,
-    req: Request<Incoming>,
+    query: Option<&str>,
+    body: &[u8],
 ) -> Result<Reply, Error> {
     use Endpoint as E;
-    let (parts, body) = req.into_parts();
-    let query = |allowed: &[&str]| Query::parse(parts.uri.query(), allowed);
+    let query = |allowed: &[&str]| Query::parse(query, allowed);
     let actor = caller.actor.clone();
     match endpoint {
         E::Whoami => Ok(Reply::ok(
@@ -250,35 +286,20 @@ async fn run(
         )),
         E::ListTasks => tasks::list(gw, &query(&["agent", "state"])?),
         E::ShowTask(id) => tasks::show(gw, id),
-        E::CreateTask => tasks::create(gw, actor, input::json(&parts.headers, body).await?).await,
-        E::EndTask(id, end) => {
-            let req = input::json(&parts.headers, body).await?;
-            tasks::end(gw, actor, id.clone(), *end, req).await
-        }
+        E::CreateTask => tasks::create(gw, actor, input::parse(body)?).await,
+        E::EndTask(id, end) => tasks::end(gw, actor, id.clone(), *end, input::parse(body)?).await,
         E::RevokeTaskGrants(id) => {
-            let req = input::json(&parts.headers, body).await?;
-            tasks::revoke_grants(gw, actor, id.clone(), req).await
+            tasks::revoke_grants(gw, actor, id.clone(), input::parse(body)?).await
         }
         E::ListGrants => grants::list(gw, &query(&["task", "agent", "live"])?),
         E::ShowGrant(id) => grants::show(gw, id),
-        E::IssueGrant => grants::issue(gw, actor, input::json(&parts.headers, body).await?).await,
-        E::RevokeGrant(id) => {
-            let req = input::json(&parts.headers, body).await?;
-            grants::revoke(gw, actor, id.clone(), req).await
-        }
-        E::RevokeAgentGrants => {
-            grants::revoke_agent(gw, actor, input::json(&parts.headers, body).await?).await
-        }
+        E::IssueGrant => grants::issue(gw, actor, input::parse(body)?).await,
+        E::RevokeGrant(id) => grants::revoke(gw, actor, id.clone(), input::parse(body)?).await,
+        E::RevokeAgentGrants => grants::revoke_agent(gw, actor, input::parse(body)?).await,
         E::ListApprovals => approvals::list(gw, &query(&["state", "task", "agent"])?),
         E::ShowApproval(id) => approvals::show(gw, id),
-        E::Approve(id) => {
-            let req = input::json(&parts.headers, body).await?;
-            approvals::approve(gw, actor, id.clone(), req).await
-        }
-        E::Deny(id) => {
-            let req = input::json(&parts.headers, body).await?;
-            approvals::deny(gw, actor, id.clone(), req).await
-        }
+        E::Approve(id) => approvals::approve(gw, actor, id.clone(), input::parse(body)?).await,
+        E::Deny(id) => approvals::deny(gw, actor, id.clone(), input::parse(body)?).await,
         E::ListPolicies => Ok(policies::list(gw)),
         E::ReloadPolicies => policies::reload(gw).await,
         E::ReloadConfig => policies::reload_config(gw),

@@ -10,6 +10,7 @@ mod common;
 mod admin;
 mod audit;
 mod config_files;
+mod console;
 mod edge;
 mod identity;
 mod modules;
