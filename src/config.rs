@@ -2,6 +2,7 @@
 //! `load` turns a file into it (collecting every error first) and `validate`
 //! checks what serde cannot.
 
+mod connections;
 mod issuer;
 mod load;
 mod policy;
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use connections::{Connections, ListenerRole};
 pub use issuer::{Issuer, IssuerMode, RouteAuth};
 pub use load::{Diagnostic, Diagnostics, load_file, load_str};
 pub use policy::{Policy, PolicyLimits, PolicyPhase};
@@ -64,6 +66,9 @@ pub struct Server {
     /// How long graceful shutdown waits for in-flight calls and streams.
     #[serde(default = "Server::default_drain", with = "duration")]
     pub drain_timeout: Duration,
+    /// Timeouts and caps of the agents' connections.
+    #[serde(default)]
+    pub connections: Connections,
 }
 
 impl Server {
@@ -93,6 +98,7 @@ impl Default for Server {
             tls: None,
             public_url: None,
             drain_timeout: Self::default_drain(),
+            connections: Connections::default(),
         }
     }
 }
@@ -122,6 +128,9 @@ pub struct Admin {
     /// Client certificates (by URI or DNS SAN) mapped to roles; needs `tls.client_ca_file`.
     #[serde(default)]
     pub clients: Vec<AdminClient>,
+    /// Timeouts and caps of the admin listener's own connections.
+    #[serde(default)]
+    pub connections: Connections,
 }
 
 /// TLS for the admin listener.
@@ -193,6 +202,7 @@ impl Default for Admin {
             tls: None,
             tokens: Vec::new(),
             clients: Vec::new(),
+            connections: Connections::default(),
         }
     }
 }
@@ -311,6 +321,9 @@ pub struct Timeouts {
     /// Longest silence allowed inside a streamed response body.
     #[serde(default = "Timeouts::default_idle", with = "duration")]
     pub stream_idle: Duration,
+    /// How long an unused pooled connection to the upstream stays open.
+    #[serde(default = "Timeouts::default_pool_idle", with = "duration")]
+    pub pool_idle: Duration,
 }
 
 impl Timeouts {
@@ -323,6 +336,9 @@ impl Timeouts {
     fn default_idle() -> Duration {
         Duration::from_secs(300)
     }
+    fn default_pool_idle() -> Duration {
+        Duration::from_secs(90)
+    }
 }
 
 impl Default for Timeouts {
@@ -331,6 +347,7 @@ impl Default for Timeouts {
             connect: Self::default_connect(),
             first_byte: Self::default_first_byte(),
             stream_idle: Self::default_idle(),
+            pool_idle: Self::default_pool_idle(),
         }
     }
 }
