@@ -25,11 +25,11 @@ pub struct Connections {
     #[serde(default = "Connections::default_idle", with = "duration")]
     pub idle_timeout: Duration,
     /// Open connections the listener holds at most (default: 10000 on the
-    /// main listener, 64 on the admin listener; the main listener's cap is
+    /// main listener, 256 on the admin listener; the main listener's cap is
     /// lowered at start-up to fit the process's open-file limit).
     pub max_connections: Option<usize>,
     /// Open connections one source address may hold (default: 512 on the
-    /// main listener, 16 on the admin listener).
+    /// main listener, 128 on the admin listener).
     pub max_connections_per_address: Option<usize>,
     /// Concurrent streams one HTTP/2 connection may carry.
     #[serde(default = "Connections::default_streams")]
@@ -74,7 +74,7 @@ impl Connections {
     pub fn max_connections(&self, role: ListenerRole) -> usize {
         self.max_connections.unwrap_or(match role {
             ListenerRole::Agents => 10_000,
-            ListenerRole::Admin => 64,
+            ListenerRole::Admin => 256,
         })
     }
 
@@ -82,7 +82,7 @@ impl Connections {
     pub fn max_connections_per_address(&self, role: ListenerRole) -> usize {
         self.max_connections_per_address.unwrap_or(match role {
             ListenerRole::Agents => 512,
-            ListenerRole::Admin => 16,
+            ListenerRole::Admin => 128,
         })
     }
 
@@ -156,9 +156,9 @@ mod tests {
     fn defaults_are_safe_and_per_listener() {
         let c = Connections::default();
         assert_eq!(c.max_connections(ListenerRole::Agents), 10_000);
-        assert_eq!(c.max_connections(ListenerRole::Admin), 64);
+        assert_eq!(c.max_connections(ListenerRole::Admin), 256);
         assert_eq!(c.max_connections_per_address(ListenerRole::Agents), 512);
-        assert_eq!(c.max_connections_per_address(ListenerRole::Admin), 16);
+        assert_eq!(c.max_connections_per_address(ListenerRole::Admin), 128);
         let mut errors = Vec::new();
         c.check("server.connections", &mut |at, msg| {
             errors.push(format!("{at}: {msg}"));

@@ -139,6 +139,19 @@ async fn five_thousand_idle_connections_leave_calls_and_healthz_answering() {
         idle.len()
     );
 
+    // Connections still in the kernel's accept queue are not open yet:
+    // wait until the gateway has taken them all (its descriptors settle).
+    let mut open = gw.open_files();
+    let settling = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = gw.open_files();
+        if now == open || settling.elapsed() > Duration::from_secs(15) {
+            break;
+        }
+        open = now;
+    }
+
     let call = tokio::time::timeout(
         Duration::from_secs(1),
         post_mcp(
