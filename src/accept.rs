@@ -1,6 +1,7 @@
-//! Accept stage: read the request body, bounded. The whole body is read
-//! before anything is decided or forwarded: policy decides on the arguments,
-//! and nothing reaches an upstream before its decision.
+//! Accept stage: read the request body, bounded in size and in time. The
+//! whole body is read before anything is decided or forwarded: policy
+//! decides on the arguments, and nothing reaches an upstream before its
+//! decision.
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -64,7 +65,20 @@ pub async fn read_body(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(Problem::BodyTooLarge { limit });
     }
-    match Limited::new(body, limit).collect().await {
+    let collect = Limited::new(body, limit).collect();
+    // A client that stops sending (or never sends what it announced with
+    // `Expect: 100-continue`) does not hold the call open.
+    let collected = match crate::listener::body_read_timeout() {
+        Some(within) => {
+            tokio::time::timeout(within, collect)
+                .await
+                .map_err(|_| Problem::BodyTimeout {
+                    limit_ms: within.as_millis(),
+                })?
+        }
+        None => collect.await,
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             Err(Problem::BodyTooLarge { limit })

@@ -24,6 +24,10 @@ pub enum Problem {
     BodyTooLarge { limit: usize },
     #[error("could not read the request body: {0}")]
     BodyRead(String),
+    #[error("the request body did not arrive within {limit_ms} ms")]
+    BodyTimeout { limit_ms: u128 },
+    #[error("{0}")]
+    HeadersTooLarge(String),
     #[error("request bodies must be one application/json document: policy decides on them")]
     UnsupportedMediaType,
     #[error("{0}")]
@@ -81,6 +85,8 @@ impl Problem {
             Self::BadPath => StatusCode::BAD_REQUEST,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyRead(_) => StatusCode::BAD_REQUEST,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -111,6 +117,8 @@ impl Problem {
             Self::BadPath => "bad_path",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BodyRead(_) => "body_read_failed",
+            Self::BodyTimeout { .. } => "body_read_timeout",
+            Self::HeadersTooLarge(_) => "request_headers_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::BadRequest(_) => "bad_request",
             Self::MethodNotAllowed(_) => "method_not_allowed",
@@ -151,6 +159,8 @@ impl Problem {
             | Self::BadPath
             | Self::BodyTooLarge { .. }
             | Self::BodyRead(_)
+            | Self::BodyTimeout { .. }
+            | Self::HeadersTooLarge(_)
             | Self::UnsupportedMediaType
             | Self::BadRequest(_)
             | Self::MethodNotAllowed(_)
@@ -176,6 +186,8 @@ impl Problem {
             | Self::BadPath
             | Self::BodyTooLarge { .. }
             | Self::BodyRead(_)
+            | Self::BodyTimeout { .. }
+            | Self::HeadersTooLarge(_)
             | Self::UnsupportedMediaType
             | Self::BadRequest(_)
             | Self::MethodNotAllowed(_)

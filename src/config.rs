@@ -4,6 +4,7 @@
 
 mod audit;
 mod bind;
+mod connections;
 pub mod duration;
 mod issuer;
 mod load;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use audit::{Audit, Fsync, Mask, MaskAction, OnFailure};
+pub use connections::{Connections, ListenerRole};
 pub use issuer::{Issuer, IssuerMode, RouteAuth};
 pub use load::{Diagnostic, Diagnostics, load_file, load_str};
 pub use policy::{Policy, PolicyLimits, PolicyPhase};
@@ -76,6 +78,9 @@ pub struct Server {
     /// How long graceful shutdown waits for in-flight calls and streams.
     #[serde(default = "Server::default_drain", with = "duration")]
     pub drain_timeout: Duration,
+    /// Timeouts and caps of the agents' connections.
+    #[serde(default)]
+    pub connections: Connections,
 }
 
 impl Server {
@@ -105,6 +110,7 @@ impl Default for Server {
             tls: None,
             public_url: None,
             drain_timeout: Self::default_drain(),
+            connections: Connections::default(),
         }
     }
 }
@@ -137,6 +143,9 @@ pub struct Admin {
     /// Client certificates (by URI or DNS SAN) mapped to roles; needs `tls.client_ca_file`.
     #[serde(default)]
     pub clients: Vec<AdminClient>,
+    /// Timeouts and caps of the admin listener's own connections.
+    #[serde(default)]
+    pub connections: Connections,
 }
 
 /// TLS for the admin listener.
@@ -208,6 +217,7 @@ impl Default for Admin {
             tls: None,
             tokens: Vec::new(),
             clients: Vec::new(),
+            connections: Connections::default(),
         }
     }
 }
@@ -353,6 +363,9 @@ pub struct Timeouts {
     /// Longest silence allowed inside a streamed response body.
     #[serde(default = "Timeouts::default_idle", with = "duration")]
     pub stream_idle: Duration,
+    /// How long an unused pooled connection to the upstream stays open.
+    #[serde(default = "Timeouts::default_pool_idle", with = "duration")]
+    pub pool_idle: Duration,
 }
 
 impl Timeouts {
@@ -365,6 +378,9 @@ impl Timeouts {
     fn default_idle() -> Duration {
         Duration::from_secs(300)
     }
+    fn default_pool_idle() -> Duration {
+        Duration::from_secs(90)
+    }
 }
 
 impl Default for Timeouts {
@@ -373,6 +389,7 @@ impl Default for Timeouts {
             connect: Self::default_connect(),
             first_byte: Self::default_first_byte(),
             stream_idle: Self::default_idle(),
+            pool_idle: Self::default_pool_idle(),
         }
     }
 }

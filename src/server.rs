@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin;
-use crate::config::Config;
+use crate::config::{Config, ListenerRole};
 use crate::gateway::Gateway;
 use crate::listener::{self, ConnInfo};
 use crate::record::Recorder;
@@ -83,6 +83,7 @@ pub async fn start(config: &Config) -> Result<Running, Error> {
         .tasks()
         .spawn_sweeper(move || gw.snapshot(), shutdown.clone());
     let drain = config.server.drain_timeout;
+    let (agent_limits, admin_limits) = listener_limits(config);
 
     let main = bind(config.server.bind).await?;
     let addr = main.local_addr().map_err(|source| Error::Bind {
@@ -93,7 +94,14 @@ pub async fn start(config: &Config) -> Result<Running, Error> {
     let handler = move |req, conn: ConnInfo| Arc::clone(&gw).handle(req, conn);
     let mut tasks = vec![
         sweeper,
-        tokio::spawn(listener::serve(main, tls, handler, shutdown.clone(), drain)),
+        tokio::spawn(listener::serve_with(
+            main,
+            tls,
+            handler,
+            shutdown.clone(),
+            drain,
+            agent_limits,
+        )),
     ];
 
     let mut admin_addr = None;
@@ -108,12 +116,13 @@ pub async fn start(config: &Config) -> Result<Running, Error> {
         admin_addr = admin.local_addr().ok();
         let state = admin::Admin::new(Arc::clone(&gateway), &config.admin);
         let handler = move |req, conn: ConnInfo| admin::handle(Arc::clone(&state), req, conn);
-        tasks.push(tokio::spawn(listener::serve(
+        tasks.push(tokio::spawn(listener::serve_with(
             admin,
             admin_tls,
             handler,
             shutdown.clone(),
             drain,
+            admin_limits,
         )));
     }
     // `admin` is left out when the admin listener is off (no `Some(…)` in logs).
@@ -178,4 +187,30 @@ fn register_gauges(gateway: &Arc<Gateway>) {
     });
     let gauges = crate::record::gauges::Gauges::new(modules, Arc::clone(gateway.tasks().store()));
     let _ = gateway.recorder().registry().register(Box::new(gauges));
+}
+
+/// Each listener's limits. The agents' connection cap is lowered to fit the
+/// open-file limit (raised first), so a flood of agent connections leaves
+/// the admin listener its own descriptors.
+fn listener_limits(config: &Config) -> (listener::Limits, listener::Limits) {
+    let mut agents = listener::Limits::new(&config.server.connections, ListenerRole::Agents);
+    let admin = listener::Limits::new(&config.admin.connections, ListenerRole::Admin);
+    if let Some(open_files) = listener::fds::raise_open_file_limit() {
+        let admin_cap = if config.admin.enabled {
+            admin.max_connections
+        } else {
+            0
+        };
+        let fitted = listener::fds::fit_agent_cap(agents.max_connections, open_files, admin_cap);
+        if fitted < agents.max_connections {
+            tracing::warn!(
+                configured = agents.max_connections,
+                lowered_to = fitted,
+                open_file_limit = open_files,
+                "server.connections.max_connections lowered to fit the open-file limit"
+            );
+            agents.max_connections = fitted;
+        }
+    }
+    (agents, admin)
 }

@@ -40,6 +40,11 @@ pub(super) fn check(config: &Config, positions: &Positions, report: &mut dyn FnM
     {
         report("server.tls", e.to_string());
     }
+    config
+        .server
+        .connections
+        .check("server.connections", report);
+    config.admin.connections.check("admin.connections", report);
     if config.server.drain_timeout.is_zero() {
         report("server.drain_timeout", "must be greater than zero".into());
     }
@@ -112,6 +117,7 @@ fn check_route(route: &Route, report: &mut dyn FnMut(&str, String)) {
         ("timeouts.connect", t.connect),
         ("timeouts.first_byte", t.first_byte),
         ("timeouts.stream_idle", t.stream_idle),
+        ("timeouts.pool_idle", t.pool_idle),
     ] {
         if d.is_zero() {
             report(field, "must be greater than zero".into());

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -11,7 +12,7 @@ use http_body_util::Full;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::RootCertStore;
 
 use crate::config;
@@ -72,7 +73,12 @@ impl Upstream {
             scheme,
             authority,
             base_path,
-            client: client(roots, route.timeouts.connect)?,
+            client: pooled(
+                roots,
+                route.timeouts.connect,
+                route.timeouts.pool_idle,
+                None,
+            )?,
             credential,
         })
     }
@@ -97,12 +103,12 @@ impl Upstream {
     }
 }
 
+/// How long an unused pooled connection stays open by default.
+const POOL_IDLE: Duration = Duration::from_secs(90);
+
 /// A pooled HTTP(S) client trusting `roots`.
-pub fn client(
-    roots: Arc<RootCertStore>,
-    connect: std::time::Duration,
-) -> Result<HttpClient, Error> {
-    client_with_identity(roots, connect, None)
+pub fn client(roots: Arc<RootCertStore>, connect: Duration) -> Result<HttpClient, Error> {
+    pooled(roots, connect, POOL_IDLE, None)
 }
 
 /// A client certificate chain and its key, for mutual TLS.
@@ -114,7 +120,17 @@ pub type Identity = (
 /// Like [`client`], presenting `identity` to servers that ask for one.
 pub fn client_with_identity(
     roots: Arc<RootCertStore>,
-    connect: std::time::Duration,
+    connect: Duration,
+    identity: Option<Identity>,
+) -> Result<HttpClient, Error> {
+    pooled(roots, connect, POOL_IDLE, identity)
+}
+
+/// A client whose unused connections are closed after `pool_idle`.
+fn pooled(
+    roots: Arc<RootCertStore>,
+    connect: Duration,
+    pool_idle: Duration,
     identity: Option<Identity>,
 ) -> Result<HttpClient, Error> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -135,8 +151,11 @@ pub fn client_with_identity(
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
+    // Without a timer the pool never runs its idle timeout: unused
+    // connections stayed open until the upstream closed them.
     Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(std::time::Duration::from_secs(90))
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(pool_idle)
         .pool_max_idle_per_host(256)
         .build(https))
 }

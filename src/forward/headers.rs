@@ -6,6 +6,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::client::Upstream;
 use crate::listener::ConnInfo;
+use crate::listener::screen::is_end_to_end;
 
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -28,13 +29,17 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
         || name == header::UPGRADE
 }
 
-/// Removes hop-by-hop headers, including any the `Connection` header names.
+/// Removes hop-by-hop headers, including any the `Connection` header names —
+/// but never an end-to-end header such as the MCP protocol headers (the
+/// listener refuses requests whose `Connection` names one; an upstream's
+/// answer keeps them).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
+        .filter(|name| !is_end_to_end(name))
         .filter_map(|name| HeaderName::try_from(name.trim()).ok())
         .collect();
     for name in named {
@@ -190,5 +195,26 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn mcp_headers_named_by_connection_are_kept() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("mcp-session-id, Mcp-Protocol-Version, content-type"),
+        );
+        h.insert("mcp-session-id", HeaderValue::from_static("s1"));
+        h.insert(
+            "mcp-protocol-version",
+            HeaderValue::from_static("2025-06-18"),
+        );
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 3, "{h:?}");
+        assert!(!h.contains_key(header::CONNECTION));
     }
 }

@@ -2,10 +2,14 @@
 //! limits, upstream failures and timeouts, streaming, MCP parsing, batches,
 //! protocol eras, refusals, stream control and graceful shutdown.
 
+mod connections;
+mod flood;
 mod forwarding;
 mod hardening;
+mod heads;
 mod lifecycle;
 mod mcp;
+mod reuse;
 mod streaming;
 
 use std::convert::Infallible;
