@@ -140,7 +140,7 @@ impl PolicyModule {
     ) -> Result<Self, Fault> {
         let wasm = std::fs::read(&cfg.module)
             .map_err(|e| Fault::Load(format!("cannot read {}: {e}", cfg.module.display())))?;
-        let hash = hex(digest::digest(&digest::SHA256, &wasm).as_ref());
+        let hash = hex::encode(digest::digest(&digest::SHA256, &wasm));
         let cache = limits
             .cache_dir
             .clone()
@@ -322,10 +322,6 @@ pub(super) fn ticks(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros() / TICK.as_micros().max(1))
         .unwrap_or(u64::MAX)
         .max(1)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `*` matches any run of characters, `?` one; everything else literally.

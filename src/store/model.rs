@@ -31,16 +31,9 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", hex(&bytes))
 }
 
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            use std::fmt::Write as _;
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
+/// Lowercase hex of `bytes`: the one hex encoder of the gateway is the
+/// `hex` crate's; this name stays for the callers that use it.
+pub use hex::encode as hex;
 
 /// Who did something, when, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
