@@ -255,7 +255,11 @@ impl PolicyModule {
                 )
             });
         let route_ok = self.routes.is_empty() || self.routes.iter().any(|r| r == route);
-        let tool_ok = self.tools.is_empty() || self.tools.iter().any(|g| glob(g, tool));
+        let tool_ok = self.tools.is_empty()
+            || self
+                .tools
+                .iter()
+                .any(|g| toolgate_pattern::glob::matches(g, tool));
         phase_ok && route_ok && tool_ok
     }
 
@@ -324,29 +328,6 @@ pub(super) fn ticks(d: std::time::Duration) -> u64 {
         .max(1)
 }
 
-/// `*` matches any run of characters, `?` one; everything else literally.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,20 +356,5 @@ mod tests {
             panic!("a toolgate module");
         };
         assert_eq!(pool.lock().unwrap().len(), cores.min(MAX_IDLE));
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob("*", "anything"));
-        assert!(glob("*", ""));
-        assert!(glob("a?c", "abc"));
-        assert!(!glob("a?c", "ac"));
-        assert!(glob("*_file", "read_file"));
-        assert!(!glob("read_*", "write_file"));
-        assert!(glob("search_*", "search_issues"));
-        assert!(!glob("search_*", "delete_issues"));
-        assert!(glob("a?c", "abc"));
-        assert!(glob("*_all", "delete_all"));
-        assert!(!glob("echo", "echo2"));
     }
 }
