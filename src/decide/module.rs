@@ -3,6 +3,7 @@
 //! decisions. An instance that faults is thrown away; the next call gets a
 //! fresh one, so one bad call never poisons another.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::digest;
@@ -109,6 +110,9 @@ pub struct PolicyModule {
     pub short_hash: Arc<str>,
     /// SHA-256 of the module bytes, hex.
     pub hash: String,
+    /// The files it was loaded from (module, vectors) and the SHA-256 of
+    /// the bytes read from each: what a reload compares against.
+    sources: Vec<(PathBuf, String)>,
     routes: Vec<String>,
     tools: Vec<String>,
     phases: Vec<PolicyPhase>,
@@ -186,6 +190,7 @@ impl PolicyModule {
             name,
             version,
             short_hash: Arc::from(&hash[..12.min(hash.len())]),
+            sources: vec![(cfg.module.clone(), hash.clone())],
             hash,
             routes: cfg.routes.clone(),
             tools: cfg.tools.clone(),
@@ -209,7 +214,8 @@ impl PolicyModule {
             }
         }
         if let Some(path) = &cfg.vectors {
-            loaded.run_vectors(path)?;
+            let vectors_hash = loaded.run_vectors(path)?;
+            loaded.sources.push((path.clone(), vectors_hash));
         } else {
             tracing::warn!(policy = %cfg.name, "policy module has no test vectors; it is activated unchecked");
         }
@@ -261,6 +267,11 @@ impl PolicyModule {
                 .iter()
                 .any(|g| toolgate_pattern::glob::matches(g, tool));
         phase_ok && route_ok && tool_ok
+    }
+
+    /// The files this module was loaded from, with the SHA-256 of each.
+    pub fn sources(&self) -> &[(PathBuf, String)] {
+        &self.sources
     }
 
     /// The input fields the module declared (`None`: the whole input).
