@@ -14,6 +14,7 @@ mod vectors;
 use super::Phase;
 use super::abi::{self, Warm};
 pub use super::abi::{Answer, parse_answer};
+use super::cache::ModuleCache;
 use super::engine::{PolicyEngine, TICK};
 use super::input::{Declared, Document};
 use super::opa::{self, OpaModule};
@@ -145,12 +146,10 @@ impl PolicyModule {
         let wasm = std::fs::read(&cfg.module)
             .map_err(|e| Fault::Load(format!("cannot read {}: {e}", cfg.module.display())))?;
         let hash = hex::encode(digest::digest(&digest::SHA256, &wasm));
-        let cache = limits
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join("toolgate-module-cache"));
+        let cache = ModuleCache::open(limits.cache_dir.as_deref())
+            .map_err(|e| Fault::Load(e.to_string()))?;
         let module = engine
-            .compile(&wasm, &hash, Some(&cache))
+            .compile(&wasm, &hash, cache.as_ref())
             .map_err(|e| Fault::Load(e.to_string()))?;
         let config = cfg
             .config
