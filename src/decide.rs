@@ -4,6 +4,7 @@
 //! deciding denies (reason `policy_error`).
 
 pub mod abi;
+pub mod cache;
 pub mod engine;
 pub mod input;
 pub mod module;

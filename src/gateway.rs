@@ -41,7 +41,7 @@ pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
     recorder: Recorder,
     identifier: Identifier,
-    policy_watch: std::sync::Mutex<Option<notify::RecommendedWatcher>>,
+    policy_watch: std::sync::Mutex<Option<crate::decide::reload::PolicyWatch>>,
     tasks: Arc<Tasks>,
     /// Bumped by the admin API's config reload; `serve` waits on it like on SIGHUP.
     config_reload: tokio::sync::watch::Sender<u64>,
@@ -90,26 +90,6 @@ impl Gateway {
                 .with_keys(fetcher, Arc::clone(&keys))
                 .map_or_else(|| Arc::clone(current), Arc::new)
         });
-    }
-
-    /// Swaps in a policy set built from `built_from`, keeping everything
-    /// else of the snapshot — unless a config reload replaced the policy
-    /// config meanwhile (its own, newer set then stays). True if swapped.
-    pub fn swap_policy(
-        &self,
-        policy: Arc<crate::decide::PolicySet>,
-        built_from: &Arc<[crate::config::Policy]>,
-    ) -> bool {
-        let mut swapped = false;
-        self.snapshot.rcu(|current| {
-            swapped = Arc::ptr_eq(&current.policies, built_from);
-            if swapped {
-                Arc::new(current.with_policy(Arc::clone(&policy)))
-            } else {
-                Arc::clone(current)
-            }
-        });
-        swapped
     }
 
     /// Watches policy module files for changes (see `decide::reload`).
@@ -273,5 +253,43 @@ impl KeySink for Gateway {
 
     fn recorder(&self) -> &Recorder {
         &self.recorder
+    }
+}
+
+// === impl PolicyHost for Gateway ===
+
+/// The decide stage's reloads see the snapshot only through this.
+impl crate::decide::reload::PolicyHost for Gateway {
+    fn policy_source(&self) -> crate::decide::reload::PolicySource {
+        let snapshot = self.snapshot.load();
+        crate::decide::reload::PolicySource {
+            policies: Arc::clone(&snapshot.policies),
+            limits: snapshot.policy_limits.clone(),
+            active: Arc::clone(&snapshot.policy),
+        }
+    }
+
+    /// Swaps in a policy set built from `built_from`, keeping everything
+    /// else of the snapshot — unless a config reload replaced the policy
+    /// config meanwhile (its own, newer set then stays). True if swapped.
+    fn swap_policy(
+        &self,
+        policy: Arc<crate::decide::PolicySet>,
+        built_from: &Arc<[crate::config::Policy]>,
+    ) -> bool {
+        let mut swapped = false;
+        self.snapshot.rcu(|current| {
+            swapped = Arc::ptr_eq(&current.policies, built_from);
+            if swapped {
+                Arc::new(current.with_policy(Arc::clone(&policy)))
+            } else {
+                Arc::clone(current)
+            }
+        });
+        swapped
+    }
+
+    fn policy_reloaded(&self, result: &'static str) {
+        self.recorder.policy_reload(result);
     }
 }

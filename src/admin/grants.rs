@@ -60,6 +60,19 @@ pub(super) fn show(gw: &Arc<Gateway>, id: &str) -> Result<Reply, Error> {
 
 pub(super) async fn issue(gw: &Arc<Gateway>, actor: String, req: NewGrant) -> Result<Reply, Error> {
     let grant = blocking(gw, move |tasks, snapshot| {
+        // A grant for a route that does not exist could never be used.
+        if let Some(name) = req.route.as_deref()
+            && !snapshot.routes().iter().any(|r| r.name == name)
+        {
+            let known: Vec<&str> = snapshot.routes().iter().map(|r| r.name.as_str()).collect();
+            return Err(crate::tasks::Error::Invalid {
+                field: "route",
+                message: format!(
+                    "no route is named {name:?}; the configured routes are: {}",
+                    known.join(", ")
+                ),
+            });
+        }
         let caps = Caps {
             tasks: &snapshot.tasks,
             approvals: &snapshot.approvals,

@@ -20,7 +20,9 @@ pub struct PolicyLimits {
     #[serde(default = "PolicyLimits::default_memory")]
     pub max_memory: usize,
     /// Where compiled modules are cached, keyed by content hash and engine
-    /// version. Default: `toolgate-module-cache` in the system temp directory.
+    /// version, each entry signed (SECURITY.md, "Compiled-module cache").
+    /// Default: `$XDG_CACHE_HOME/toolgate/modules` (`~/.cache/…`), never
+    /// a shared temp folder; must be this user's alone (0700).
     pub cache_dir: Option<PathBuf>,
     /// Reload when a module file or its vectors change on disk.
     #[serde(default = "default_true")]

@@ -1,13 +1,14 @@
 //! Decide stage: the one wasmtime engine every policy module runs on —
 //! pooling allocator, epoch-based deadlines, capped stacks, no WASI — and
-//! the on-disk cache of compiled modules.
+//! compiling through the on-disk cache of compiled modules (`cache`).
 
 use std::hash::{Hash, Hasher};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig};
+
+use super::cache::ModuleCache;
 
 /// How often the epoch advances: the resolution of module deadlines.
 pub const TICK: Duration = Duration::from_millis(1);
@@ -80,46 +81,32 @@ impl PolicyEngine {
     }
 
     /// Compiles `wasm` (binary or text), through the disk cache when one is
-    /// given: the cache key is the module's SHA-256 plus the engine's
-    /// compatibility hash, so an upgraded toolgate never loads stale code.
-    pub fn compile(&self, wasm: &[u8], hash: &str, cache: Option<&Path>) -> Result<Module, Error> {
-        let Some(dir) = cache else {
+    /// given: the entry is named by the module's SHA-256 plus the engine's
+    /// compatibility hash (an upgraded toolgate never loads stale code) and
+    /// loaded only if its signature holds (see `cache`); anything else is
+    /// compiled afresh and the entry rewritten.
+    pub fn compile(
+        &self,
+        wasm: &[u8],
+        hash: &str,
+        cache: Option<&ModuleCache>,
+    ) -> Result<Module, Error> {
+        let Some(cache) = cache else {
             return Module::new(&self.engine, wasm).map_err(|e| Error::Compile(format!("{e:#}")));
         };
-        let path = dir.join(format!("{hash}-{}.cwasm", self.compat));
-        if path.is_file() {
-            match load_precompiled(&self.engine, &path) {
-                Ok(module) => return Ok(module),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "ignoring an unusable cached module")
-                }
+        let name = format!("{hash}-{}.cwasm", self.compat);
+        match cache.load(&self.engine, &name) {
+            Ok(Some(module)) => return Ok(module),
+            Ok(None) => {}
+            Err(refused) => {
+                tracing::warn!(entry = %cache.entry(&name).display(), "refusing a cached compiled module, recompiling: {refused}");
             }
         }
         let module =
             Module::new(&self.engine, wasm).map_err(|e| Error::Compile(format!("{e:#}")))?;
-        if let Err(e) = store_precompiled(&module, dir, &path) {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot cache the compiled module");
+        if let Err(e) = cache.store(&module, &name) {
+            tracing::warn!(entry = %cache.entry(&name).display(), error = %e, "cannot cache the compiled module");
         }
         Ok(module)
     }
-}
-
-/// Loads a module this process (or an earlier one of the same build)
-/// compiled and wrote itself.
-#[allow(unsafe_code)]
-fn load_precompiled(engine: &Engine, path: &Path) -> Result<Module, String> {
-    // SAFETY: wasmtime requires that deserialized bytes come from
-    // `Module::serialize` of a compatible engine. The file lives in our own
-    // cache directory, is written atomically (rename) only by
-    // `store_precompiled`, and is named by the engine's compatibility hash;
-    // wasmtime additionally checks the header and refuses a mismatch.
-    unsafe { Module::deserialize_file(engine, path) }.map_err(|e| format!("{e:#}"))
-}
-
-fn store_precompiled(module: &Module, dir: &Path, path: &PathBuf) -> Result<(), String> {
-    let bytes = module.serialize().map_err(|e| format!("{e:#}"))?;
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, path).map_err(|e| e.to_string())
 }

@@ -3,6 +3,7 @@
 //! decisions. An instance that faults is thrown away; the next call gets a
 //! fresh one, so one bad call never poisons another.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::digest;
@@ -13,6 +14,7 @@ mod vectors;
 use super::Phase;
 use super::abi::{self, Warm};
 pub use super::abi::{Answer, parse_answer};
+use super::cache::ModuleCache;
 use super::engine::{PolicyEngine, TICK};
 use super::input::{Declared, Document};
 use super::opa::{self, OpaModule};
@@ -109,6 +111,9 @@ pub struct PolicyModule {
     pub short_hash: Arc<str>,
     /// SHA-256 of the module bytes, hex.
     pub hash: String,
+    /// The files it was loaded from (module, vectors) and the SHA-256 of
+    /// the bytes read from each: what a reload compares against.
+    sources: Vec<(PathBuf, String)>,
     routes: Vec<String>,
     tools: Vec<String>,
     phases: Vec<PolicyPhase>,
@@ -140,13 +145,11 @@ impl PolicyModule {
     ) -> Result<Self, Fault> {
         let wasm = std::fs::read(&cfg.module)
             .map_err(|e| Fault::Load(format!("cannot read {}: {e}", cfg.module.display())))?;
-        let hash = hex(digest::digest(&digest::SHA256, &wasm).as_ref());
-        let cache = limits
-            .cache_dir
-            .clone()
-            .unwrap_or_else(|| std::env::temp_dir().join("toolgate-module-cache"));
+        let hash = hex::encode(digest::digest(&digest::SHA256, &wasm));
+        let cache = ModuleCache::open(limits.cache_dir.as_deref())
+            .map_err(|e| Fault::Load(e.to_string()))?;
         let module = engine
-            .compile(&wasm, &hash, Some(&cache))
+            .compile(&wasm, &hash, cache.as_ref())
             .map_err(|e| Fault::Load(e.to_string()))?;
         let config = cfg
             .config
@@ -186,6 +189,7 @@ impl PolicyModule {
             name,
             version,
             short_hash: Arc::from(&hash[..12.min(hash.len())]),
+            sources: vec![(cfg.module.clone(), hash.clone())],
             hash,
             routes: cfg.routes.clone(),
             tools: cfg.tools.clone(),
@@ -209,7 +213,8 @@ impl PolicyModule {
             }
         }
         if let Some(path) = &cfg.vectors {
-            loaded.run_vectors(path)?;
+            let vectors_hash = loaded.run_vectors(path)?;
+            loaded.sources.push((path.clone(), vectors_hash));
         } else {
             tracing::warn!(policy = %cfg.name, "policy module has no test vectors; it is activated unchecked");
         }
@@ -255,8 +260,17 @@ impl PolicyModule {
                 )
             });
         let route_ok = self.routes.is_empty() || self.routes.iter().any(|r| r == route);
-        let tool_ok = self.tools.is_empty() || self.tools.iter().any(|g| glob(g, tool));
+        let tool_ok = self.tools.is_empty()
+            || self
+                .tools
+                .iter()
+                .any(|g| toolgate_pattern::glob::matches(g, tool));
         phase_ok && route_ok && tool_ok
+    }
+
+    /// The files this module was loaded from, with the SHA-256 of each.
+    pub fn sources(&self) -> &[(PathBuf, String)] {
+        &self.sources
     }
 
     /// The input fields the module declared (`None`: the whole input).
@@ -324,33 +338,6 @@ pub(super) fn ticks(d: std::time::Duration) -> u64 {
         .max(1)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// `*` matches any run of characters, `?` one; everything else literally.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,20 +366,5 @@ mod tests {
             panic!("a toolgate module");
         };
         assert_eq!(pool.lock().unwrap().len(), cores.min(MAX_IDLE));
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob("*", "anything"));
-        assert!(glob("*", ""));
-        assert!(glob("a?c", "abc"));
-        assert!(!glob("a?c", "ac"));
-        assert!(glob("*_file", "read_file"));
-        assert!(!glob("read_*", "write_file"));
-        assert!(glob("search_*", "search_issues"));
-        assert!(!glob("search_*", "delete_issues"));
-        assert!(glob("a?c", "abc"));
-        assert!(glob("*_all", "delete_all"));
-        assert!(!glob("echo", "echo2"));
     }
 }

@@ -67,7 +67,7 @@ impl Mint {
         claims.insert("exp".into(), Value::from(now + self.ttl.as_secs()));
         let mut jti = [0u8; 12];
         let _ = getrandom::fill(&mut jti);
-        claims.insert("jti".into(), Value::from(hex(&jti)));
+        claims.insert("jti".into(), Value::from(hex::encode(jti)));
         let act = self
             .actors
             .iter()
@@ -122,10 +122,6 @@ pub fn parse_claim(text: &str) -> Result<(String, String), Error> {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
         _ => Err(Error::Claim(text.to_owned())),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

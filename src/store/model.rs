@@ -31,15 +31,10 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", hex(&bytes))
 }
 
-/// Lowercase hex of `bytes`.
+/// Lowercase hex of `bytes`: the `hex` crate's encoder (the one the
+/// gateway uses), under the name its callers know.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            use std::fmt::Write as _;
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    hex::encode(bytes)
 }
 
 /// Who did something, when, and why.
@@ -113,33 +108,130 @@ impl Task {
 }
 
 /// One argument constraint of a grant: a JSON pointer into the call's
-/// arguments and exactly one test (policy-modules/ABI.md).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// arguments and exactly one test (policy-modules/ABI.md). Read by hand, so
+/// that a wrong shape is refused with a message naming the field and the
+/// accepted operators.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Constraint {
     pub pointer: String,
     #[serde(flatten)]
     pub test: ConstraintTest,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConstraintTest {
     Equals(Value),
     OneOf(Vec<Value>),
     Glob(String),
+    /// Matched against the whole value, in the regex-lite dialect the
+    /// policy modules evaluate (`toolgate_pattern::regex`).
     Regex(String),
     Range(Range),
     Prefix(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Range {
-    #[serde(default)]
     pub min: Option<f64>,
-    #[serde(default)]
     pub max: Option<f64>,
+}
+
+/// The operators a constraint may use, as error messages list them.
+pub const CONSTRAINT_OPERATORS: &str = "equals, one_of, glob, regex, range, prefix";
+
+// === impl Constraint ===
+
+impl<'de> Deserialize<'de> for Constraint {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let map = serde_json::Map::<String, Value>::deserialize(deserializer).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "constraints: each constraint is an object {{\"pointer\": \"/arg\", <operator>: ...}} \
+                 with one operator of {CONSTRAINT_OPERATORS}"
+            ))
+        })?;
+        Self::from_map(map).map_err(serde::de::Error::custom)
+    }
+}
+
+impl Constraint {
+    fn from_map(mut map: serde_json::Map<String, Value>) -> Result<Self, String> {
+        let pointer = match map.remove("pointer") {
+            Some(Value::String(pointer)) => pointer,
+            Some(_) | None => {
+                return Err(
+                    "constraints: each constraint needs a \"pointer\": a JSON pointer \
+                     into the arguments, such as \"/repo\""
+                        .into(),
+                );
+            }
+        };
+        let mut operators = map.into_iter();
+        let (key, value) = match (operators.next(), operators.next()) {
+            (Some(one), None) => one,
+            (None, _) => {
+                return Err(format!(
+                    "constraints: the constraint on {pointer:?} has no operator; \
+                     give one of {CONSTRAINT_OPERATORS}"
+                ));
+            }
+            (Some((a, _)), Some((b, _))) => {
+                return Err(format!(
+                    "constraints: the constraint on {pointer:?} has more than one operator \
+                     ({a:?}, {b:?}); give exactly one of {CONSTRAINT_OPERATORS}"
+                ));
+            }
+        };
+        let test = ConstraintTest::from_entry(&key, value)
+            .map_err(|why| format!("constraints: the constraint on {pointer:?}: {why}"))?;
+        Ok(Self { pointer, test })
+    }
+}
+
+// === impl ConstraintTest ===
+
+impl ConstraintTest {
+    fn from_entry(key: &str, value: Value) -> Result<Self, String> {
+        let takes = |what: &str| Err(format!("\"{key}\" takes {what}"));
+        match (key, value) {
+            ("equals", value) => Ok(Self::Equals(value)),
+            ("one_of", Value::Array(values)) => Ok(Self::OneOf(values)),
+            ("one_of", _) => takes("an array of values"),
+            ("glob", Value::String(s)) => Ok(Self::Glob(s)),
+            ("regex", Value::String(s)) => Ok(Self::Regex(s)),
+            ("prefix", Value::String(s)) => Ok(Self::Prefix(s)),
+            ("glob" | "regex" | "prefix", _) => takes("a string"),
+            ("range", Value::Object(bounds)) => {
+                Range::from_bounds(bounds).map(Self::Range).or_else(|()| {
+                    takes("an object {\"min\": number, \"max\": number} (either may be left out)")
+                })
+            }
+            ("range", _) => {
+                takes("an object {\"min\": number, \"max\": number} (either may be left out)")
+            }
+            (other, _) => Err(format!(
+                "unknown operator {other:?}; use one of {CONSTRAINT_OPERATORS}"
+            )),
+        }
+    }
+}
+
+impl Range {
+    fn from_bounds(bounds: serde_json::Map<String, Value>) -> Result<Self, ()> {
+        let (mut min, mut max) = (None, None);
+        for (key, value) in bounds {
+            let slot = match key.as_str() {
+                "min" => &mut min,
+                "max" => &mut max,
+                _ => return Err(()),
+            };
+            *slot = match value {
+                Value::Null => None,
+                v => Some(v.as_f64().ok_or(())?),
+            };
+        }
+        Ok(Self { min, max })
+    }
 }
 
 /// Where a grant came from: every grant traces to a person or a rule.
@@ -213,7 +305,7 @@ impl Grant {
             && if self.tool_exact {
                 self.tool == tool
             } else {
-                crate::decide::module::glob(&self.tool, tool)
+                toolgate_pattern::glob::matches(&self.tool, tool)
             }
     }
 }
@@ -396,6 +488,33 @@ mod tests {
         let back = serde_json::to_value(&c).unwrap();
         assert_eq!(back["pointer"], "/amount");
         assert!(serde_json::from_value::<Constraint>(json!({"pointer": "/a", "nope": 1})).is_err());
+    }
+
+    fn refusal(value: Value) -> String {
+        serde_json::from_value::<Constraint>(value)
+            .expect_err("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn a_wrong_constraint_is_refused_naming_the_field_and_the_operators() {
+        let unknown = refusal(json!({"pointer": "/a", "nope": 1}));
+        assert!(unknown.starts_with("constraints: "), "{unknown}");
+        assert!(unknown.contains("unknown operator \"nope\""), "{unknown}");
+        assert!(unknown.contains(CONSTRAINT_OPERATORS), "{unknown}");
+        assert!(!unknown.contains("variant"), "{unknown}");
+        let two = refusal(json!({"pointer": "/a", "glob": "x", "prefix": "y"}));
+        assert!(two.contains("more than one operator"), "{two}");
+        let none = refusal(json!({"pointer": "/a"}));
+        assert!(none.contains("no operator"), "{none}");
+        let no_pointer = refusal(json!({"equals": 1}));
+        assert!(no_pointer.contains("\"pointer\""), "{no_pointer}");
+        let typed = refusal(json!({"pointer": "/a", "glob": 3}));
+        assert!(typed.contains("\"glob\" takes a string"), "{typed}");
+        let range = refusal(json!({"pointer": "/a", "range": {"min": "low"}}));
+        assert!(range.contains("\"range\" takes an object"), "{range}");
+        let shape = refusal(json!("just a string"));
+        assert!(shape.contains(CONSTRAINT_OPERATORS), "{shape}");
     }
 
     #[test]

@@ -226,10 +226,19 @@ pub(crate) fn check_grant_scope(tool: &str, constraints: &[Constraint]) -> Resul
         }
         match &c.test {
             ConstraintTest::Regex(re) => {
-                regex::RegexBuilder::new(&format!("^(?:{re})$"))
-                    .size_limit(1 << 20)
-                    .build()
-                    .map_err(|e| Error::invalid("constraints", format!("regex {re:?}: {e}")))?;
+                // The very compiler the policy modules use: what passes
+                // here, `jit-grants` can evaluate.
+                toolgate_pattern::regex::compile(re).map_err(|e| {
+                    Error::invalid(
+                        "constraints",
+                        format!(
+                            "the regex on {:?} cannot be used: {e}; constraint regexes use \
+                             the regex-lite syntax (ASCII classes; no Unicode classes such as \
+                             \\p{{Lu}}, no look-around, no backreferences)",
+                            c.pointer
+                        ),
+                    )
+                })?;
             }
             ConstraintTest::Range(r) => {
                 if r.min.is_none() && r.max.is_none() {

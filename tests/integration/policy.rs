@@ -2,6 +2,8 @@
 //! must deny with `policy_error` while good calls keep succeeding, verdicts
 //! combine, tools/list is filtered, and the set hot-reloads under load.
 
+mod cache;
+mod grant_checks;
 mod hostile;
 mod reload;
 

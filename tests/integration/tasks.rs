@@ -25,7 +25,11 @@ pub(crate) const OTHER_AGENT: &str = "spiffe://toolgate.dev/agent/other";
 pub(crate) const OPERATOR_TOKEN: &str = "tgadm_tasks-test-operator-token";
 
 pub(crate) fn sha256_hex(text: &str) -> String {
-    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes())
+    sha256_hex_bytes(text.as_bytes())
+}
+
+pub(crate) fn sha256_hex_bytes(bytes: &[u8]) -> String {
+    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes)
         .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))

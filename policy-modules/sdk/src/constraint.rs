@@ -39,7 +39,8 @@ pub enum ConstraintOp {
     OneOf(Vec<Value>),
     /// A string matching this glob (see [`crate::glob`]).
     Glob(String),
-    /// A string matching this regex as a whole (`regex-lite` syntax).
+    /// A string matching this regex as a whole (`regex-lite` syntax, see
+    /// `toolgate_pattern::regex`: the dialect the host checks grants with).
     Regex(String),
     /// A number within the bounds (inclusive; a missing bound is open).
     Range {
@@ -100,11 +101,11 @@ impl Constraint {
                 .as_str()
                 .is_some_and(|s| crate::glob::matches(pattern, s)),
             ConstraintOp::Regex(pattern) => {
-                let anchored = format!("^(?:{pattern})$");
-                let regex = regex_lite::Regex::new(&anchored).map_err(|e| Violation::Unusable {
-                    pointer: pointer(),
-                    why: format!("regex does not compile: {e}"),
-                })?;
+                let regex =
+                    toolgate_pattern::regex::compile(pattern).map_err(|e| Violation::Unusable {
+                        pointer: pointer(),
+                        why: format!("regex does not compile: {e}"),
+                    })?;
                 value.as_str().is_some_and(|s| regex.is_match(s))
             }
             ConstraintOp::Range { min, max } => value

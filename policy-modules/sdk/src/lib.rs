@@ -28,7 +28,6 @@ mod constraint;
 mod decision;
 mod export;
 mod fields;
-pub mod glob;
 mod input;
 mod policy;
 #[doc(hidden)]
@@ -43,6 +42,8 @@ pub use input::{
     Spiffe, Task, Time, Tool, Workload,
 };
 pub use policy::Policy;
+/// Glob matching (`*`, `?`), the same function the host uses.
+pub use toolgate_pattern::glob;
 pub use values::{Field, MAX_FIELDS};
 
 /// The ABI version this SDK implements (`toolgate_abi_version`).

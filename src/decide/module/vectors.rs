@@ -9,7 +9,8 @@ use super::{CONFIGURE_DEADLINE, Fault, Flavor, PolicyModule, ticks};
 
 impl PolicyModule {
     /// Runs the module's own test vectors; any mismatch refuses the module.
-    pub(super) fn run_vectors(&self, path: &Path) -> Result<(), Fault> {
+    /// Returns the SHA-256 (hex) of the vectors file as it was read.
+    pub(super) fn run_vectors(&self, path: &Path) -> Result<String, Fault> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| Fault::Load(format!("cannot read vectors {}: {e}", path.display())))?;
         let doc: Value = serde_json::from_str(&text)
@@ -71,7 +72,10 @@ impl PolicyModule {
             }
         }
         if failures.is_empty() {
-            Ok(())
+            Ok(hex::encode(aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA256,
+                text.as_bytes(),
+            )))
         } else {
             Err(Fault::Load(format!(
                 "{} of {} test vectors failed: {}",

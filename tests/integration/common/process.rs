@@ -126,6 +126,16 @@ impl ServerProcess {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// Sends a signal by name (`HUP`, `TERM`, ...) with `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
     /// SIGKILL: no drain, no shutdown hooks, no flush.
     pub fn kill9(mut self) {
         self.child.kill().expect("SIGKILL");

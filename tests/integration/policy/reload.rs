@@ -117,3 +117,86 @@ async fn admin_trigger_reloads_and_reports_a_broken_set() {
     .await;
     assert_eq!(listed.json()["policies"][0]["name"], "m");
 }
+
+/// Reloads counted so far (either result) by a `toolgate serve` process.
+async fn reloads(server: &crate::common::process::ServerProcess) -> f64 {
+    let text = crate::common::send(
+        http::Method::GET,
+        &format!("{}/metrics", server.admin_url()),
+        &[],
+        bytes::Bytes::new(),
+    )
+    .await
+    .text();
+    text.lines()
+        .filter(|l| l.starts_with("toolgate_policy_reloads_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+async fn wait_for_reloads(server: &crate::common::process::ServerProcess, n: f64) {
+    let start = Instant::now();
+    while reloads(server).await < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no reload {n} within 10s; log:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The watcher reacts to changes of content only: one edit is one reload,
+/// and neither its own reads nor an admin or SIGHUP reload start a loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_edit_is_one_reload_and_quiet_is_none() {
+    use crate::common::process::{ServeDir, sha256_hex};
+    const ADMIN: &str = "tg-test-admin-reload-7f3e";
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("live.wat");
+    let vectors_file = dir.path().join("live.vectors.json");
+    std::fs::copy(fixture("allow.wat"), &module).unwrap();
+    std::fs::write(&vectors_file, vectors("allow")).unwrap();
+    let serve = ServeDir::with(&format!(
+        "[[admin.tokens]]\nname = \"root\"\nrole = \"admin\"\nsha256 = \"{}\"\n\n\
+         [policy_limits]\nwatch = true\ncache_dir = \"{}\"\n\n\
+         [[policies]]\nname = \"live\"\nmodule = \"{}\"\nvectors = \"{}\"\n",
+        sha256_hex(ADMIN),
+        dir.path().join("cache").display(),
+        module.display(),
+        vectors_file.display(),
+    ));
+    let server = serve.start();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(reloads(&server).await, 0.0, "nothing changed since start");
+
+    // One edit of the module's content: exactly one reload.
+    let mut text = std::fs::read_to_string(fixture("allow.wat")).unwrap();
+    text.push_str("\n;; edited\n");
+    std::fs::write(&module, text).unwrap();
+    wait_for_reloads(&server, 1.0).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(reloads(&server).await, 1.0, "one edit, one reload");
+
+    // An admin reload reads the files; those reads start nothing.
+    let (status, _) = crate::common::process::admin(
+        &server,
+        http::Method::POST,
+        "/v1/policies/reload",
+        ADMIN,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(reloads(&server).await, 2.0);
+    // Nor does a SIGHUP (the whole config re-read, the watcher renewed).
+    server.signal("HUP");
+    wait_for_reloads(&server, 3.0).await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(
+        reloads(&server).await,
+        3.0,
+        "10 s of quiet, no reload; log:\n{}",
+        server.log()
+    );
+}

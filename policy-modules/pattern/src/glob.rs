@@ -1,7 +1,9 @@
 //! Glob patterns for tool names, subjects and grants: `*` matches any run of
 //! characters (also none, also `/`), `?` exactly one character; everything
 //! else is literal. No classes, no escapes: names in toolgate never need them,
-//! and fewer metacharacters means fewer surprises in an allowlist.
+//! and fewer metacharacters means fewer surprises in an allowlist. The host
+//! (which tools a module applies to, which grants a call may use) and every
+//! module built with the SDK match with this one function.
 
 /// Whether `text` matches `pattern` as a whole (not a substring search).
 pub fn matches(pattern: &str, text: &str) -> bool {
