@@ -9,6 +9,7 @@ mod common;
 
 mod admin;
 mod config_files;
+mod demo_peers;
 mod edge;
 mod identity;
 mod modules;
