@@ -3,6 +3,7 @@
 //! call through the gateway with nothing else installed.
 
 pub mod tool_server;
+mod tools;
 
 use std::io::Write as _;
 use std::net::SocketAddr;

@@ -1,25 +1,33 @@
 //! The demo's example MCP tool server: a small Streamable HTTP server with
 //! three tools (`echo`, `add`, and `countdown`, which streams progress over
-//! SSE). It speaks both eras leniently; it is an example, not a reference.
+//! SSE). It answers both eras: legacy (`initialize`, a session id) and the
+//! stateless 2026-07-28 era, whose results carry `resultType` (and, for
+//! `tools/list` and `server/discover`, `ttlMs` and `cacheScope`) as that
+//! era's SDKs require. It is an example, not a reference: it does not check
+//! the 2026-07-28 header rules (the gateway in front of it does).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited, StreamBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::tools;
 use crate::Body;
 use crate::answer::{full, json_response};
 use crate::listener::{self, ConnInfo};
-use crate::mcp::sse::Event;
+use crate::mcp::era::{Era, MODERN_VERSION};
 
-const SUPPORTED: [&str; 4] = ["2025-03-26", "2025-06-18", "2025-11-25", "2026-07-28"];
+const LEGACY_SUPPORTED: [&str; 3] = ["2025-03-26", "2025-06-18", "2025-11-25"];
+const SERVER_INFO: &str = "io.modelcontextprotocol/serverInfo";
+/// JSON-RPC error for a protocol version the server does not serve (2026-07-28).
+const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+const METHOD_NOT_FOUND: i64 = -32601;
 
 /// A running example tool server.
 #[derive(Debug)]
@@ -56,6 +64,43 @@ pub async fn start(addr: SocketAddr) -> std::io::Result<ToolServer> {
     Ok(ToolServer { addr, shutdown })
 }
 
+/// How results are shaped for the era a request speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wire {
+    Legacy,
+    Modern,
+}
+
+impl Wire {
+    /// A final result: 2026-07-28 requires `resultType`; older schemas do
+    /// not know the field, so it is left out there.
+    pub(super) fn complete(self, mut result: Value) -> Value {
+        if self == Self::Modern {
+            result["resultType"] = Value::from("complete");
+            result["_meta"] = json!({SERVER_INFO: server_info()});
+        }
+        result
+    }
+
+    /// A result the client may cache (`tools/list`, `server/discover`):
+    /// 2026-07-28 requires `ttlMs` and `cacheScope`. The gateway in front
+    /// filters lists per caller, so the answer is private and never fresh.
+    fn cacheable(self, mut result: Value) -> Value {
+        if self == Self::Modern {
+            result["ttlMs"] = Value::from(0);
+            result["cacheScope"] = Value::from("private");
+        }
+        self.complete(result)
+    }
+
+    fn error_status(self, code: i64) -> StatusCode {
+        match (self, code) {
+            (Self::Modern, METHOD_NOT_FOUND) => StatusCode::NOT_FOUND,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
 async fn handle(req: Request<Incoming>) -> Response<Body> {
     if req.uri().path() != "/mcp" {
         return json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"}));
@@ -73,29 +118,48 @@ async fn handle(req: Request<Incoming>) -> Response<Body> {
             return resp;
         }
     }
+    let era = Era::of(req.headers());
+    let wire = match &era {
+        Era::Legacy { .. } => Wire::Legacy,
+        Era::Modern { .. } => Wire::Modern,
+    };
     let body = match Limited::new(req.into_body(), 1 << 20).collect().await {
         Ok(b) => b.to_bytes(),
-        Err(_) => return rpc_error(Value::Null, -32700, "body too large or unreadable"),
+        Err(_) => return rpc_error(wire, Value::Null, -32700, "body too large or unreadable"),
     };
     let Ok(message) = serde_json::from_slice::<Value>(&body) else {
-        return rpc_error(Value::Null, -32700, "parse error");
+        return rpc_error(wire, Value::Null, -32700, "parse error");
     };
-    let id = message.get("id").cloned();
-    let method = message.get("method").and_then(Value::as_str).unwrap_or("");
     let params = message.get("params").cloned().unwrap_or(Value::Null);
-    let Some(id) = id else {
+    let method = message.get("method").and_then(Value::as_str).unwrap_or("");
+    let Some(id) = message.get("id").cloned() else {
         // Notifications and responses are accepted without an answer.
         let mut resp = Response::new(full(Bytes::new()));
         *resp.status_mut() = StatusCode::ACCEPTED;
         return resp;
     };
-    match method {
-        "initialize" => initialize(id, &params),
-        "ping" => result(id, json!({})),
-        "tools/list" => result(id, json!({ "tools": tools() })),
-        "tools/call" => call(id, &params).await,
-        other => rpc_error(id, -32601, &format!("method not found: {other}")),
+    if let Era::Modern { version } = &era
+        && version != MODERN_VERSION
+    {
+        return unsupported_version(id, version);
     }
+    match (wire, method) {
+        (Wire::Legacy, "initialize") => initialize(id, &params),
+        (Wire::Legacy, "ping") => result(id, json!({})),
+        (Wire::Modern, "server/discover") => result(id, wire.cacheable(discover())),
+        (_, "tools/list") => result(id, wire.cacheable(json!({ "tools": tools::list() }))),
+        (_, "tools/call") => tools::call(wire, id, &params),
+        (_, other) => rpc_error(
+            wire,
+            id,
+            METHOD_NOT_FOUND,
+            &format!("method not found: {other}"),
+        ),
+    }
+}
+
+fn server_info() -> Value {
+    json!({"name": "toolgate-demo-tools", "version": env!("CARGO_PKG_VERSION")})
 }
 
 fn initialize(id: Value, params: &Value) -> Response<Body> {
@@ -103,7 +167,7 @@ fn initialize(id: Value, params: &Value) -> Response<Body> {
         .get("protocolVersion")
         .and_then(Value::as_str)
         .unwrap_or("");
-    let version = if SUPPORTED.contains(&asked) {
+    let version = if LEGACY_SUPPORTED.contains(&asked) {
         asked
     } else {
         "2025-11-25"
@@ -113,7 +177,7 @@ fn initialize(id: Value, params: &Value) -> Response<Body> {
         json!({
             "protocolVersion": version,
             "capabilities": {"tools": {}},
-            "serverInfo": {"name": "toolgate-demo-tools", "version": env!("CARGO_PKG_VERSION")},
+            "serverInfo": server_info(),
         }),
     );
     let mut session = [0u8; 16];
@@ -125,97 +189,35 @@ fn initialize(id: Value, params: &Value) -> Response<Body> {
     resp
 }
 
-fn tools() -> Value {
-    json!([
-        {"name": "echo", "description": "Echoes the text back.",
-         "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}},
-        {"name": "add", "description": "Adds two numbers.",
-         "inputSchema": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}, "required": ["a", "b"]}},
-        {"name": "countdown", "description": "Counts down from n, reporting progress every delay_ms.",
-         "inputSchema": {"type": "object", "properties": {"n": {"type": "integer"}, "delay_ms": {"type": "integer"}}, "required": ["n"]}},
-    ])
+/// `server/discover` (2026-07-28): what an `auto` client asks first.
+fn discover() -> Value {
+    json!({
+        "capabilities": {"tools": {}},
+        "supportedVersions": [MODERN_VERSION],
+    })
 }
 
-async fn call(id: Value, params: &Value) -> Response<Body> {
-    let args = params.get("arguments").cloned().unwrap_or(Value::Null);
-    match params.get("name").and_then(Value::as_str).unwrap_or("") {
-        "echo" => text_result(id, args.get("text").and_then(Value::as_str).unwrap_or("")),
-        "add" => {
-            let n = |k| args.get(k).and_then(Value::as_f64).unwrap_or(0.0);
-            text_result(id, &(n("a") + n("b")).to_string())
-        }
-        "countdown" => {
-            let n = args.get("n").and_then(Value::as_u64).unwrap_or(3).min(100);
-            let delay = Duration::from_millis(
-                args.get("delay_ms")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(200)
-                    .min(10_000),
-            );
-            let token = params
-                .get("_meta")
-                .and_then(|m| m.get("progressToken"))
-                .cloned();
-            countdown(id, n, delay, token)
-        }
-        other => result(
-            id,
-            json!({"content": [{"type": "text", "text": format!("unknown tool {other}")}], "isError": true}),
-        ),
-    }
+fn unsupported_version(id: Value, requested: &str) -> Response<Body> {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({"jsonrpc": "2.0", "id": id, "error": {
+            "code": UNSUPPORTED_PROTOCOL_VERSION,
+            "message": "Unsupported protocol version",
+            "data": {"supported": [MODERN_VERSION], "requested": requested},
+        }}),
+    )
 }
 
-/// Streams one progress notification per step over SSE, then the result.
-fn countdown(id: Value, n: u64, delay: Duration, token: Option<Value>) -> Response<Body> {
-    let stream = futures_util::stream::unfold(0u64, move |step| {
-        let id = id.clone();
-        let token = token.clone();
-        async move {
-            if step > n {
-                return None;
-            }
-            tokio::time::sleep(delay).await;
-            let message = if step < n {
-                match &token {
-                    Some(token) => json!({"jsonrpc": "2.0", "method": "notifications/progress",
-                        "params": {"progressToken": token, "progress": step + 1, "total": n}}),
-                    None => json!({"jsonrpc": "2.0", "method": "notifications/message",
-                        "params": {"level": "info", "data": format!("T-{}", n - step)}}),
-                }
-            } else {
-                json!({"jsonrpc": "2.0", "id": id, "result": {"content": [{"type": "text", "text": "liftoff"}]}})
-            };
-            let frame = Frame::data(Event::message(&message.to_string()));
-            Some((Ok::<_, Infallible>(frame), step + 1))
-        }
-    });
-    let body = StreamBody::new(stream)
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    let mut resp = Response::new(body);
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    resp
-}
-
-fn text_result(id: Value, text: &str) -> Response<Body> {
-    result(id, json!({"content": [{"type": "text", "text": text}]}))
-}
-
-fn result(id: Value, result: Value) -> Response<Body> {
+pub(super) fn result(id: Value, result: Value) -> Response<Body> {
     json_response(
         StatusCode::OK,
         &json!({"jsonrpc": "2.0", "id": id, "result": result}),
     )
 }
 
-fn rpc_error(id: Value, code: i64, message: &str) -> Response<Body> {
+fn rpc_error(wire: Wire, id: Value, code: i64, message: &str) -> Response<Body> {
     json_response(
-        StatusCode::BAD_REQUEST,
+        wire.error_status(code),
         &json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}}),
     )
 }

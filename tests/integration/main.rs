@@ -11,6 +11,7 @@ mod admin;
 mod audit;
 mod config_files;
 mod console;
+mod demo_peers;
 mod edge;
 mod identity;
 mod modules;

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The load benchmark (README "Performance"), from a fresh clone:
+#
+#   benches/load.sh                 # full run: 5 interleaved rounds, ~15 min on 2 cores
+#   benches/load.sh --rounds 1 --seconds 3      # a quick look
+#
+# Installs what it needs (wrk and taskset from Debian, the wasm32 target),
+# builds the policy modules and the release binaries, then runs
+# `cargo bench --bench load` (benches/load/main.rs; its options: --rounds N,
+# --seconds S, --rate RPS, --out DIR, --no-wrk, --no-pin). Results go to
+# target/load/: table.md, results.json and raw/ (every wrk output, the
+# scale rows, the gateway's config and the tail of its log).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v wrk >/dev/null || need_apt+=(wrk)
+command -v taskset >/dev/null || need_apt+=(util-linux)
+if ((${#need_apt[@]})); then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update
+    $sudo apt-get install -y --no-install-recommends "${need_apt[@]}"
+fi
+if command -v rustup >/dev/null; then
+    rustup target add wasm32-unknown-unknown >/dev/null
+fi
+(cd policy-modules && cargo build --release --target wasm32-unknown-unknown -p allowlist -p jit-grants)
+cargo bench --bench load -- "$@"

@@ -1,0 +1,412 @@
+//! One load run: start the processes, then the rounds — each saturates
+//! every row in turn (requests/s, CPU per call) and drives it at the fixed
+//! rate (latency), rows in a rotating order — then the SSE rows, the scale
+//! rows and the hot swap; then the report.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::json;
+
+use super::gateway;
+use super::generate::{self, Expect, Latencies, Tally, Target};
+use super::procs;
+use super::report::{Report, RowResult, ScaleResult, Swap};
+use super::{Plan, repo};
+
+/// The CPU the process under test runs on, and the one the load (and
+/// the upstream behind a proxy) runs on, when pinning.
+const UNDER_TEST: usize = 0;
+const LOAD: usize = 1;
+
+/// A progress line on stderr, with the seconds since the run started.
+macro_rules! step {
+    ($($arg:tt)*) => {
+        eprintln!("load [{:6.1}s] {}", started().elapsed().as_secs_f64(), format!($($arg)*))
+    };
+}
+
+fn started() -> std::time::Instant {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *START.get_or_init(std::time::Instant::now)
+}
+
+/// One measured row: what to send, and which process pays for it.
+struct Row {
+    key: &'static str,
+    what: &'static str,
+    target: Arc<Target>,
+    pid: u32,
+    /// The upstream that answers it (for (a), the process under test).
+    upstream: u32,
+    result: RowResult,
+}
+
+pub(crate) fn run(plan: &Plan) {
+    let _ = started();
+    let raw = plan.out.join("raw");
+    std::fs::create_dir_all(&raw).expect("results folder");
+    let pin = plan.pin && procs::have("taskset") && cores() >= 2;
+    let use_wrk = plan.wrk && procs::have("wrk");
+    if plan.wrk && !use_wrk {
+        step!(
+            "wrk not found; saturating with the built-in generator (benches/load.sh installs wrk)"
+        );
+    }
+    if pin {
+        // This process is the load generator: everything it starts inherits CPU 1.
+        let _ = std::process::Command::new("taskset")
+            .args([
+                "-a",
+                "-cp",
+                &LOAD.to_string(),
+                &std::process::id().to_string(),
+            ])
+            .stdout(Stdio::null())
+            .status();
+    }
+    let cpu = |c: usize| pin.then_some(c);
+    step!("building the policy modules");
+    let wasm = gateway::build_modules(&repo());
+    let me = std::env::current_exe().expect("own path");
+
+    // (a) is the upstream alone on the CPU under test; (b)-(f) share a
+    // second copy on the load CPU.
+    let (upstream_direct, direct_port) = procs::spawn_listening(
+        "upstream (a)",
+        with_args(procs::command(&me, cpu(UNDER_TEST)), &["upstream"]),
+    );
+    let (upstream, upstream_port) = procs::spawn_listening(
+        "upstream",
+        with_args(procs::command(&me, cpu(LOAD)), &["upstream"]),
+    );
+    let mut proxy_cmd = procs::command(&me, cpu(UNDER_TEST));
+    proxy_cmd
+        .args(["proxy", "--upstream", &upstream_port.to_string()])
+        .env("TOKIO_WORKER_THREADS", "1");
+    let (proxy, proxy_port) = procs::spawn_listening("bare proxy", proxy_cmd);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    step!("starting toolgate");
+    let gw = rt.block_on(gateway::start(
+        &repo(),
+        &wasm,
+        upstream_port,
+        &plan.out,
+        cpu(UNDER_TEST),
+        true,
+    ));
+
+    let headers = |auth: bool| {
+        let mut h = vec![
+            ("content-type".to_owned(), "application/json".to_owned()),
+            (
+                "accept".to_owned(),
+                "application/json, text/event-stream".to_owned(),
+            ),
+            ("mcp-protocol-version".to_owned(), "2025-11-25".to_owned()),
+            ("mcp-session-id".to_owned(), gw.session.clone()),
+        ];
+        if auth {
+            h.push(("authorization".to_owned(), format!("Bearer {}", gw.token)));
+        }
+        h
+    };
+    let call = |tool: &str| {
+        Bytes::from(
+            json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                   "params": {"name": tool, "arguments": {"text": "hello"}}})
+            .to_string(),
+        )
+    };
+    let list = Bytes::from(r#"{"jsonrpc":"2.0","id":8,"method":"tools/list","params":{}}"#);
+    let echoed = Expect {
+        status: 200,
+        contains: r#""text":"hello""#,
+        lacks: Some(r#""isError":true"#),
+    };
+    let target = |port, auth, body: &Bytes, expect| {
+        Arc::new(Target {
+            port,
+            path: "/mcp".into(),
+            headers: headers(auth),
+            body: body.clone(),
+            expect,
+        })
+    };
+    let mut rows = vec![
+        Row {
+            key: "a",
+            what: "upstream directly",
+            target: target(direct_port, true, &call("echo"), echoed),
+            pid: upstream_direct.pid(),
+            upstream: upstream_direct.pid(),
+            result: RowResult::default(),
+        },
+        Row {
+            key: "b",
+            what: "bare hyper proxy (baseline)",
+            target: target(proxy_port, true, &call("echo"), echoed),
+            pid: proxy.pid(),
+            upstream: upstream.pid(),
+            result: RowResult::default(),
+        },
+        Row {
+            key: "c",
+            what: "toolgate: JWT + allowlist + jit-grants, allowed",
+            target: target(gw.port, true, &call("echo"), echoed),
+            pid: gw.proc.pid(),
+            upstream: upstream.pid(),
+            result: RowResult::default(),
+        },
+        Row {
+            key: "d",
+            what: "toolgate: the same, denied (isError)",
+            target: target(
+                gw.port,
+                true,
+                &call("forbidden"),
+                Expect {
+                    status: 200,
+                    contains: r#""isError":true"#,
+                    lacks: None,
+                },
+            ),
+            pid: gw.proc.pid(),
+            upstream: upstream.pid(),
+            result: RowResult::default(),
+        },
+        Row {
+            key: "e",
+            what: "toolgate: tools/list, 100 tools filtered",
+            target: target(
+                gw.port,
+                true,
+                &list,
+                Expect {
+                    status: 200,
+                    contains: r#""name":"tool_011""#,
+                    lacks: Some(r#""name":"forbidden""#),
+                },
+            ),
+            pid: gw.proc.pid(),
+            upstream: upstream.pid(),
+            result: RowResult::default(),
+        },
+    ];
+    let streamed = Expect {
+        status: 200,
+        contains: "event: message",
+        lacks: Some(r#""isError":true"#),
+    };
+    let sse_direct = target(direct_port, true, &call("stream"), streamed);
+    let sse_gateway = target(gw.port, true, &call("stream"), streamed);
+    let mut ttfe_direct = Latencies::default();
+    let mut ttfe_gateway = Latencies::default();
+
+    for round in 0..plan.rounds {
+        let order: Vec<usize> = (0..rows.len()).map(|i| (i + round) % rows.len()).collect();
+        for &i in &order {
+            let row = &mut rows[i];
+            step!("round {} row ({}) saturated", round + 1, row.key);
+            let file = raw.join(format!("round{}-{}-rps.txt", round + 1, row.key));
+            saturate(plan, use_wrk, pin, &rt, row, &file);
+        }
+        for &i in &order {
+            let row = &mut rows[i];
+            step!(
+                "round {} row ({}) at {} req/s",
+                round + 1,
+                row.key,
+                plan.rate
+            );
+            let lat = rt.block_on(generate::open(
+                &row.target,
+                plan.rate,
+                plan.latency_for,
+                16,
+                false,
+            ));
+            row.result.add_latencies(lat);
+        }
+        step!("round {} SSE first event", round + 1);
+        for (target, into) in [
+            (&sse_direct, &mut ttfe_direct),
+            (&sse_gateway, &mut ttfe_gateway),
+        ] {
+            let lat = rt.block_on(generate::open(
+                target,
+                plan.sse_rate,
+                plan.latency_for,
+                16,
+                true,
+            ));
+            into.tally.merge(lat.tally);
+            into.us.extend(lat.us);
+        }
+    }
+    for row in &mut rows {
+        row.result.peak_rss_kib = procs::status_kib(row.pid, "VmHWM");
+    }
+    let gateway_log = plan.out.join("gateway.stderr.log");
+    let log_bytes = std::fs::metadata(&gateway_log).map_or(0, |m| m.len());
+
+    step!("policy hot swap under load");
+    let swap = rt.block_on(hot_swap(&gw, &rows[2].target, plan.swap_for));
+
+    let scale: Vec<ScaleResult> = plan
+        .scale
+        .iter()
+        .map(|&n| {
+            step!("scale row, {n} live grants");
+            scale_row(&me, &wasm, n, plan.scale_calls, cpu(UNDER_TEST), &raw)
+        })
+        .collect();
+
+    let report = Report::new(
+        plan,
+        rows.iter()
+            .map(|r| (r.key, r.what, r.result.clone()))
+            .collect(),
+        (ttfe_direct, ttfe_gateway),
+        scale,
+        swap,
+        log_bytes,
+        use_wrk,
+        pin,
+    );
+    report.write(&plan.out);
+    println!("{}", report.table());
+    // Keep the tail of the gateway's log, not gigabytes of decision lines.
+    trim_log(&gateway_log, 2000);
+    drop((gw, proxy, upstream, upstream_direct));
+    let failures = report.failures();
+    assert!(
+        failures.is_empty(),
+        "rows answered wrongly:\n{}",
+        failures.join("\n")
+    );
+}
+
+fn with_args(mut cmd: std::process::Command, args: &[&str]) -> std::process::Command {
+    cmd.args(args);
+    cmd
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Saturates a row: requests/s and the CPU its process spent per call.
+fn saturate(
+    plan: &Plan,
+    use_wrk: bool,
+    pin: bool,
+    rt: &tokio::runtime::Runtime,
+    row: &mut Row,
+    file: &Path,
+) {
+    let (cpu0, upstream0) = (procs::cpu_us(row.pid), procs::cpu_us(row.upstream));
+    let (requests, rps, tally) = if use_wrk {
+        let run = generate::wrk(
+            &row.target,
+            plan.conns,
+            plan.rps_for,
+            pin.then_some(LOAD),
+            file,
+        );
+        let tally = Tally {
+            ok: run.requests.saturating_sub(run.errors),
+            bad: run.errors,
+            first_bad: (run.errors > 0)
+                .then(|| format!("wrk: {} errors, see {}", run.errors, file.display())),
+        };
+        (run.requests, run.rps, tally)
+    } else {
+        let (tally, rps) = rt.block_on(generate::closed(&row.target, plan.conns, plan.rps_for));
+        let _ = std::fs::write(
+            file,
+            format!("built-in closed loop: {rps:.0} req/s, {tally:?}\n"),
+        );
+        (tally.ok + tally.bad, rps, tally)
+    };
+    let per_call = |us: u64| us as f64 / requests.max(1) as f64;
+    let cpu = per_call(procs::cpu_us(row.pid).saturating_sub(cpu0));
+    let upstream = per_call(procs::cpu_us(row.upstream).saturating_sub(upstream0));
+    row.result.add_saturated(rps, (cpu, upstream), tally);
+}
+
+/// Closed-loop load on row (c) while the policy set is reloaded (and
+/// swapped) every 250 ms through the admin API; every answer is checked.
+async fn hot_swap(gw: &gateway::Gateway, target: &Arc<Target>, length: Duration) -> Swap {
+    let admin = gw.admin;
+    let reloads = tokio::spawn(async move {
+        let (mut ok, mut total) = (0u64, 0u64);
+        let end = tokio::time::Instant::now() + length;
+        while tokio::time::Instant::now() < end {
+            let (status, _) = gateway::admin_call(admin, "/v1/policies/reload", None).await;
+            total += 1;
+            ok += u64::from(status == 200);
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        (ok, total)
+    });
+    let (tally, _) = generate::closed(target, 8, length).await;
+    let (reloads_ok, reloads) = reloads.await.unwrap_or((0, 0));
+    Swap {
+        requests: tally.ok + tally.bad,
+        failed: tally.bad,
+        first_failure: tally.first_bad,
+        reloads,
+        reloads_ok,
+    }
+}
+
+fn scale_row(
+    me: &Path,
+    wasm: &Path,
+    grants: usize,
+    calls: usize,
+    cpu: Option<usize>,
+    raw: &Path,
+) -> ScaleResult {
+    let mut cmd = procs::command(me, cpu);
+    cmd.arg("scale").arg("--wasm").arg(wasm).args([
+        "--grants",
+        &grants.to_string(),
+        "--calls",
+        &calls.to_string(),
+    ]);
+    let out = cmd.output().expect("scale row runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let _ = std::fs::write(raw.join(format!("scale-{grants}.txt")), &text);
+    assert!(
+        out.status.success(),
+        "scale row with {grants} grants failed:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("SCALE "))
+        .expect("the scale row prints its result");
+    serde_json::from_str(line).expect("scale result JSON")
+}
+
+/// Keeps only the last `lines` lines of a log file.
+fn trim_log(path: &Path, lines: usize) {
+    let Ok(tail) = std::process::Command::new("tail")
+        .arg("-n")
+        .arg(lines.to_string())
+        .arg(path)
+        .output()
+    else {
+        return;
+    };
+    let _ = std::fs::write(path, tail.stdout);
+}

@@ -1,0 +1,157 @@
+//! The demo's example tool server against the real Python SDK client in both
+//! eras, directly and through the running `toolgate demo` (issue 12, defect 5:
+//! the 2026-07-28 client refused answers without `resultType` / `ttlMs`).
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::peers::py_client;
+use crate::common::process::BIN;
+
+/// A running `toolgate demo` on free ports, killed when dropped.
+struct Demo {
+    child: Child,
+    banner: Arc<Mutex<String>>,
+    gw: u16,
+    tools: u16,
+}
+
+impl Demo {
+    async fn start() -> Self {
+        let [gw, tools, admin] = [free_port(), free_port(), free_port()];
+        let mut child = Command::new(BIN)
+            .args(["demo", "--port", &gw.to_string()])
+            .args(["--tools-port", &tools.to_string()])
+            .args(["--admin-port", &admin.to_string()])
+            .env_remove("TOOLGATE_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let banner = Arc::new(Mutex::new(String::new()));
+        let stdout = child.stdout.take().unwrap();
+        let sink = Arc::clone(&banner);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let mut text = sink.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+            }
+        });
+        let demo = Self {
+            child,
+            banner,
+            gw,
+            tools,
+        };
+        let start = Instant::now();
+        while !demo.banner().contains("Ctrl-C stops the demo") {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "the demo never printed its banner:\n{}",
+                demo.banner()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        demo
+    }
+
+    fn banner(&self) -> String {
+        self.banner.lock().unwrap().clone()
+    }
+
+    fn export(&self, name: &str) -> String {
+        let banner = self.banner();
+        banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("export {name}=")))
+            .unwrap_or_else(|| panic!("the banner prints {name}:\n{banner}"))
+            .to_owned()
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One scenario run (list, echo, add, countdown with progress); its output.
+async fn scenario(url: &str, era: &str, auth: Option<&str>) -> Value {
+    let mut args = vec!["--url", url, "--era", era];
+    if let Some(auth) = auth {
+        args.extend(["--header", auth]);
+    }
+    args.push("scenario");
+    let out = py_client(&args)
+        .await
+        .unwrap_or_else(|e| panic!("python client, era {era}, against {url}:\n{e}"));
+    assert_eq!(
+        out["tools"],
+        serde_json::json!(["add", "countdown", "echo"]),
+        "{out}"
+    );
+    assert_eq!(out["echo"], "hello", "{out}");
+    assert_eq!(out["add"].as_f64(), Some(5.0), "{out}");
+    assert_eq!(out["countdown"]["text"], "liftoff", "{out}");
+    assert_eq!(
+        out["countdown"]["progress"].as_array().map(Vec::len),
+        Some(3),
+        "{out}"
+    );
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_the_python_client_in_both_eras() {
+    let demo = Demo::start().await;
+    let auth = format!("Authorization: Bearer {}", demo.export("TOKEN"));
+    let direct = format!("http://127.0.0.1:{}/mcp", demo.tools);
+    let gateway = format!("http://127.0.0.1:{}/mcp", demo.gw);
+    let (modern_direct, modern_gw, legacy_gw, auto_direct) = tokio::join!(
+        scenario(&direct, "modern", None),
+        scenario(&gateway, "modern", Some(&auth)),
+        scenario(&gateway, "legacy", Some(&auth)),
+        // `auto` asks `server/discover` first and adopts 2026-07-28.
+        scenario(&direct, "auto", None),
+    );
+    for out in [&modern_direct, &modern_gw, &auto_direct] {
+        assert_eq!(out["protocol_version"], "2026-07-28", "{out}");
+        assert!(out["session_id"].is_null(), "stateless era: {out}");
+    }
+    assert_eq!(legacy_gw["protocol_version"], "2025-11-25", "{legacy_gw}");
+    assert!(legacy_gw["session_id"].is_string(), "{legacy_gw}");
+
+    // The refused call on the locked route is a tool error in 2026-07-28 too.
+    let locked = format!("http://127.0.0.1:{}/locked/mcp", demo.gw);
+    let locked_auth = format!("Authorization: Bearer {}", demo.export("LOCKED_TOKEN"));
+    let args = [
+        "--url",
+        &locked,
+        "--era",
+        "modern",
+        "--header",
+        &locked_auth,
+        "call",
+        "--tool",
+        "echo",
+        "--args",
+        r#"{"text":"hi"}"#,
+    ];
+    let out = py_client(&args).await.unwrap();
+    assert_eq!(out["isError"], true, "{out}");
+}
