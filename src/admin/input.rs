@@ -21,11 +21,15 @@ pub(super) async fn json<T: DeserializeOwned>(
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<T, Error> {
-    let bytes = read(headers, body).await?;
+    parse(&read(headers, body).await?)
+}
+
+/// Parses a body already read; an empty body is `{}`.
+pub(super) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
-        &bytes
+        bytes
     };
     serde_json::from_slice(bytes).map_err(|e| Error::InvalidJson(e.to_string()))
 }

@@ -333,13 +333,14 @@ pub fn glob(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
     let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
     while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
+        // A `*` is a wildcard even where the text holds a `*` too.
+        if pi < p.len() && p[pi] == '*' {
             star = Some(pi);
             mark = ti;
             pi += 1;
+        } else if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
         } else if let Some(s) = star {
             pi = s + 1;
             mark += 1;
@@ -394,5 +395,10 @@ mod tests {
         assert!(glob("a?c", "abc"));
         assert!(glob("*_all", "delete_all"));
         assert!(!glob("echo", "echo2"));
+        assert!(
+            glob("a*", "a*b"),
+            "a star in the text is still matched by a star"
+        );
+        assert!(glob("DELETE /repos/*", "DELETE /repos/*/x"));
     }
 }

@@ -136,9 +136,11 @@ pub enum ConstraintTest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Range {
-    #[serde(default)]
+    // An open bound is left out, never written as `null`: the policy SDK
+    // reads `"min": null` as a malformed range that never holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
 }
 

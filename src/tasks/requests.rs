@@ -226,7 +226,9 @@ pub(crate) fn check_grant_scope(tool: &str, constraints: &[Constraint]) -> Resul
         }
         match &c.test {
             ConstraintTest::Regex(re) => {
-                regex::RegexBuilder::new(&format!("^(?:{re})$"))
+                // The policy SDK's engine and anchoring: a pattern the host
+                // accepts is one every module can evaluate.
+                regex_lite::RegexBuilder::new(&format!("^(?:{re})$"))
                     .size_limit(1 << 20)
                     .build()
                     .map_err(|e| Error::invalid("constraints", format!("regex {re:?}: {e}")))?;

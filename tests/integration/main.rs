@@ -10,6 +10,7 @@ mod common;
 mod admin;
 mod config_files;
 mod edge;
+mod fuzz_smoke;
 mod identity;
 mod modules;
 mod opa;
