@@ -43,6 +43,13 @@ pub fn normalize_path(path: &str) -> Result<String, Problem> {
         if matches!(b, b'\\' | b';') {
             return Err(Problem::BadPath);
         }
+        if !b.is_ascii() {
+            // A raw non-ASCII byte is written as its escape: one form for
+            // `/é` and `/%C3%A9`, and never re-read as Latin-1.
+            out.push_str(&format!("%{b:02X}"));
+            i += 1;
+            continue;
+        }
         out.push(char::from(b));
         i += 1;
     }
@@ -100,6 +107,8 @@ mod tests {
             ("/files/a%20b", "/files/a%20b"),
             ("/files/a%3ab", "/files/a%3Ab"),
             ("/x/%7euser", "/x/~user"),
+            ("/files/\u{e9}t\u{e9}", "/files/%C3%A9t%C3%A9"),
+            ("/files/%c3%a9", "/files/%C3%A9"),
         ] {
             assert_eq!(normalize_path(raw).unwrap(), want, "{raw}");
         }

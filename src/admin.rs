@@ -17,6 +17,8 @@
 mod approvals;
 pub mod auth;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod grants;
 mod input;
 mod policies;

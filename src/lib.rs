@@ -52,6 +52,8 @@ pub mod context;
 pub mod decide;
 pub mod demo;
 pub mod forward;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod gateway;
 pub mod identify;
 pub mod listener;

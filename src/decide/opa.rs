@@ -8,7 +8,7 @@
 mod builtins;
 mod host;
 mod instance;
-mod result;
+pub(crate) mod result;
 mod sprintf;
 #[cfg(test)]
 mod tests;

@@ -133,7 +133,11 @@ pub enum ConstraintTest {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Range {
+    // An open bound is left out, never written as `null`: the policy SDK
+    // reads `"min": null` as a malformed range that never holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
 }
 

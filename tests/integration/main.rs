@@ -13,6 +13,7 @@ mod config_files;
 mod console;
 mod demo_peers;
 mod edge;
+mod fuzz_smoke;
 mod identity;
 mod modules;
 mod opa;

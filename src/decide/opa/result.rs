@@ -32,7 +32,7 @@ const MAX_REASON: usize = 1024;
 /// with reason "OPA policy produced no result". Anything else (another
 /// shape, a `decision` toolgate does not know, a non-boolean `allow`) is
 /// malformed: the call is denied with reason `policy_error`.
-pub(super) fn answer(output: &[u8]) -> Result<Answer, Fault> {
+pub(crate) fn answer(output: &[u8]) -> Result<Answer, Fault> {
     let set: Value = serde_json::from_slice(output)
         .map_err(|e| Fault::Malformed(format!("OPA result is not JSON ({e})")))?;
     let Value::Array(results) = set else {

@@ -1,0 +1,5 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    toolgate::fuzz::run("admin_body", data, &toolgate_fuzz::NativeSdk);
+});
