@@ -116,9 +116,12 @@ fn banner(gw: SocketAddr, tools: SocketAddr, admin: Option<SocketAddr>, tokens: 
     );
     let admin_api = admin.map_or_else(String::new, |a| {
         format!(
-            "Admin API (tasks, grants, approvals) with an admin-role token made for this run:\n\
-             \x20 export ADMIN_TOKEN={admin_token}\n\
-             \x20 curl -s -H \"Authorization: Bearer $ADMIN_TOKEN\" http://{a}/v1/tasks\n\n"
+            "Admin API (tasks, grants, approvals) with an admin-role token made for this run\n\
+             (the `toolgate` CLI reads it from TOOLGATE_ADMIN_TOKEN too):\n\
+             \x20 export TOOLGATE_ADMIN_TOKEN={admin_token}\n\
+             \x20 curl -s -H \"Authorization: Bearer $TOOLGATE_ADMIN_TOKEN\" http://{a}/v1/tasks\n\n\
+             Operator console (approvals, tasks, grants, policy): open http://{a}/console/\n\
+             and sign in with that token.\n\n"
         )
     });
     format!(
@@ -158,8 +161,9 @@ mod tests {
         for line in [
             "export TOKEN=agent.jwt",
             "export LOCKED_TOKEN=locked.jwt",
-            "export ADMIN_TOKEN=tgadm_x",
-            "curl -s -H \"Authorization: Bearer $ADMIN_TOKEN\" http://127.0.0.1:9901/v1/tasks",
+            "export TOOLGATE_ADMIN_TOKEN=tgadm_x",
+            "curl -s -H \"Authorization: Bearer $TOOLGATE_ADMIN_TOKEN\" http://127.0.0.1:9901/v1/tasks",
+            "open http://127.0.0.1:9901/console/",
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }

@@ -5,8 +5,8 @@ use serde_json::Value;
 
 use crate::decide::Verdict;
 use crate::decide::module::{Answer, Fault};
-use toolgate_pattern::glob::matches as glob;
 use crate::store::{Constraint, ConstraintTest};
+use toolgate_pattern::glob::matches as glob;
 
 /// The policy SDK's side of the constraint checks. The SDK
 /// (`policy-modules/sdk`) is its own workspace, built for WASM; the fuzz

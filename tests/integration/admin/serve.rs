@@ -241,11 +241,11 @@ async fn the_demo_prints_an_admin_token_that_works() {
     let text = demo.text();
     let token = text
         .lines()
-        .find_map(|l| l.trim().strip_prefix("export ADMIN_TOKEN="))
-        .unwrap_or_else(|| panic!("the banner prints ADMIN_TOKEN:\n{text}"))
+        .find_map(|l| l.trim().strip_prefix("export TOOLGATE_ADMIN_TOKEN="))
+        .unwrap_or_else(|| panic!("the banner prints TOOLGATE_ADMIN_TOKEN:\n{text}"))
         .to_owned();
     let example = format!(
-        "curl -s -H \"Authorization: Bearer $ADMIN_TOKEN\" http://127.0.0.1:{admin}/v1/tasks"
+        "curl -s -H \"Authorization: Bearer $TOOLGATE_ADMIN_TOKEN\" http://127.0.0.1:{admin}/v1/tasks"
     );
     assert!(text.contains(&example), "{text}");
     let tasks = call(
