@@ -224,8 +224,12 @@ fn check_loads_the_admin_tls_files() {
     );
 }
 
+/// The demo runs the shipped WASM modules: README command 1 shows each
+/// outcome — allowed by a module, denied by one, allowed under a grant until
+/// its uses run out, parked for approval (one call waits from the start) —
+/// and prints an admin token that works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_prints_an_admin_token_that_works() {
+async fn the_demo_shows_each_outcome_and_prints_an_admin_token_that_works() {
     let (gw, tools, admin) = (free_port(), free_port(), free_port());
     let ports = [gw, tools, admin].map(|p| p.to_string());
     let mut demo = Proc::spawn(&[
@@ -239,15 +243,88 @@ async fn the_demo_prints_an_admin_token_that_works() {
     ]);
     demo.wait_for("Ctrl-C stops the demo").await;
     let text = demo.text();
-    let token = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("export TOOLGATE_ADMIN_TOKEN="))
-        .unwrap_or_else(|| panic!("the banner prints TOOLGATE_ADMIN_TOKEN:\n{text}"))
-        .to_owned();
+    let export = |name: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("export {name}=")))
+            .unwrap_or_else(|| panic!("the banner prints {name}:\n{text}"))
+            .to_owned()
+    };
+    let (token, agent, ops, locked) = (
+        export("TOOLGATE_ADMIN_TOKEN"),
+        export("TOKEN"),
+        export("OPS_TOKEN"),
+        export("LOCKED_TOKEN"),
+    );
     let example = format!(
         "curl -s -H \"Authorization: Bearer $TOOLGATE_ADMIN_TOKEN\" http://127.0.0.1:{admin}/v1/tasks"
     );
     assert!(text.contains(&example), "{text}");
+    assert!(
+        text.contains(&format!("open http://127.0.0.1:{admin}/console/")),
+        "{text}"
+    );
+
+    // The parked call is in the inbox at once.
+    let approvals = call(
+        &format!("http://127.0.0.1:{admin}/v1/approvals?state=pending"),
+        Method::GET,
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(approvals.status, 200, "{}", approvals.text());
+    let pending = approvals.json()["approvals"].clone();
+    assert_eq!(pending.as_array().map(Vec::len), Some(1), "{pending}");
+    assert_eq!(pending[0]["tool"], "add");
+    assert_eq!(pending[0]["route"], "ops");
+
+    let tool_call = |name: &str, arguments: serde_json::Value| {
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+               "params": {"name": name, "arguments": arguments}})
+    };
+    let text_of = |reply: &crate::common::Reply| {
+        let body = reply.json();
+        assert_eq!(body["id"], 7, "{body}");
+        (
+            body["result"]["content"][0]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            body["result"]["isError"] == true,
+        )
+    };
+    let at = |path: &str| format!("http://127.0.0.1:{gw}{path}");
+    let bearer = |t: &str| format!("Bearer {t}");
+    let echo = tool_call("echo", json!({"text": "hello"}));
+
+    // 1. allowed by the allowlist module.
+    let auth = bearer(&agent);
+    let reply = post_mcp(&at("/mcp"), &[("authorization", &auth)], &echo).await;
+    assert_eq!(text_of(&reply), ("hello".to_owned(), false));
+    // 2. denied by it, with its rule's reason.
+    let reply = post_mcp(
+        &at("/mcp"),
+        &[("authorization", &auth)],
+        &tool_call("delete_all", json!({})),
+    )
+    .await;
+    let (why, refused) = text_of(&reply);
+    assert!(refused && why.contains("no allowlist rule lets"), "{why}");
+    // 3. three uses under the task's grant, then parked: the grant is spent.
+    let auth = bearer(&ops);
+    for _ in 0..3 {
+        let reply = post_mcp(&at("/ops/mcp"), &[("authorization", &auth)], &echo).await;
+        assert_eq!(text_of(&reply), ("hello".to_owned(), false));
+    }
+    let reply = post_mcp(&at("/ops/mcp"), &[("authorization", &auth)], &echo).await;
+    let (why, refused) = text_of(&reply);
+    assert!(refused && why.contains("approval_pending"), "{why}");
+    // 5. denied where no policy applies.
+    let auth = bearer(&locked);
+    let reply = post_mcp(&at("/locked/mcp"), &[("authorization", &auth)], &echo).await;
+    let (why, refused) = text_of(&reply);
+    assert!(refused && why.contains("no_policy"), "{why}");
+
     let tasks = call(
         &format!("http://127.0.0.1:{admin}/v1/tasks"),
         Method::GET,
@@ -256,6 +333,6 @@ async fn the_demo_prints_an_admin_token_that_works() {
     )
     .await;
     assert_eq!(tasks.status, 200, "{}", tasks.text());
-    assert_eq!(tasks.json(), json!({"tasks": []}));
+    assert_eq!(tasks.json()["tasks"].as_array().map(Vec::len), Some(1));
     demo.terminate();
 }
