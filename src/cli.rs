@@ -170,13 +170,17 @@ async fn reload(
             for fetcher in gateway.snapshot().fetchers() {
                 gateway.publish_keys(fetcher, fetcher.last_good());
             }
-            gateway.recorder().policy_reload("ok");
+            let modules = gateway.snapshot().policy.modules().len();
+            gateway.note_policy_reload(crate::decide::reload::Trigger::Config, Ok(modules));
             crate::identify::jwks::start_all(gateway).await;
             gateway.watch_policies();
             tracing::info!(routes, "config reloaded");
         }
         Err(e) => {
-            gateway.recorder().policy_reload("error");
+            gateway.note_policy_reload(
+                crate::decide::reload::Trigger::Config,
+                Err(&format!("{e:#}")),
+            );
             tracing::error!("reload refused, keeping the running config: {e}");
         }
     }

@@ -35,7 +35,7 @@ mod signin;
 mod tasks;
 mod view;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -48,11 +48,10 @@ pub use view::mask_arguments;
 /// Where the console lives on the admin listener.
 pub const PREFIX: &str = "/console";
 
-/// The console's own state: sessions and the last reload it triggered.
+/// The console's own state: its sessions.
 #[derive(Debug, Default)]
 pub struct Console {
     sessions: session::Sessions,
-    last_reload: Mutex<Option<policy::ReloadRecord>>,
 }
 
 impl Console {

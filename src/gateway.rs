@@ -45,6 +45,26 @@ pub struct Gateway {
     tasks: Arc<Tasks>,
     /// Bumped by the admin API's config reload; `serve` waits on it like on SIGHUP.
     config_reload: tokio::sync::watch::Sender<u64>,
+    /// The last policy reload, whatever started it.
+    last_policy_reload: std::sync::Mutex<Option<PolicyReload>>,
+}
+
+/// One policy reload, as `GET /v1/policies` and the console show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PolicyReload {
+    pub at_ms: crate::store::Millis,
+    /// `file_change`, `api` or `config`.
+    pub trigger: &'static str,
+    /// The admin actor, for `api`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    pub ok: bool,
+    /// Modules active after a reload that worked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub modules: Option<usize>,
+    /// Why a reload was refused (the last good set kept serving).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// How a request ended, for the `outcome` metric label.
@@ -59,7 +79,40 @@ impl Gateway {
             policy_watch: std::sync::Mutex::new(None),
             tasks,
             config_reload: tokio::sync::watch::Sender::new(0),
+            last_policy_reload: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Counts a policy reload and keeps it as the last one.
+    pub fn note_policy_reload(
+        &self,
+        trigger: crate::decide::reload::Trigger,
+        outcome: Result<usize, &str>,
+    ) {
+        use crate::decide::reload::Trigger;
+        self.recorder
+            .policy_reload(if outcome.is_ok() { "ok" } else { "error" });
+        let (trigger, by) = match trigger {
+            Trigger::FileChange => ("file_change", None),
+            Trigger::Api(actor) => ("api", Some(actor)),
+            Trigger::Config => ("config", None),
+        };
+        let record = PolicyReload {
+            at_ms: crate::store::model::now_ms(),
+            trigger,
+            by,
+            ok: outcome.is_ok(),
+            modules: outcome.ok(),
+            error: outcome.err().map(str::to_owned),
+        };
+        if let Ok(mut last) = self.last_policy_reload.lock() {
+            *last = Some(record);
+        }
+    }
+
+    /// The last policy reload since start, whatever started it.
+    pub fn last_policy_reload(&self) -> Option<PolicyReload> {
+        self.last_policy_reload.lock().ok().and_then(|l| l.clone())
     }
 
     /// Asks the `serve` loop to re-read its config file, as SIGHUP does.
@@ -289,7 +342,11 @@ impl crate::decide::reload::PolicyHost for Gateway {
         swapped
     }
 
-    fn policy_reloaded(&self, result: &'static str) {
-        self.recorder.policy_reload(result);
+    fn policy_reloaded(
+        &self,
+        trigger: crate::decide::reload::Trigger,
+        outcome: Result<usize, &str>,
+    ) {
+        self.note_policy_reload(trigger, outcome);
     }
 }

@@ -19,11 +19,11 @@ pub(super) fn list(gw: &Arc<Gateway>) -> Reply {
         .iter()
         .map(|m| json!({"name": &*m.name, "version": &*m.version, "sha256": m.hash}))
         .collect();
-    Reply::ok(json!({ "policies": modules }))
+    Reply::ok(json!({ "policies": modules, "last_reload": gw.last_policy_reload() }))
 }
 
-pub(super) async fn reload(gw: &Arc<Gateway>) -> Result<Reply, Error> {
-    let modules = crate::decide::reload::reload(gw)
+pub(super) async fn reload(gw: &Arc<Gateway>, actor: String) -> Result<Reply, Error> {
+    let modules = crate::decide::reload::reload(gw, crate::decide::reload::Trigger::Api(actor))
         .await
         .map_err(Error::PolicyReload)?;
     Ok(Reply::ok(json!({"reloaded": true, "modules": modules})))

@@ -301,7 +301,7 @@ async fn run(
         E::Approve(id) => approvals::approve(gw, actor, id.clone(), input::parse(body)?).await,
         E::Deny(id) => approvals::deny(gw, actor, id.clone(), input::parse(body)?).await,
         E::ListPolicies => Ok(policies::list(gw)),
-        E::ReloadPolicies => policies::reload(gw).await,
+        E::ReloadPolicies => policies::reload(gw, actor).await,
         E::ReloadConfig => policies::reload_config(gw),
     }
 }

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::form::Form;
 use super::session::{Flash, Session};
-use super::{Ctx, Error, csrf, page, policy};
+use super::{Ctx, Error, csrf, page};
 use crate::Body;
 
 /// Performs the change `rest` names (e.g. `approvals/appr_1/approve`).
@@ -29,9 +29,6 @@ pub(crate) async fn perform(
         .api
         .call(&session.operator, Method::POST, &path, Bytes::from(body))
         .await;
-    if rest == "policies/reload" {
-        policy::remember_reload(ctx, session, &answer);
-    }
     if !answer.status.is_success() {
         return Err(Error::Api(answer));
     }

@@ -1,6 +1,6 @@
 //! Operator console, the policy set: every loaded module (name, version,
 //! hash, the phases, routes and tools it applies to), the reloads counted
-//! since start, the last reload made from the console and its result, and
+//! since start, the last reload (whatever started it) and its result, and
 //! the reload button for roles the API lets reload.
 
 use askama::Template;
@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::{Method, Response, StatusCode};
 use serde::Deserialize;
 
-use super::api::{self, Answer};
+use super::api;
 use super::page::{self, Chrome};
 use super::session::Session;
 use super::{Ctx, Error, view};
@@ -17,13 +17,39 @@ use crate::config::PolicyPhase;
 use crate::store::Millis;
 use crate::store::model::now_ms;
 
-/// The last reload made from the console.
-#[derive(Debug, Clone)]
+/// The last reload, as `GET /v1/policies` reports it.
+#[derive(Debug, Clone, Deserialize)]
 pub(crate) struct ReloadRecord {
     pub(crate) at_ms: Millis,
-    pub(crate) actor: String,
+    trigger: String,
+    #[serde(default)]
+    by: Option<String>,
     pub(crate) ok: bool,
-    pub(crate) message: String,
+    #[serde(default)]
+    modules: Option<u64>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+impl ReloadRecord {
+    /// What started it, in words.
+    pub(crate) fn cause(&self) -> String {
+        match (self.trigger.as_str(), &self.by) {
+            ("api", Some(by)) => format!("reload by {by}"),
+            ("file_change", _) => "a module file changed".to_owned(),
+            ("config", _) => "the config file was re-read".to_owned(),
+            (other, _) => other.to_owned(),
+        }
+    }
+
+    /// Its result, in words.
+    pub(crate) fn message(&self) -> String {
+        match (&self.error, self.modules) {
+            (Some(e), _) => e.clone(),
+            (None, Some(n)) => format!("{n} module(s) active"),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 /// One module in the table.
@@ -51,6 +77,8 @@ struct PolicyPage {
 #[derive(Deserialize)]
 struct Listed {
     policies: Vec<Listing>,
+    #[serde(default)]
+    last_reload: Option<ReloadRecord>,
 }
 
 #[derive(Deserialize)]
@@ -88,12 +116,8 @@ pub(crate) async fn page(ctx: &Ctx, session: &Session) -> Result<Response<Body>,
         })
         .collect();
     let (reloads_ok, reloads_failed) = reload_counts(ctx);
-    let last = ctx
-        .console
+    let last = listed
         .last_reload
-        .lock()
-        .ok()
-        .and_then(|l| l.clone())
         .map(|r| (view::relative(r.at_ms, now_ms()), r));
     let page = PolicyPage {
         chrome: Chrome::new(ctx, session, "policy"),
@@ -144,25 +168,4 @@ fn reload_counts(ctx: &Ctx) -> (u64, u64) {
         }
     }
     counts
-}
-
-/// Remembers the outcome of a reload made from the console.
-pub(crate) fn remember_reload(ctx: &Ctx, session: &Session, answer: &Answer) {
-    let ok = answer.status.is_success();
-    let message = if ok {
-        format!(
-            "{} module(s) active",
-            answer.body["modules"].as_u64().unwrap_or(0)
-        )
-    } else {
-        answer.message()
-    };
-    if let Ok(mut last) = ctx.console.last_reload.lock() {
-        *last = Some(ReloadRecord {
-            at_ms: now_ms(),
-            actor: session.operator.actor.clone(),
-            ok,
-            message,
-        });
-    }
 }

@@ -35,8 +35,19 @@ pub trait PolicyHost: Send + Sync + 'static {
     /// Swaps in a set built from `built_from`, unless the config was
     /// replaced meanwhile (its own, newer set then stays). True if swapped.
     fn swap_policy(&self, set: Arc<PolicySet>, built_from: &Arc<[config::Policy]>) -> bool;
-    /// Counts one reload: `ok` or `error`.
-    fn policy_reloaded(&self, result: &'static str);
+    /// Records one reload and its outcome (modules active, or why not).
+    fn policy_reloaded(&self, trigger: Trigger, outcome: Result<usize, &str>);
+}
+
+/// What started a policy reload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Trigger {
+    /// A module or vectors file changed (`policy_limits.watch`).
+    FileChange,
+    /// `POST /v1/policies/reload` (also the console's button), by this actor.
+    Api(String),
+    /// The whole config file was re-read (SIGHUP or `POST /v1/config/reload`).
+    Config,
 }
 
 /// The policy config in force and the set built from it.
@@ -52,7 +63,7 @@ type Fingerprint = Vec<(PathBuf, Option<String>)>;
 
 /// Rebuilds the policy set from the policy config in force and swaps it
 /// in. Returns the number of modules now active.
-pub async fn reload<H: PolicyHost>(host: &Arc<H>) -> Result<usize, String> {
+pub async fn reload<H: PolicyHost>(host: &Arc<H>, trigger: Trigger) -> Result<usize, String> {
     let source = host.policy_source();
     let (policies, limits) = (Arc::clone(&source.policies), source.limits.clone());
     let built = tokio::task::spawn_blocking(move || PolicySet::build(&policies, &limits))
@@ -65,14 +76,15 @@ pub async fn reload<H: PolicyHost>(host: &Arc<H>) -> Result<usize, String> {
                 tracing::info!("the config was reloaded meanwhile; its own policy set stays");
                 return Ok(host.policy_source().active.modules().len());
             }
-            host.policy_reloaded("ok");
+            host.policy_reloaded(trigger, Ok(n));
             tracing::info!(modules = n, "policy set reloaded");
             Ok(n)
         }
         Err(e) => {
-            host.policy_reloaded("error");
+            let e = e.to_string();
+            host.policy_reloaded(trigger, Err(&e));
             tracing::error!("policy reload refused, the last good set keeps serving: {e}");
-            Err(e.to_string())
+            Err(e)
         }
     }
 }
@@ -161,7 +173,7 @@ async fn follow<H: PolicyHost>(
             continue;
         }
         last_attempt = now;
-        let _ = reload(&host).await;
+        let _ = reload(&host, Trigger::FileChange).await;
     }
 }
 

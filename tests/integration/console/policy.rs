@@ -39,7 +39,7 @@ async fn the_policy_page_lists_modules_and_an_admin_reloads_them() {
     b.click("#reload button").await;
     b.wait_text("#flash", "Policies reloaded: 1 module(s) active.")
         .await;
-    b.wait_text("#last-reload", "by root").await;
+    b.wait_text("#last-reload", "reload by root").await;
     // At least this one: the file watcher also reloads when other tests
     // rebuild the shared module files.
     assert!(b.text("#reloads-ok").await.parse::<u64>().unwrap() > before);

@@ -177,6 +177,20 @@ async fn one_edit_is_one_reload_and_quiet_is_none() {
     wait_for_reloads(&server, 1.0).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(reloads(&server).await, 1.0, "one edit, one reload");
+    let last = |body: serde_json::Value| body["last_reload"].clone();
+    let (_, listed) =
+        crate::common::process::admin(&server, http::Method::GET, "/v1/policies", ADMIN, None)
+            .await;
+    let first = last(listed);
+    assert_eq!(
+        (&first["trigger"], &first["ok"], &first["modules"]),
+        (
+            &serde_json::json!("file_change"),
+            &serde_json::json!(true),
+            &serde_json::json!(1)
+        ),
+        "the API shows the last reload whatever started it: {first}"
+    );
 
     // An admin reload reads the files; those reads start nothing.
     let (status, _) = crate::common::process::admin(
@@ -189,6 +203,15 @@ async fn one_edit_is_one_reload_and_quiet_is_none() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(reloads(&server).await, 2.0);
+    let (_, listed) =
+        crate::common::process::admin(&server, http::Method::GET, "/v1/policies", ADMIN, None)
+            .await;
+    let second = last(listed);
+    assert_eq!(
+        (&second["trigger"], &second["by"]),
+        (&serde_json::json!("api"), &serde_json::json!("root")),
+        "{second}"
+    );
     // Nor does a SIGHUP (the whole config re-read, the watcher renewed).
     server.signal("HUP");
     wait_for_reloads(&server, 3.0).await;
@@ -199,4 +222,8 @@ async fn one_edit_is_one_reload_and_quiet_is_none() {
         "10 s of quiet, no reload; log:\n{}",
         server.log()
     );
+    let (_, listed) =
+        crate::common::process::admin(&server, http::Method::GET, "/v1/policies", ADMIN, None)
+            .await;
+    assert_eq!(last(listed)["trigger"], "config");
 }
