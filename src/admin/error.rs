@@ -45,6 +45,8 @@ pub enum Error {
     BodyTooLarge { limit: usize },
     #[error("could not read the request body: {0}")]
     BodyRead(String),
+    #[error("the request body did not arrive within {limit_ms} ms")]
+    BodyTimeout { limit_ms: u128 },
     #[error("the request body is not valid: {0}")]
     InvalidJson(String),
     #[error("{0}")]
@@ -78,6 +80,7 @@ impl Error {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::BodyRead(_) | Self::InvalidJson(_) | Self::Invalid(_) => StatusCode::BAD_REQUEST,
             Self::Tasks(e) => e.status(),
             Self::PolicyReload(_) | Self::ReloadUnavailable => StatusCode::CONFLICT,
@@ -97,6 +100,7 @@ impl Error {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::BodyTooLarge { .. } => "body_too_large",
             Self::BodyRead(_) => "body_read_failed",
+            Self::BodyTimeout { .. } => "body_read_timeout",
             Self::InvalidJson(_) => "invalid_json",
             Self::Invalid(_) => "invalid_request",
             Self::Tasks(e) => e.code(),

@@ -36,7 +36,20 @@ pub(super) async fn read(headers: &HeaderMap, body: Incoming) -> Result<Bytes, E
     if declared.is_some_and(|len| len > MAX_BODY as u64) {
         return Err(too_large);
     }
-    match Limited::new(body, MAX_BODY).collect().await {
+    let collect = Limited::new(body, MAX_BODY).collect();
+    // Read after authentication, but a caller that stops sending still
+    // must not hold the request open: the listener's body-read timeout.
+    let collected = match crate::listener::body_read_timeout() {
+        Some(within) => {
+            tokio::time::timeout(within, collect)
+                .await
+                .map_err(|_| Error::BodyTimeout {
+                    limit_ms: within.as_millis(),
+                })?
+        }
+        None => collect.await,
+    };
+    match collected {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large),
         Err(e) => Err(Error::BodyRead(e.to_string())),

@@ -188,6 +188,30 @@ async fn a_body_that_stops_halfway_is_answered_408() {
 }
 
 #[tokio::test]
+async fn an_admin_body_that_stops_halfway_is_answered_408_after_authentication() {
+    use crate::common::admin::{ADMIN_TOKEN, token_table};
+    let up = mcp_upstream().await;
+    let gw = TestGateway::start(&format!(
+        "[admin]\nbind = \"127.0.0.1:0\"\n[admin.connections]\nbody_read_timeout = \"{}ms\"\n\n{}\n{}",
+        BODY_READ.as_millis(),
+        token_table("root", "admin", ADMIN_TOKEN),
+        route("m", "/mcp", &up.url("/mcp"), ALLOW)
+    ))
+    .await;
+    let mut stream = TcpStream::connect(gw.admin.unwrap()).await.unwrap();
+    let head = format!(
+        "POST /v1/tasks HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"agent\":"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let sent = Instant::now();
+    let (read, at) = until_closed(&mut stream, Duration::from_secs(5)).await;
+    assert!(read.starts_with("HTTP/1.1 408"), "{read}");
+    assert!(read.contains("body_read_timeout"), "{read}");
+    closed_after(sent, at, BODY_READ);
+}
+
+#[tokio::test]
 async fn an_address_at_its_cap_loses_its_oldest_idle_connection_to_a_new_one() {
     let up = mcp_upstream().await;
     let gw = timed_gateway(&up, "max_connections_per_address = 3").await;
