@@ -43,7 +43,6 @@ use http::{Method, Request, Response, StatusCode};
 use crate::Body;
 use crate::listener::{ClientCert, ConnInfo};
 pub use api::{Answer, Api, Operator};
-pub use view::mask_arguments;
 
 /// Where the console lives on the admin listener.
 pub const PREFIX: &str = "/console";

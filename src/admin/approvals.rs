@@ -36,7 +36,7 @@ pub(super) fn list(gw: &Arc<Gateway>, query: &Query) -> Result<Reply, Error> {
         .store()
         .approvals(&filter, now)
         .into_iter()
-        .map(|a| current(a, now))
+        .map(|a| current(gw, a, now))
         .collect();
     Ok(Reply::ok(json!({ "approvals": approvals })))
 }
@@ -48,7 +48,7 @@ pub(super) fn show(gw: &Arc<Gateway>, id: &str) -> Result<Reply, Error> {
         .approval(id)
         .ok_or_else(|| not_found("approval", id))?;
     Ok(Reply::ok(
-        json!({ "approval": current(approval, now_ms()) }),
+        json!({ "approval": current(gw, approval, now_ms()) }),
     ))
 }
 
@@ -66,9 +66,10 @@ pub(super) async fn approve(
         tasks.approve(caps, &id, req, &actor)
     })
     .await?;
-    let grant = super::grants::views(gw.tasks().store().as_ref(), vec![grant], now_ms());
+    let now = now_ms();
+    let grant = super::grants::views(gw, vec![grant], now);
     Ok(Reply::ok(json!({
-        "approval": approval,
+        "approval": current(gw, approval, now),
         "grant": grant.first(),
     })))
 }
@@ -81,11 +82,18 @@ pub(super) async fn deny(
 ) -> Result<Reply, Error> {
     let why = input::reason(Some(req.reason), true)?;
     let approval = blocking(gw, move |tasks, _| tasks.deny(&id, &actor, &why)).await?;
-    Ok(Reply::ok(json!({ "approval": approval })))
+    Ok(Reply::ok(
+        json!({ "approval": current(gw, approval, now_ms()) }),
+    ))
 }
 
-/// The record as of `now`: a pending approval past its expiry shows `expired`.
-pub(super) fn current(mut approval: Approval, now: Millis) -> Approval {
+/// The record as an operator sees it: as of `now` (a pending approval past
+/// its expiry shows `expired`), its arguments masked as the decision log
+/// masks them (`audit.mask`).
+pub(super) fn current(gw: &Gateway, mut approval: Approval, now: Millis) -> Approval {
     approval.state = approval.state_at(now);
+    if let Some(audit) = gw.recorder().audit() {
+        approval.arguments = audit.masks().at("", &approval.arguments);
+    }
     approval
 }

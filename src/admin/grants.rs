@@ -13,7 +13,7 @@ use super::routes::{Reply, blocking};
 use super::tasks::{ReasonBody, not_found};
 use crate::gateway::Gateway;
 use crate::store::model::now_ms;
-use crate::store::{Grant, GrantFilter, Millis, RevokeScope, Store};
+use crate::store::{ConstraintTest, Grant, GrantFilter, Millis, RevokeScope};
 use crate::tasks::{Caps, NewGrant};
 
 /// A grant as the API shows it.
@@ -46,15 +46,13 @@ pub(super) fn list(gw: &Arc<Gateway>, query: &Query) -> Result<Reply, Error> {
     let store = gw.tasks().store();
     let now = now_ms();
     let grants = store.grants(&filter, now);
-    Ok(Reply::ok(
-        json!({ "grants": views(store.as_ref(), grants, now) }),
-    ))
+    Ok(Reply::ok(json!({ "grants": views(gw, grants, now) })))
 }
 
 pub(super) fn show(gw: &Arc<Gateway>, id: &str) -> Result<Reply, Error> {
     let store = gw.tasks().store();
     let grant = store.grant(id).ok_or_else(|| not_found("grant", id))?;
-    let view = views(store.as_ref(), vec![grant], now_ms());
+    let view = views(gw, vec![grant], now_ms());
     Ok(Reply::ok(json!({ "grant": view.first() })))
 }
 
@@ -81,7 +79,7 @@ pub(super) async fn issue(gw: &Arc<Gateway>, actor: String, req: NewGrant) -> Re
     })
     .await?;
     let id = grant.id.clone();
-    let view = views(gw.tasks().store().as_ref(), vec![grant], now_ms());
+    let view = views(gw, vec![grant], now_ms());
     Ok(Reply::created(json!({ "grant": view.first() }), id))
 }
 
@@ -93,7 +91,7 @@ pub(super) async fn revoke(
 ) -> Result<Reply, Error> {
     let why = input::reason(req.reason, false)?;
     let grant = blocking(gw, move |tasks, _| tasks.revoke_grant(&id, &actor, &why)).await?;
-    let view = views(gw.tasks().store().as_ref(), vec![grant], now_ms());
+    let view = views(gw, vec![grant], now_ms());
     Ok(Reply::ok(json!({ "grant": view.first() })))
 }
 
@@ -119,11 +117,32 @@ pub(super) async fn revoke_agent(
 }
 
 /// Grants with their `live` flag (their tasks looked up once each).
-pub(super) fn views(store: &dyn Store, grants: Vec<Grant>, now: Millis) -> Vec<GrantView> {
+/// Grants as operators see them: their state as of `now`, and the values
+/// their constraints compare with masked as the decision log masks the
+/// arguments they stand for (`audit.mask`).
+pub(super) fn views(gw: &Gateway, grants: Vec<Grant>, now: Millis) -> Vec<GrantView> {
+    let store = gw.tasks().store();
+    let masks = gw.recorder().audit().map(|a| a.masks());
     let mut active: HashMap<String, bool> = HashMap::new();
     grants
         .into_iter()
-        .map(|grant| {
+        .map(|mut grant| {
+            if let Some(masks) = masks {
+                for c in &mut grant.constraints {
+                    match &mut c.test {
+                        ConstraintTest::Equals(v) => *v = masks.at(&c.pointer, v),
+                        ConstraintTest::OneOf(vs) => {
+                            for v in vs {
+                                *v = masks.at(&c.pointer, v);
+                            }
+                        }
+                        ConstraintTest::Glob(_)
+                        | ConstraintTest::Regex(_)
+                        | ConstraintTest::Range(_)
+                        | ConstraintTest::Prefix(_) => {}
+                    }
+                }
+            }
             let task_active = *active
                 .entry(grant.task_id.clone())
                 .or_insert_with(|| store.task(&grant.task_id).is_some_and(|t| t.is_active(now)));

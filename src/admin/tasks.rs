@@ -76,10 +76,10 @@ pub(super) fn show(gw: &Arc<Gateway>, id: &str) -> Result<Reply, Error> {
             now,
         )
         .into_iter()
-        .map(|a| super::approvals::current(a, now))
+        .map(|a| super::approvals::current(gw, a, now))
         .collect();
     Ok(Reply::ok(json!({
-        "grants": super::grants::views(store.as_ref(), grants, now),
+        "grants": super::grants::views(gw, grants, now),
         "task": current(task, now),
         "approvals": approvals,
         "activity": store.activity(id),

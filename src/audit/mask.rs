@@ -66,6 +66,27 @@ impl Masks {
         seen
     }
 
+    /// `value`, found at `pointer` inside a call's arguments (a grant's
+    /// constraint, say), as the log would show it: masked when a rule covers
+    /// that place (a dropped value reads [`SCRUBBED`]), else unchanged.
+    pub fn at(&self, pointer: &str, value: &Value) -> Value {
+        if self.rules.is_empty() {
+            return value.clone();
+        }
+        let path = segments(pointer);
+        let mut whole = value.clone();
+        for key in path.iter().rev() {
+            whole = Value::Object([(key.clone(), whole)].into_iter().collect());
+        }
+        self.apply(&mut whole, &mut Vec::new());
+        let mut at = Some(&whole);
+        for key in &path {
+            at = at.and_then(|v| v.get(key));
+        }
+        at.cloned()
+            .unwrap_or_else(|| Value::String(SCRUBBED.to_owned()))
+    }
+
     /// `text` with every masked value (of at least 4 bytes) replaced.
     pub fn scrub<'t>(text: &'t str, values: &[String]) -> Cow<'t, str> {
         let mut out = Cow::Borrowed(text);
@@ -169,6 +190,24 @@ fn segments(pointer: &str) -> Vec<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_value_at_a_pointer_is_masked_as_inside_its_arguments() {
+        let m = masks(&[
+            ("/password", MaskAction::Drop),
+            ("/card/number", MaskAction::Hash),
+        ]);
+        assert_eq!(m.at("/password", &json!("hunter22")), json!(SCRUBBED));
+        let hashed = m.at("/card/number", &json!("4111"));
+        assert!(
+            hashed.as_str().unwrap().starts_with("hmac-sha256:"),
+            "{hashed}"
+        );
+        assert_eq!(m.at("/repo", &json!("acme/app")), json!("acme/app"));
+        let whole = m.at("", &json!({"password": "hunter22", "repo": "acme/app"}));
+        assert_eq!(whole, json!({"repo": "acme/app"}));
+        assert_eq!(m.at("/card", &json!({"number": "4111"}))["number"], hashed);
+    }
 
     fn masks(rules: &[(&str, MaskAction)]) -> Masks {
         let cfg: Vec<Mask> = rules

@@ -104,6 +104,7 @@ impl AuditLog {
         self.fail_closed
     }
 
+    /// The `audit.mask` rules, for everything else that shows arguments.
     pub fn masks(&self) -> &Masks {
         &self.masks
     }

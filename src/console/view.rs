@@ -3,32 +3,18 @@
 //! constraints in one line each.
 
 use serde_json::Value;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::store::{Constraint, Millis};
 
-/// The arguments of a parked call as an approver may see them.
-///
-/// The one place the console reads call arguments through: today it shows
-/// them as the admin API returns them; the lead points it at the decision
-/// log's shared masker (issue 9) so the console masks exactly as the log does.
-pub fn mask_arguments(arguments: &Value) -> Value {
-    arguments.clone()
-}
-
-/// Masked arguments, pretty-printed for a `<pre>`.
+/// Arguments (the admin API masks them as the decision log does),
+/// pretty-printed for a `<pre>`.
 pub(crate) fn arguments(arguments: &Value) -> String {
-    serde_json::to_string_pretty(&mask_arguments(arguments)).unwrap_or_default()
+    serde_json::to_string_pretty(arguments).unwrap_or_default()
 }
 
 /// A Unix-milliseconds time as RFC 3339 UTC, to the second.
 pub(crate) fn utc(ms: Millis) -> String {
-    let secs = i64::try_from(ms / 1000).unwrap_or(i64::MAX);
-    OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| format!("{ms} ms"))
+    crate::config::timestamp::rfc3339(ms)
 }
 
 /// A span in its two largest units: `42s`, `3m 5s`, `2h 10m`, `4d 1h`.

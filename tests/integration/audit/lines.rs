@@ -95,6 +95,13 @@ async fn every_kind_of_decision_and_event_has_its_exact_line() {
         .as_str()
         .unwrap()
         .to_owned();
+    // The approver sees the arguments as the log shows them.
+    assert_eq!(
+        pending.json()["approvals"][0]["arguments"],
+        json!({"text": "hi", "card": hmac(CARD)}),
+        "{}",
+        pending.text()
+    );
     let approved = admin(
         &gw,
         Method::POST,
@@ -103,6 +110,11 @@ async fn every_kind_of_decision_and_event_has_its_exact_line() {
     )
     .await;
     assert_eq!(approved.status, 200, "{}", approved.text());
+    assert!(
+        !approved.text().contains(SECRET) && !approved.text().contains(CARD),
+        "{}",
+        approved.text()
+    );
     let approval_grant = approved.json()["grant"]["id"].as_str().unwrap().to_owned();
     // The same call again: allowed by the approval.
     let r = raw_call(&gw, "tools", &bearer, Some(&task), "delete", args.clone()).await;
@@ -217,7 +229,23 @@ async fn every_kind_of_decision_and_event_has_its_exact_line() {
         );
     }
 
-    // Masked values, in clear, nowhere: the log's files, the metrics, the answers.
+    // Masked values, in clear, nowhere: the log's files, the metrics, the
+    // answers, what the admin API (and so the console) shows operators.
+    for path in [
+        format!("/v1/tasks/{task}"),
+        format!("/v1/grants?task={task}"),
+        format!("/v1/grants/{approval_grant}"),
+        format!("/v1/approvals/{approval}"),
+        "/v1/approvals".to_owned(),
+    ] {
+        let shown = admin(&gw, Method::GET, &path, None).await;
+        assert_eq!(shown.status, 200, "{path}: {}", shown.text());
+        assert!(
+            !shown.text().contains(SECRET) && !shown.text().contains(CARD),
+            "{path}: {}",
+            shown.text()
+        );
+    }
     for entry in std::fs::read_dir(&dir).unwrap() {
         let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
         assert!(!text.contains(SECRET) && !text.contains(CARD));
