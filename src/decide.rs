@@ -9,9 +9,12 @@ pub mod engine;
 pub mod input;
 pub mod module;
 pub mod opa;
+pub mod pool;
 pub mod reload;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -151,6 +154,10 @@ pub enum Reason {
     /// The decision log cannot take the call's record (`audit.on_failure =
     /// "fail_closed"`): nothing runs unrecorded.
     AuditUnavailable,
+    /// A slow module's queue was full (`policy_limits.max_queued`).
+    PolicyBusy,
+    /// The request had used its policy time (`policy_limits.request_budget`).
+    PolicyBudget,
 }
 
 impl Reason {
@@ -169,6 +176,8 @@ impl Reason {
             Self::ApprovalPending => "approval_pending",
             Self::ApprovalDenied => "approval_denied",
             Self::AuditUnavailable => "audit_unavailable",
+            Self::PolicyBusy => "policy_busy",
+            Self::PolicyBudget => "policy_budget",
         }
     }
 }
@@ -244,10 +253,60 @@ impl Decision {
     }
 }
 
+/// How much policy time one request (a JSON-RPC batch, with the filtering
+/// of any list it returns) may use; past it, its remaining decisions are
+/// refused with `policy_budget`.
+#[derive(Debug)]
+pub struct Budget {
+    limit_ns: u64,
+    used_ns: AtomicU64,
+}
+
+impl Budget {
+    pub fn new(limit: Duration) -> Self {
+        Self {
+            limit_ns: u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX),
+            used_ns: AtomicU64::new(0),
+        }
+    }
+
+    /// For what is not a request (benchmarks, tools).
+    pub fn unlimited() -> Self {
+        Self::new(Duration::MAX)
+    }
+
+    fn charge(&self, took: Duration) {
+        let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let _ = self
+            .used_ns
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_add(took))
+            });
+    }
+
+    fn refusal(&self) -> Option<Decision> {
+        let used = self.used_ns.load(Ordering::Relaxed);
+        (used >= self.limit_ns).then(|| {
+            Decision::new(
+                Verdict::Deny,
+                Reason::PolicyBudget,
+                format!(
+                    "this request used its policy time ({} ms, policy_limits.request_budget): \
+                     send fewer calls in one request",
+                    self.limit_ns / 1_000_000
+                ),
+            )
+        })
+    }
+}
+
 /// The policy modules in force.
 #[derive(Debug, Default)]
 pub struct PolicySet {
     modules: Vec<Arc<PolicyModule>>,
+    /// Slow modules' queue bound and threads (`[policy_limits]`).
+    max_queued: usize,
+    workers: usize,
 }
 
 impl PolicySet {
@@ -260,6 +319,7 @@ impl PolicySet {
         if policies.is_empty() {
             return Ok(Self::default());
         }
+        let workers = limits.workers.unwrap_or_else(pool::default_workers);
         let engine = PolicyEngine::global()?;
         let modules = policies
             .iter()
@@ -275,73 +335,162 @@ impl PolicySet {
         for m in &modules {
             tracing::info!(policy = %m.name, version = %m.version, hash = %&m.hash[..12], "policy module loaded");
         }
-        Ok(Self { modules })
+        Ok(Self {
+            modules,
+            max_queued: limits.max_queued,
+            workers,
+        })
     }
 
     pub fn modules(&self) -> &[Arc<PolicyModule>] {
         &self.modules
     }
 
-    /// Evaluates every applicable module: any deny ⇒ deny; else any
-    /// needs_approval ⇒ needs approval; else allow. With none applicable the
-    /// route's default answers.
-    pub fn decide(&self, input: &DecisionInput<'_>) -> Decision {
-        let mut applicable = self
-            .modules
+    fn applicable(&self, input: &DecisionInput<'_>) -> Vec<&Arc<PolicyModule>> {
+        self.modules
             .iter()
             .filter(|m| m.applies(&input.route.name, input.tool, input.phase))
-            .peekable();
-        if applicable.peek().is_none() {
+            .collect()
+    }
+
+    /// Evaluates every applicable module: any deny ⇒ deny; else any
+    /// needs_approval ⇒ needs approval; else allow. With none applicable the
+    /// route's default answers. Modules that have been quick run on this
+    /// task; if one has been slow, all run on the policy pool (`pool.rs`),
+    /// refused with `policy_busy` when its queue is full. Each evaluation is
+    /// charged to `budget`.
+    pub async fn decide(&self, input: &DecisionInput<'_>, budget: &Budget) -> Decision {
+        let applicable = self.applicable(input);
+        if applicable.is_empty() {
             return route_default(input);
         }
-        let wire = input::encode(input);
-        let mut decision = Decision::new(Verdict::Allow, Reason::PolicyAllow, String::new());
-        for module in applicable {
-            let answer = module.evaluate(&wire);
-            let (outcome, own_reason, annotations) = match &answer {
-                Ok(a) => (Ok(a.verdict), a.reason.clone(), a.annotations.clone()),
-                Err(fault) => (Err(fault.kind()), None, None),
-            };
-            decision.evidence.push(Evidence {
-                module: Arc::clone(&module.name),
-                version: Arc::clone(&module.version),
-                hash: Arc::clone(&module.short_hash),
-                outcome,
-                reason: own_reason,
-                annotations,
-            });
-            let (verdict, reason, message) = match answer {
-                Ok(a) => match a.verdict {
-                    Verdict::Allow => continue,
-                    Verdict::Deny => (
-                        Verdict::Deny,
-                        Reason::PolicyDeny,
-                        a.reason.unwrap_or_default(),
-                    ),
-                    Verdict::NeedsApproval => (
-                        Verdict::NeedsApproval,
-                        Reason::NeedsApproval,
-                        a.reason.unwrap_or_default(),
-                    ),
-                },
-                Err(fault) => {
-                    tracing::warn!(policy = %module.name, tool = input.tool, error = %fault, "policy module failed; denying");
-                    (
-                        Verdict::Deny,
-                        Reason::PolicyError,
-                        format!("policy {} failed", module.name),
-                    )
-                }
-            };
-            // The strongest verdict wins; among equals the first keeps its reason.
-            if rank(verdict) > rank(decision.verdict) {
-                decision.verdict = verdict;
-                decision.reason = reason;
-                decision.message = message;
-            }
+        if let Some(refused) = budget.refusal() {
+            return refused;
         }
+        let wire = input::encode(input);
+        if applicable.iter().all(|m| m.runs_inline()) {
+            let (decision, took) = combine(applicable.iter().map(|m| (*m, &wire)), input.tool);
+            budget.charge(took);
+            return decision;
+        }
+        let owned: Vec<(Arc<PolicyModule>, Vec<u8>)> = applicable
+            .iter()
+            .map(|m| (Arc::clone(m), m.input_bytes(&wire)))
+            .collect();
+        drop(wire);
+        let tool = input.tool.to_owned();
+        let job = move || combine(owned.iter().map(|(m, doc)| (m, doc.as_slice())), &tool);
+        let answer = match pool::pool(self.workers).submit(self.max_queued, job) {
+            Ok(answer) => answer,
+            Err(pool::Busy) => {
+                return Decision::new(
+                    Verdict::Deny,
+                    Reason::PolicyBusy,
+                    "policy is busy: too many calls wait for a slow policy module \
+                     (policy_limits.max_queued); retry later"
+                        .into(),
+                );
+            }
+        };
+        match answer.await {
+            Ok((decision, took)) => {
+                budget.charge(took);
+                decision
+            }
+            Err(_) => Decision::new(
+                Verdict::Deny,
+                Reason::PolicyError,
+                "the policy evaluation failed".into(),
+            ),
+        }
+    }
+
+    /// [`Self::decide`] where the caller cannot wait (the `list`-phase
+    /// filter of a streamed answer, benchmarks): on this thread, but a slow
+    /// module runs with the async runtime told that this thread blocks, so
+    /// its other tasks move to other threads.
+    pub fn decide_now(&self, input: &DecisionInput<'_>, budget: &Budget) -> Decision {
+        let applicable = self.applicable(input);
+        if applicable.is_empty() {
+            return route_default(input);
+        }
+        if let Some(refused) = budget.refusal() {
+            return refused;
+        }
+        let wire = input::encode(input);
+        let run = || combine(applicable.iter().map(|m| (*m, &wire)), input.tool);
+        let multi_thread = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        let (decision, took) = if multi_thread && !applicable.iter().all(|m| m.runs_inline()) {
+            tokio::task::block_in_place(run)
+        } else {
+            run()
+        };
+        budget.charge(took);
         decision
     }
+}
+
+/// Evaluates each module on its document and combines their verdicts;
+/// also how long the evaluations took.
+fn combine<'m, D>(
+    modules: impl Iterator<Item = (&'m Arc<PolicyModule>, &'m D)>,
+    tool: &str,
+) -> (Decision, Duration)
+where
+    D: input::Document + ?Sized + 'm,
+{
+    let mut decision = Decision::new(Verdict::Allow, Reason::PolicyAllow, String::new());
+    let mut total = Duration::ZERO;
+    for (module, doc) in modules {
+        let started = Instant::now();
+        let answer = module.evaluate(doc);
+        let took = started.elapsed();
+        module.observe(took);
+        total += took;
+        let (outcome, own_reason, annotations) = match &answer {
+            Ok(a) => (Ok(a.verdict), a.reason.clone(), a.annotations.clone()),
+            Err(fault) => (Err(fault.kind()), None, None),
+        };
+        decision.evidence.push(Evidence {
+            module: Arc::clone(&module.name),
+            version: Arc::clone(&module.version),
+            hash: Arc::clone(&module.short_hash),
+            outcome,
+            reason: own_reason,
+            annotations,
+        });
+        let (verdict, reason, message) = match answer {
+            Ok(a) => match a.verdict {
+                Verdict::Allow => continue,
+                Verdict::Deny => (
+                    Verdict::Deny,
+                    Reason::PolicyDeny,
+                    a.reason.unwrap_or_default(),
+                ),
+                Verdict::NeedsApproval => (
+                    Verdict::NeedsApproval,
+                    Reason::NeedsApproval,
+                    a.reason.unwrap_or_default(),
+                ),
+            },
+            Err(fault) => {
+                tracing::warn!(policy = %module.name, tool, error = %fault, "policy module failed; denying");
+                (
+                    Verdict::Deny,
+                    Reason::PolicyError,
+                    format!("policy {} failed", module.name),
+                )
+            }
+        };
+        // The strongest verdict wins; among equals the first keeps its reason.
+        if rank(verdict) > rank(decision.verdict) {
+            decision.verdict = verdict;
+            decision.reason = reason;
+            decision.message = message;
+        }
+    }
+    (decision, total)
 }
 
 fn rank(v: Verdict) -> u8 {

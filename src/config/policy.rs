@@ -27,6 +27,18 @@ pub struct PolicyLimits {
     /// Reload when a module file or its vectors change on disk.
     #[serde(default = "default_true")]
     pub watch: bool,
+    /// Decisions that may wait for a slow module's thread; one more is
+    /// denied at once with `policy_busy`.
+    #[serde(default = "PolicyLimits::default_max_queued")]
+    pub max_queued: usize,
+    /// Policy time one request (a batch, and any list it returns) may use;
+    /// its decisions past it are denied with `policy_budget`.
+    #[serde(default = "PolicyLimits::default_request_budget", with = "duration")]
+    pub request_budget: Duration,
+    /// Threads that run slow modules (default: half the cores, at least
+    /// one). Read at start-up.
+    #[serde(default)]
+    pub workers: Option<usize>,
 }
 
 impl PolicyLimits {
@@ -35,6 +47,12 @@ impl PolicyLimits {
     }
     fn default_memory() -> usize {
         64 * 1024 * 1024
+    }
+    fn default_max_queued() -> usize {
+        64
+    }
+    fn default_request_budget() -> Duration {
+        Duration::from_millis(100)
     }
 }
 
@@ -45,6 +63,9 @@ impl Default for PolicyLimits {
             max_memory: Self::default_memory(),
             cache_dir: None,
             watch: true,
+            max_queued: Self::default_max_queued(),
+            request_budget: Self::default_request_budget(),
+            workers: None,
         }
     }
 }

@@ -20,6 +20,27 @@ pub(super) fn check(config: &Config, positions: &[usize], report: &mut dyn FnMut
             "must be between 1 MiB and 4 GiB".into(),
         );
     }
+    if limits.max_queued == 0 || limits.max_queued > 100_000 {
+        report(
+            "policy_limits.max_queued",
+            "must be between 1 and 100000".into(),
+        );
+    }
+    if limits.request_budget < limits.deadline || limits.request_budget > Duration::from_secs(60) {
+        report(
+            "policy_limits.request_budget",
+            format!(
+                "must be at least policy_limits.deadline ({}) and at most 60s",
+                super::duration::human(limits.deadline)
+            ),
+        );
+    }
+    if limits.workers.is_some_and(|w| w == 0 || w > 1024) {
+        report(
+            "policy_limits.workers",
+            "must be between 1 and 1024 (leave it out for half the cores)".into(),
+        );
+    }
     for (policy, &i) in config.policies.iter().zip(positions) {
         let at = |field: &str| format!("policies[{i}].{field}");
         if !super::validate::valid_name(&policy.name) {

@@ -4,7 +4,9 @@
 //! fresh one, so one bad call never poisons another.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_lc_rs::digest;
 use wasmtime::{InstancePre, Store, StoreLimits, Trap};
@@ -24,6 +26,9 @@ use crate::config::{self, PolicyPhase};
 const CONFIGURE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Idle instances kept per module.
 const MAX_IDLE: usize = 16;
+/// A module whose recent evaluations took less than this runs on the
+/// calling thread; a slower one on the policy pool (see `pool.rs`).
+const INLINE_MAX: Duration = Duration::from_millis(1);
 
 /// Why a module could not give a decision. Every one denies the call with
 /// reason `policy_error`.
@@ -124,6 +129,9 @@ pub struct PolicyModule {
     deadline_ticks: u64,
     max_memory: usize,
     flavor: Flavor,
+    /// Recent evaluation time, in ns: rises at once to a slow evaluation,
+    /// decays by an eighth of the gap with each quicker one.
+    cost_ns: AtomicU64,
 }
 
 impl std::fmt::Debug for PolicyModule {
@@ -200,6 +208,7 @@ impl PolicyModule {
             deadline_ticks,
             max_memory: limits.max_memory,
             flavor,
+            cost_ns: AtomicU64::new(0),
         };
         // A first instance proves the module loads and configures, says
         // what it is and reads, and stays warm.
@@ -276,6 +285,36 @@ impl PolicyModule {
     /// The input fields the module declared (`None`: the whole input).
     pub fn declared(&self) -> Option<&Declared> {
         self.declared.as_deref()
+    }
+
+    /// Whether the module's recent evaluations were quick enough to run
+    /// on the calling (async) thread.
+    pub fn runs_inline(&self) -> bool {
+        self.cost_ns.load(Ordering::Relaxed) < INLINE_MAX.as_nanos() as u64
+    }
+
+    /// Notes how long one evaluation took (see [`Self::runs_inline`]).
+    pub fn observe(&self, took: Duration) {
+        let sample = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let _ = self
+            .cost_ns
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cost| {
+                Some(if sample >= cost {
+                    sample
+                } else {
+                    cost - (cost - sample) / 8
+                })
+            });
+    }
+
+    /// The bytes [`Self::evaluate`] gives this module for `input`, owned:
+    /// to evaluate it on another thread.
+    pub fn input_bytes(&self, input: &super::input::Encoded<'_>) -> Vec<u8> {
+        let declared = match &self.flavor {
+            Flavor::Toolgate { .. } => self.declared.as_ref(),
+            Flavor::Opa(_) => None,
+        };
+        input.with(declared, <[u8]>::to_vec)
     }
 
     /// One decision from the module, or why there is none.

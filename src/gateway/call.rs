@@ -44,6 +44,8 @@ pub(super) struct Decider {
     /// The request's decision records, sent to the decision log when the
     /// last holder of this decider drops it (however the request ended).
     pub(super) log: RequestLog,
+    /// The policy time this request may still use.
+    budget: crate::decide::Budget,
 }
 
 /// What one decision is about: a tool call, or a JSON-RPC method the
@@ -120,6 +122,7 @@ impl Decider {
             spent: Mutex::new(Vec::new()),
             answered: AtomicBool::new(false),
             log,
+            budget: crate::decide::Budget::new(snapshot.policy_limits.request_budget),
         }
     }
 
@@ -160,7 +163,7 @@ impl Decider {
             Some(refusal) => refusal,
             None => {
                 let started = std::time::Instant::now();
-                let mut decision = self.snapshot.policy.decide(&input);
+                let mut decision = self.snapshot.policy.decide(&input, &self.budget).await;
                 decide = started.elapsed();
                 if let Asked::Method { method, .. } = asked {
                     decision = unknown_method_default(decision, method);
@@ -216,7 +219,9 @@ fn unknown_method_default(mut decision: Decision, method: &str) -> Decision {
         | Reason::Approved
         | Reason::ApprovalPending
         | Reason::ApprovalDenied
-        | Reason::AuditUnavailable => decision,
+        | Reason::AuditUnavailable
+        | Reason::PolicyBusy
+        | Reason::PolicyBudget => decision,
     }
 }
 
@@ -404,7 +409,7 @@ impl ToolFilter for ListFilter {
         };
         let decision = match d.live.refusal() {
             Some(refusal) => refusal,
-            None => d.snapshot.policy.decide(&input),
+            None => d.snapshot.policy.decide_now(&input, &d.budget),
         };
         d.recorder.decision(&input, &decision, &d.trace_id);
         d.recorder.tools().observe(name);

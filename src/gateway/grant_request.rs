@@ -129,7 +129,8 @@ impl Gateway {
             context: &context,
         };
         let deciding = std::time::Instant::now();
-        let mut decision = snapshot.policy.decide(&input);
+        let budget = crate::decide::Budget::new(snapshot.policy_limits.request_budget);
+        let mut decision = snapshot.policy.decide(&input, &budget).await;
         let decide = deciding.elapsed();
         if decision.evidence.is_empty() {
             // No module decides grant requests here: a human does.
