@@ -17,7 +17,7 @@ use http::Method;
 use serde_json::{Value, json};
 
 use crate::common::upstream::FakeUpstream;
-use crate::common::{TestGateway, metric, metric_in, send};
+use crate::common::{TestGateway, metric, metric_in, post_mcp, send};
 use crate::policy::{fixture, tools_upstream};
 use crate::tasks::{AGENT, admin, config, create_task, issue_grant, raw_call, refusal, token};
 
@@ -126,7 +126,7 @@ const TARGET_LABELS: [&str; 2] = ["instance", "job"];
 /// A gateway with a task store, a decision log, the real `jit-grants`
 /// module and a module that traps, after a mix of calls: allowed through a
 /// grant, parked for approval, faulted.
-async fn busy_gateway(tmp: &Path) -> (TestGateway, FakeUpstream) {
+async fn busy_gateway(tmp: &Path) -> (TestGateway, FakeUpstream, String) {
     let up = tools_upstream().await;
     let extra = format!(
         "[audit]\ndir = \"{dir}\"\n\
@@ -145,8 +145,20 @@ async fn busy_gateway(tmp: &Path) -> (TestGateway, FakeUpstream) {
     ))
     .await;
     let task = create_task(&gw, AGENT).await;
-    issue_grant(&gw, &task, "echo", None).await;
+    let grant = issue_grant(&gw, &task, "echo", None).await;
     let bearer = token(AGENT, "tools", None);
+    // The upstream's tools/list makes its tool names labels; others are "other".
+    let auth = format!("Bearer {bearer}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/list"),
+        ("x-toolgate-task", task.as_str()),
+    ];
+    let list = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}}});
+    let r = post_mcp(&gw.url("/tools"), &headers, &list).await;
+    assert!(r.text().contains("echo"), "{}", r.text());
     let r = raw_call(
         &gw,
         "tools",
@@ -157,7 +169,7 @@ async fn busy_gateway(tmp: &Path) -> (TestGateway, FakeUpstream) {
     )
     .await;
     assert_eq!(refusal(&r), None, "{}", r.text());
-    let r = raw_call(&gw, "tools", &bearer, Some(&task), "delete", json!({})).await;
+    let r = raw_call(&gw, "tools", &bearer, Some(&task), "search", json!({})).await;
     assert!(refusal(&r).is_some(), "parked: {}", r.text());
     let r = raw_call(&gw, "broken", &bearer, None, "echo", json!({})).await;
     assert!(
@@ -165,7 +177,7 @@ async fn busy_gateway(tmp: &Path) -> (TestGateway, FakeUpstream) {
         "{}",
         r.text()
     );
-    (gw, up)
+    (gw, up, grant)
 }
 
 async fn scrape(gw: &TestGateway) -> String {
@@ -177,7 +189,7 @@ async fn scrape(gw: &TestGateway) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_expression_names_metrics_and_labels_the_gateway_exports() {
     let tmp = tempfile::tempdir().unwrap();
-    let (gw, _up) = busy_gateway(tmp.path()).await;
+    let (gw, _up, _) = busy_gateway(tmp.path()).await;
     // The writer thread counts its lines once it has written them.
     let mut text = scrape(&gw).await;
     for _ in 0..100 {
@@ -242,6 +254,88 @@ async fn every_expression_names_metrics_and_labels_the_gateway_exports() {
     ] {
         assert!(used.contains(m), "nothing watches {m}");
     }
+    gw.stop().await;
+}
+
+/// The metrics the issue names, each read after causing it: decisions by
+/// tool, the four latency histograms, module evaluations and faults, the
+/// loaded-module info, tasks, live grants, grant churn, decision-log writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_metric_the_issue_names_counts_what_caused_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (gw, _up, grant) = busy_gateway(tmp.path()).await;
+    let text = scrape(&gw).await;
+    let value = |m: &str| metric_in(&text, m);
+    let allowed =
+        "toolgate_decisions_total{route=\"tools\",phase=\"call\",tool=\"echo\",decision=\"allow\"}";
+    assert_eq!(value(allowed), 1.0, "{text}");
+    let parked = "toolgate_decisions_total{route=\"tools\",phase=\"call\",tool=\"search\",decision=\"needs_approval\"}";
+    assert_eq!(value(parked), 1.0, "{text}");
+    let faulted = "toolgate_decisions_total{route=\"broken\",tool=\"echo\",decision=\"deny\",reason=\"policy_error\"}";
+    assert_eq!(value(faulted), 1.0, "{text}");
+    for stage in ["identify", "decide", "request_duration"] {
+        let count = format!("toolgate_{stage}_seconds_count{{route=\"tools\"}}");
+        assert!(value(&count) >= 2.0, "{count}: {text}");
+    }
+    // Forwarded twice (the list and the allowed call); the parked one refused.
+    let upstream = "toolgate_upstream_first_byte_seconds_count{route=\"tools\"}";
+    assert_eq!(value(upstream), 2.0, "{text}");
+    assert_eq!(
+        value("toolgate_requests_total{route=\"tools\",outcome=\"forwarded\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("toolgate_requests_total{route=\"tools\",outcome=\"refused\"}"),
+        1.0
+    );
+    // jit allowed echo twice: in the list and the call.
+    assert_eq!(
+        value("toolgate_policy_evaluations_total{policy=\"jit\",result=\"allow\"}"),
+        2.0
+    );
+    assert_eq!(
+        value("toolgate_policy_faults_total{policy=\"trap\",kind=\"trap\"}"),
+        1.0
+    );
+    assert_eq!(value("toolgate_policy_module_info{policy=\"jit\"}"), 1.0);
+    assert_eq!(value("toolgate_tasks_active"), 1.0);
+    assert_eq!(value("toolgate_grants_live"), 1.0);
+    assert_eq!(value("toolgate_approvals_pending"), 1.0);
+    assert_eq!(
+        value("toolgate_task_events_total{event=\"grant_issued\"}"),
+        1.0
+    );
+    assert_eq!(
+        value("toolgate_task_events_total{event=\"grant_used\"}"),
+        1.0
+    );
+    assert!(text.contains("toolgate_audit_queue_depth "), "{text}");
+    assert_eq!(value("toolgate_audit_dropped_total"), 0.0);
+
+    let r = admin(
+        &gw,
+        Method::POST,
+        &format!("/v1/grants/{grant}/revoke"),
+        Some(json!({"reason": "done"})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        metric(&gw, "toolgate_task_events_total{event=\"grant_revoked\"}").await,
+        1.0
+    );
+    assert_eq!(metric(&gw, "toolgate_grants_live").await, 0.0);
+    // Every decision and event reached the log: none dropped.
+    let mut written = 0.0;
+    for _ in 0..100 {
+        written = metric(&gw, "toolgate_audit_records_total{kind=\"decision\"}").await;
+        if written >= 3.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(written, 3.0);
+    assert_eq!(metric(&gw, "toolgate_audit_healthy").await, 1.0);
     gw.stop().await;
 }
 
