@@ -389,6 +389,8 @@ impl ToolFilter for ListFilter {
             return false;
         };
         let d = &self.decider;
+        // Learnt before its list decision is counted, so that one carries it too.
+        d.recorder.tools().observe(name);
         let (context, _) = d
             .live
             .for_tool(d.tasks.store().as_ref(), &d.route.name, name);
@@ -407,7 +409,6 @@ impl ToolFilter for ListFilter {
             None => d.snapshot.policy.decide(&input),
         };
         d.recorder.decision(&input, &decision, &d.trace_id);
-        d.recorder.tools().observe(name);
         decision.is_allow()
     }
 }

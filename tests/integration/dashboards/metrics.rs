@@ -25,6 +25,15 @@ async fn each_metric_the_issue_names_counts_what_caused_it() {
     let allowed =
         "toolgate_decisions_total{route=\"tools\",phase=\"call\",tool=\"echo\",decision=\"allow\"}";
     assert_eq!(value(allowed), 1.0, "{text}");
+    // The list taught the gateway the upstream's names: its own decisions carry them.
+    let listed =
+        "toolgate_decisions_total{route=\"tools\",phase=\"list\",tool=\"echo\",decision=\"allow\"}";
+    assert_eq!(value(listed), 1.0, "{text}");
+    assert_eq!(
+        value("toolgate_decisions_total{phase=\"list\",tool=\"other\"}"),
+        0.0,
+        "{text}"
+    );
     let parked = "toolgate_decisions_total{route=\"tools\",phase=\"call\",tool=\"search\",decision=\"needs_approval\"}";
     assert_eq!(value(parked), 1.0, "{text}");
     let faulted = "toolgate_decisions_total{route=\"broken\",tool=\"echo\",decision=\"deny\",reason=\"policy_error\"}";
