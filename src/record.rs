@@ -158,6 +158,16 @@ impl Recorder {
             tools: Arc::new(ToolNames::default()),
             audit: None,
         }
+        .with_reload_results()
+    }
+
+    /// Both reload results exported from the start (at 0), so an alert on
+    /// the first failed reload sees it increase.
+    fn with_reload_results(self) -> Self {
+        for result in ["ok", "error"] {
+            self.policy_reloads.with_label_values(&[result]);
+        }
+        self
     }
 
     /// Records decisions and events in `audit` too.

@@ -147,13 +147,28 @@ impl Tasks {
     ) -> tokio::task::JoinHandle<()> {
         let this = Arc::clone(self);
         tokio::spawn(async move {
+            // Grants expire by the clock, not by a write: each sweep names
+            // those whose time ran out since the last one.
+            let mut since = now_ms();
             loop {
                 let settings = snapshot();
                 let interval = settings.tasks.sweep_interval;
                 let retain = millis(settings.tasks.retention);
                 let store = Arc::clone(&this.store);
-                let swept =
-                    tokio::task::spawn_blocking(move || store.sweep(now_ms(), retain)).await;
+                let now = now_ms();
+                let swept = tokio::task::spawn_blocking(move || {
+                    let ran_out = expired_between(store.as_ref(), since, now);
+                    (ran_out, store.sweep(now, retain))
+                })
+                .await
+                .map(|(ran_out, swept)| {
+                    for g in &ran_out {
+                        this.events
+                            .record(Event::GrantExpired, &g.id, &g.task_id, "system");
+                    }
+                    swept
+                });
+                since = now;
                 match swept {
                     Ok(Ok(s)) if s != crate::store::Swept::default() => {
                         this.events.count(Event::TaskExpired, s.tasks_expired);
@@ -600,6 +615,21 @@ pub(crate) fn ending(actor: &str, why: &str) -> Ending {
         at_ms: now_ms(),
         why: why.to_owned(),
     }
+}
+
+/// Grants whose time ran out in `[since, now)` while they were still usable
+/// (not revoked, uses left): the sweep reports each as `grant_expired`. A
+/// store that cannot be read reports none (the sweep logs its own error).
+fn expired_between(store: &dyn Store, since: Millis, now: Millis) -> Vec<Grant> {
+    store
+        .grants(&crate::store::GrantFilter::default(), now)
+        .into_iter()
+        .filter(|g| {
+            g.revoked.is_none()
+                && (since..now).contains(&g.expires_at_ms)
+                && g.max_uses.is_none_or(|max| g.uses < max)
+        })
+        .collect()
 }
 
 pub(crate) fn millis(d: Duration) -> Millis {

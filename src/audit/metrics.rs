@@ -57,6 +57,11 @@ impl AuditMetrics {
                 "1 while the decision log is being written, 0 while writing fails.",
             ),
         };
+        // Every cause exported from the start (at 0), so an alert on its
+        // increase sees the first drop, and dashboards find the series.
+        for cause in ["queue_full", "log_failing", "shutdown"] {
+            this.dropped.with_label_values(&[cause]);
+        }
         // A second gateway on the same registry keeps the first registration.
         let _ = registry.register(Box::new(this.written.clone()));
         let _ = registry.register(Box::new(this.bytes.clone()));

@@ -394,6 +394,8 @@ impl ToolFilter for ListFilter {
             return false;
         };
         let d = &self.decider;
+        // Learnt before its list decision is counted, so that one carries it too.
+        d.recorder.tools().observe(name);
         let (context, _) = d
             .live
             .for_tool(d.tasks.store().as_ref(), &d.route.name, name);
@@ -412,7 +414,6 @@ impl ToolFilter for ListFilter {
             None => d.snapshot.policy.decide_now(&input, &d.budget),
         };
         d.recorder.decision(&input, &decision, &d.trace_id);
-        d.recorder.tools().observe(name);
         decision.is_allow()
     }
 }

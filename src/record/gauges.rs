@@ -1,12 +1,13 @@
 //! Record stage: gauges computed when `/metrics` is scraped, never on the
 //! request path — the policy modules loaded (`toolgate_policy_module_info`)
-//! and the tasks, live grants and pending approvals in the store.
+//! and the tasks, live grants and pending approvals in the store, with the
+//! age of the oldest approval still waiting.
 
 use std::sync::Arc;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{IntGauge, IntGaugeVec, Opts};
+use prometheus::{Gauge, IntGauge, IntGaugeVec, Opts};
 
 use crate::store::{ApprovalFilter, ApprovalState, GrantFilter, Store, TaskFilter, TaskState};
 
@@ -20,6 +21,7 @@ pub struct Gauges {
     active_tasks: IntGauge,
     live_grants: IntGauge,
     pending_approvals: IntGauge,
+    oldest_pending: Gauge,
     descs: Vec<Desc>,
 }
 
@@ -51,11 +53,17 @@ impl Gauges {
             "toolgate_approvals_pending",
             "Approvals waiting for an operator.",
         );
+        let oldest_pending = Gauge::with_opts(Opts::new(
+            "toolgate_approvals_oldest_pending_age_seconds",
+            "How long the oldest approval still waiting has waited (0 when none waits).",
+        ))
+        .expect("static metric definition is valid");
         let descs = [
             module_info.desc(),
             active_tasks.desc(),
             live_grants.desc(),
             pending_approvals.desc(),
+            oldest_pending.desc(),
         ]
         .into_iter()
         .flatten()
@@ -68,6 +76,7 @@ impl Gauges {
             active_tasks,
             live_grants,
             pending_approvals,
+            oldest_pending,
             descs,
         }
     }
@@ -103,12 +112,21 @@ impl Collector for Gauges {
             state: Some(ApprovalState::Pending),
             ..ApprovalFilter::default()
         };
-        self.pending_approvals
-            .set(count(self.store.approvals(&pending, now).len()));
+        let waiting = self.store.approvals(&pending, now);
+        self.pending_approvals.set(count(waiting.len()));
+        let oldest_ms = waiting
+            .iter()
+            .map(|a| now.saturating_sub(a.created_at_ms))
+            .max()
+            .unwrap_or(0);
+        // Milliseconds to seconds; exact below 2^53 ms (285,000 years).
+        #[allow(clippy::cast_precision_loss)]
+        self.oldest_pending.set(oldest_ms as f64 / 1000.0);
         let mut out = self.module_info.collect();
         out.extend(self.active_tasks.collect());
         out.extend(self.live_grants.collect());
         out.extend(self.pending_approvals.collect());
+        out.extend(self.oldest_pending.collect());
         out
     }
 }

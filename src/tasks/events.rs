@@ -20,6 +20,7 @@ pub enum Event {
     TaskExpired,
     GrantIssued,
     GrantUsed,
+    GrantExpired,
     GrantRevoked,
     ApprovalParked,
     ApprovalApproved,
@@ -38,6 +39,7 @@ impl Event {
             Self::TaskExpired => "task_expired",
             Self::GrantIssued => "grant_issued",
             Self::GrantUsed => "grant_used",
+            Self::GrantExpired => "grant_expired",
             Self::GrantRevoked => "grant_revoked",
             Self::ApprovalParked => "approval_parked",
             Self::ApprovalApproved => "approval_approved",
@@ -58,6 +60,7 @@ impl Event {
             | Self::TaskCancelled
             | Self::GrantIssued
             | Self::GrantUsed
+            | Self::GrantExpired
             | Self::GrantRevoked
             | Self::ApprovalParked
             | Self::ApprovalApproved

@@ -11,6 +11,7 @@ mod admin;
 mod audit;
 mod config_files;
 mod console;
+mod dashboards;
 mod demo_peers;
 mod edge;
 mod fuzz_smoke;
