@@ -4,7 +4,7 @@ transport), used as a downstream peer by toolgate's integration tests.
 
 Usage:
     mcp_client.py --url URL [--era legacy|modern|auto] [--header 'Name: value']...
-                  [--timeout SECONDS] [--trace] [scenario | list | call --tool NAME --args JSON]
+                  [--timeout SECONDS] [--trace] [scenario | list | discover | call --tool NAME --args JSON]
 
 Eras (`Client(mode=...)`):
     legacy  mode="legacy": initialize handshake (offers 2025-11-25), Mcp-Session-Id,
@@ -178,8 +178,18 @@ async def _run(args: argparse.Namespace, recorder: HttpRecorder) -> dict[str, An
         async with client:
             protocol_version = client.protocol_version
             if args.mode == "list":
-                tools = sorted(tool.name for tool in (await client.list_tools()).tools)
-                return {"tools": tools}
+                listed = await client.list_tools()
+                tools = sorted(tool.name for tool in listed.tools)
+                return {
+                    "protocol_version": protocol_version,
+                    "tools": tools,
+                    "cache_scope": listed.cache_scope if "cache_scope" in listed.model_fields_set else None,
+                    "ttl_ms": listed.ttl_ms if "ttl_ms" in listed.model_fields_set else None,
+                }
+            if args.mode == "discover":
+                # The raw `server/discover` result as it reached the client.
+                raw = await client.session.send_discover(LATEST_MODERN_VERSION)
+                return {"protocol_version": protocol_version, "result": raw}
             if args.mode == "call":
                 try:
                     arguments = json.loads(args.args)
@@ -223,7 +233,7 @@ def main() -> int:
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="overall deadline in seconds (default 60)")
     parser.add_argument("--trace", action="store_true", help="log every HTTP exchange to stderr as TRACE lines")
-    parser.add_argument("mode", nargs="?", choices=["scenario", "list", "call"], default="scenario")
+    parser.add_argument("mode", nargs="?", choices=["scenario", "list", "discover", "call"], default="scenario")
     parser.add_argument("--tool", help="tool name (call mode)")
     parser.add_argument("--args", default="{}", help="tool arguments as a JSON object (call mode)")
     args = parser.parse_args()
