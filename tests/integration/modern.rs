@@ -4,6 +4,7 @@
 //! gives on demand) behind.
 
 mod lists;
+mod trace;
 
 use serde_json::Value;
 
