@@ -237,8 +237,12 @@ impl Gateway {
             started.elapsed(),
         );
         let body = read_body(body, &parts.headers, snapshot.limits.max_request_body).await?;
-        let trace = Trace::from_headers(&parts.headers);
         let understood = understand(route, &parts, rest, &body)?;
+        let meta_trace = match &understood {
+            Understood::Mcp { envelope, .. } => envelope.meta_traceparent(),
+            Understood::McpStream | Understood::Http { .. } => None,
+        };
+        let trace = Trace::from_headers(&parts.headers).with_meta(meta_trace);
         let session = self.check_session(route, &parts, &identity, &understood)?;
         let facts = request_facts(&parts, &understood, route);
         let decider = Arc::new(Decider::new(

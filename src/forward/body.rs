@@ -84,17 +84,48 @@ impl ResponseEdit {
         if !self.any_list_result && !self.list_ids.iter().any(|l| same_id(l, id)) {
             return false;
         }
-        let Some(tools) = message
-            .get_mut("result")
-            .and_then(|r| r.get_mut("tools"))
-            .and_then(Value::as_array_mut)
-        else {
+        let Some(result) = message.get_mut("result").and_then(Value::as_object_mut) else {
             return false;
         };
-        let before = tools.len();
-        tools.retain(|tool| filter.keep(tool));
-        tools.len() != before
+        let mut changed = false;
+        if let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) {
+            let before = tools.len();
+            tools.retain(|tool| filter.keep(tool));
+            changed = tools.len() != before;
+        }
+        changed | keep_private(result)
     }
+}
+
+/// The longest a caller may keep a list filtered for it (`ttlMs`): grants
+/// expire and policies reload, so a caller's view is only good so long.
+pub const MAX_PRIVATE_TTL_MS: u64 = 30_000;
+
+/// A result filtered for one caller is that caller's alone: where it carries
+/// 2026-07-28 cache hints, `cacheScope` becomes `"private"` (never shared
+/// across authorization contexts) and `ttlMs` is capped. An interim
+/// `input_required` result carries no hints and is left as it is; a result
+/// without hints is immediately stale already. True if anything changed.
+fn keep_private(result: &mut serde_json::Map<String, Value>) -> bool {
+    if result.get("resultType").and_then(Value::as_str) == Some("input_required") {
+        return false;
+    }
+    if !result.contains_key("cacheScope") && !result.contains_key("ttlMs") {
+        return false;
+    }
+    let mut changed = false;
+    if result.get("cacheScope").and_then(Value::as_str) != Some("private") {
+        result.insert("cacheScope".into(), Value::from("private"));
+        changed = true;
+    }
+    let ttl = result.get("ttlMs").and_then(Value::as_u64);
+    let capped = ttl.map_or(0, |t| t.min(MAX_PRIVATE_TTL_MS));
+    if ttl != Some(capped) {
+        // Absent, negative, fractional or too long: the capped value.
+        result.insert("ttlMs".into(), Value::from(capped));
+        changed = true;
+    }
+    changed
 }
 
 pin_project! {
@@ -339,6 +370,37 @@ mod tests {
         assert_eq!(out[0]["result"]["tools"], json!([]));
         let out = edit_json(&e, None, true);
         assert_eq!(out[0]["id"], 9);
+    }
+
+    #[test]
+    fn filtered_results_are_kept_private_with_a_capped_ttl() {
+        let e = edit();
+        let answer = |result: Value| json!({"jsonrpc":"2.0","id":2,"result":result});
+        let mut m = answer(json!({"tools":[],"cacheScope":"public","ttlMs":3_600_000}));
+        assert!(e.apply(&mut m));
+        assert_eq!(m["result"]["cacheScope"], "private");
+        assert_eq!(m["result"]["ttlMs"], MAX_PRIVATE_TTL_MS);
+        // A scope without a ttl, a bad ttl: private and immediately stale.
+        for ttl in [json!(null), json!(-5), json!(1.5), json!("9")] {
+            let mut m = answer(json!({"tools":[],"cacheScope":"public","ttlMs":ttl}));
+            assert!(e.apply(&mut m), "{ttl}");
+            assert_eq!(m["result"]["ttlMs"], 0, "{ttl}");
+        }
+        // Already private and short: untouched.
+        let mut m = answer(json!({"tools":[],"cacheScope":"private","ttlMs":10}));
+        assert!(!e.apply(&mut m));
+        // No hints (legacy era) and interim results: nothing added.
+        for result in [
+            json!({"tools":[]}),
+            json!({"resultType":"input_required","cacheScope":"public","ttlMs":5}),
+        ] {
+            let mut m = answer(result.clone());
+            assert!(!e.apply(&mut m));
+            assert_eq!(m["result"], result);
+        }
+        // Another request's answer is not the gateway's to touch.
+        let mut m = json!({"jsonrpc":"2.0","id":3,"result":{"cacheScope":"public","ttlMs":9}});
+        assert!(!e.apply(&mut m));
     }
 
     #[tokio::test(start_paused = true)]

@@ -111,6 +111,9 @@ pub fn for_caller(headers: &mut HeaderMap) {
 pub struct Trace {
     pub traceparent: String,
     pub inherited: bool,
+    /// The trace id the agent's MCP client named in `_meta`, where it
+    /// differs from the header's: the decision log follows the agent.
+    meta_trace_id: Option<String>,
 }
 
 impl Trace {
@@ -119,8 +122,32 @@ impl Trace {
             Some(tp) if valid_traceparent(tp) => Self {
                 traceparent: tp.to_ascii_lowercase(),
                 inherited: true,
+                meta_trace_id: None,
             },
             _ => Self::fresh(),
+        }
+    }
+
+    /// Adds the trace context an MCP client carried in `params._meta`
+    /// (SEP-414). A valid one names the trace the decision log records; a
+    /// caller's valid `traceparent` header is still forwarded as it came,
+    /// and without one the `_meta` context is forwarded as the header.
+    pub fn with_meta(self, meta: Option<&str>) -> Self {
+        let Some(tp) = meta.filter(|tp| valid_traceparent(tp)) else {
+            return self;
+        };
+        let tp = tp.to_ascii_lowercase();
+        if self.inherited {
+            Self {
+                meta_trace_id: tp.get(3..35).map(str::to_owned),
+                ..self
+            }
+        } else {
+            Self {
+                traceparent: tp,
+                inherited: true,
+                meta_trace_id: None,
+            }
         }
     }
 
@@ -134,11 +161,15 @@ impl Trace {
         Self {
             traceparent: format!("00-{}-{}-01", hex(&bytes[..16]), hex(&bytes[16..])),
             inherited: false,
+            meta_trace_id: None,
         }
     }
 
     /// The 32-hex-digit trace id, for logs.
     pub fn trace_id(&self) -> &str {
+        if let Some(id) = &self.meta_trace_id {
+            return id;
+        }
         self.traceparent.get(3..35).unwrap_or("")
     }
 }
@@ -177,6 +208,22 @@ mod tests {
         let t = Trace::from_headers(&h);
         assert!(!t.inherited);
         assert!(valid_traceparent(&t.traceparent));
+        let agent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+        // No header: the _meta context is the call's, forwarded as the header.
+        let t = Trace::from_headers(&HeaderMap::new()).with_meta(Some(agent));
+        assert_eq!((t.traceparent.as_str(), t.inherited), (agent, true));
+        assert_eq!(t.trace_id(), "0af7651916cd43dd8448eb211c80319c");
+        // A header too: kept for the upstream, the log follows _meta.
+        let mut h = HeaderMap::new();
+        h.insert(TRACEPARENT, HeaderValue::from_static(tp));
+        let t = Trace::from_headers(&h).with_meta(Some(agent));
+        assert_eq!(t.traceparent, tp);
+        assert_eq!(t.trace_id(), "0af7651916cd43dd8448eb211c80319c");
+        // An invalid _meta context changes nothing.
+        let t = Trace::from_headers(&h).with_meta(Some(
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+        ));
+        assert_eq!(t.trace_id(), &tp[3..35]);
     }
 
     #[test]

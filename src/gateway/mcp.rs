@@ -32,7 +32,9 @@ impl Gateway {
         let mut list_ids: Vec<Value> = Vec::new();
         let mut dropped: Option<Problem> = None;
         for (i, message) in envelope.messages.iter().enumerate() {
-            if message.kind == MessageKind::Request && message.method() == Some("tools/list") {
+            if message.kind == MessageKind::Request
+                && matches!(message.method(), Some("tools/list" | "server/discover"))
+            {
                 list_ids.push(message.id.clone().unwrap_or(Value::Null));
             }
             match fate(&call, message, era, envelope.batch).await? {

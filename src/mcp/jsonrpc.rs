@@ -31,6 +31,16 @@ pub struct Envelope {
     pub batch: bool,
 }
 
+impl Envelope {
+    /// The W3C `traceparent` an MCP client put in `params._meta` (SEP-414),
+    /// from the first message carrying one; unchecked.
+    pub fn meta_traceparent(&self) -> Option<&str> {
+        self.messages
+            .iter()
+            .find_map(|m| m.params()?.get("_meta")?.get("traceparent")?.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MessageKind {
     Request,

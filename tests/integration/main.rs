@@ -16,6 +16,7 @@ mod demo_peers;
 mod edge;
 mod fuzz_smoke;
 mod identity;
+mod modern;
 mod modules;
 mod opa;
 mod ops;

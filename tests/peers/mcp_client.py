@@ -4,7 +4,7 @@ transport), used as a downstream peer by toolgate's integration tests.
 
 Usage:
     mcp_client.py --url URL [--era legacy|modern|auto] [--header 'Name: value']...
-                  [--timeout SECONDS] [--trace] [scenario | list | call --tool NAME --args JSON]
+                  [--timeout SECONDS] [--trace] [--trace-id HEX32] [scenario | list | discover | call --tool NAME --args JSON]
 
 Eras (`Client(mode=...)`):
     legacy  mode="legacy": initialize handshake (offers 2025-11-25), Mcp-Session-Id,
@@ -155,7 +155,27 @@ async def _scenario(client: Client, recorder: HttpRecorder) -> dict[str, Any]:
     }
 
 
+def _enter_trace(trace_id: str) -> None:
+    """Run the client inside a trace the agent already has: the SDK puts its
+    W3C context into every request's `_meta` (SEP-414); no HTTP header."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace as otel_trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    span = NonRecordingSpan(
+        SpanContext(
+            trace_id=int(trace_id, 16),
+            span_id=0x00F067AA0BA902B7,
+            is_remote=True,
+            trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        )
+    )
+    otel_context.attach(otel_trace.set_span_in_context(span))
+
+
 async def _run(args: argparse.Namespace, recorder: HttpRecorder) -> dict[str, Any]:
+    if args.trace_id:
+        _enter_trace(args.trace_id)
     headers: dict[str, str] = {}
     for raw in args.header:
         name, sep, value = raw.partition(":")
@@ -178,8 +198,18 @@ async def _run(args: argparse.Namespace, recorder: HttpRecorder) -> dict[str, An
         async with client:
             protocol_version = client.protocol_version
             if args.mode == "list":
-                tools = sorted(tool.name for tool in (await client.list_tools()).tools)
-                return {"tools": tools}
+                listed = await client.list_tools()
+                tools = sorted(tool.name for tool in listed.tools)
+                return {
+                    "protocol_version": protocol_version,
+                    "tools": tools,
+                    "cache_scope": listed.cache_scope if "cache_scope" in listed.model_fields_set else None,
+                    "ttl_ms": listed.ttl_ms if "ttl_ms" in listed.model_fields_set else None,
+                }
+            if args.mode == "discover":
+                # The raw `server/discover` result as it reached the client.
+                raw = await client.session.send_discover(LATEST_MODERN_VERSION)
+                return {"protocol_version": protocol_version, "result": raw}
             if args.mode == "call":
                 try:
                     arguments = json.loads(args.args)
@@ -223,7 +253,8 @@ def main() -> int:
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="overall deadline in seconds (default 60)")
     parser.add_argument("--trace", action="store_true", help="log every HTTP exchange to stderr as TRACE lines")
-    parser.add_argument("mode", nargs="?", choices=["scenario", "list", "call"], default="scenario")
+    parser.add_argument("--trace-id", metavar="HEX32", help="send W3C trace context for this trace id in _meta")
+    parser.add_argument("mode", nargs="?", choices=["scenario", "list", "discover", "call"], default="scenario")
     parser.add_argument("--tool", help="tool name (call mode)")
     parser.add_argument("--args", default="{}", help="tool arguments as a JSON object (call mode)")
     args = parser.parse_args()

@@ -11,7 +11,7 @@ mismatch).
 
 Usage:
     mcp_server.py [--host 127.0.0.1] [--port 0] [--header-log PATH] [--json-response]
-                  [--allow-any-host]
+                  [--allow-any-host] [--public-cache]
 
 Prints exactly one line `LISTENING <port>` on stdout once it accepts requests.
 Exits 0 on SIGTERM / SIGINT.
@@ -31,6 +31,7 @@ from collections.abc import Generator
 import anyio
 import uvicorn
 from mcp.server import MCPServer
+from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
@@ -38,7 +39,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 # --------------------------------------------------------------------------- tools
 
-mcp = MCPServer("toolgate-test-peer", version="1.0.0", log_level="WARNING")
+# `--public-cache` (read before argparse: the server is built at import) marks
+# list and discover results shareable for an hour, as a careless server might.
+_PUBLIC_CACHE = "--public-cache" in sys.argv
+_CACHE_HINTS = (
+    {m: CacheHint(ttl_ms=3_600_000, scope="public") for m in ("tools/list", "server/discover")}
+    if _PUBLIC_CACHE
+    else None
+)
+mcp = MCPServer("toolgate-test-peer", version="1.0.0", log_level="WARNING", cache_hints=_CACHE_HINTS)
 
 
 @mcp.tool()
@@ -128,6 +137,11 @@ async def main() -> int:
         "--json-response",
         action="store_true",
         help="answer requests with application/json instead of an SSE stream (progress notifications are then dropped)",
+    )
+    parser.add_argument(
+        "--public-cache",
+        action="store_true",
+        help='tools/list and server/discover results say cacheScope "public", ttlMs one hour',
     )
     parser.add_argument(
         "--allow-any-host",
