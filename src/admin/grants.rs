@@ -116,14 +116,13 @@ pub(super) async fn revoke_agent(
     })
 }
 
-/// Grants with their `live` flag (their tasks looked up once each).
 /// Grants as operators see them: their state as of `now`, and the values
 /// their constraints compare with masked as the decision log masks the
 /// arguments they stand for (`audit.mask`).
 pub(super) fn views(gw: &Gateway, grants: Vec<Grant>, now: Millis) -> Vec<GrantView> {
     let store = gw.tasks().store();
     let masks = gw.recorder().audit().map(|a| a.masks());
-    let mut active: HashMap<String, bool> = HashMap::new();
+    let mut tasks: HashMap<String, TaskNow> = HashMap::new();
     grants
         .into_iter()
         .map(|mut grant| {
@@ -143,10 +142,16 @@ pub(super) fn views(gw: &Gateway, grants: Vec<Grant>, now: Millis) -> Vec<GrantV
                     }
                 }
             }
-            let task_active = *active
-                .entry(grant.task_id.clone())
-                .or_insert_with(|| store.task(&grant.task_id).is_some_and(|t| t.is_active(now)));
-            let state = state(&grant, task_active, now);
+            let task = *tasks.entry(grant.task_id.clone()).or_insert_with(|| {
+                match store.task(&grant.task_id) {
+                    Some(t) if t.is_active(now) => TaskNow::Active,
+                    Some(t) => TaskNow::Ended {
+                        at_ms: t.ended.map_or(t.expires_at_ms, |e| e.at_ms),
+                    },
+                    None => TaskNow::Ended { at_ms: Millis::MAX },
+                }
+            });
+            let state = state(&grant, task, now);
             GrantView {
                 live: state == "live",
                 state,
@@ -156,18 +161,34 @@ pub(super) fn views(gw: &Gateway, grants: Vec<Grant>, now: Millis) -> Vec<GrantV
         .collect()
 }
 
-fn state(grant: &Grant, task_active: bool, now: Millis) -> &'static str {
-    if grant.revoked.is_some() {
-        "revoked"
-    } else if now >= grant.expires_at_ms {
-        "expired"
-    } else if grant.uses_left() == Some(0) {
-        "used_up"
-    } else if !task_active {
-        "task_ended"
-    } else if grant.not_before_ms.is_some_and(|nb| now < nb) {
-        "scheduled"
-    } else {
-        "live"
+/// A grant's task as of now, for its `state`.
+#[derive(Debug, Clone, Copy)]
+enum TaskNow {
+    Active,
+    /// Ended (completed, cancelled, expired) at this time.
+    Ended {
+        at_ms: Millis,
+    },
+}
+
+/// Ending a task revokes its grants in the store; those read `task_ended`
+/// (the reason they stopped), a grant revoked before its task ended
+/// reads `revoked`.
+fn state(grant: &Grant, task: TaskNow, now: Millis) -> &'static str {
+    let ended_at = match task {
+        TaskNow::Active => None,
+        TaskNow::Ended { at_ms } => Some(at_ms),
+    };
+    match (&grant.revoked, ended_at) {
+        // Revoked with its task: why it had stopped before, if it had.
+        (Some(r), Some(ended)) if r.at_ms >= ended && grant.expires_at_ms <= ended => "expired",
+        (Some(r), Some(ended)) if r.at_ms >= ended && grant.uses_left() == Some(0) => "used_up",
+        (Some(r), Some(ended)) if r.at_ms >= ended => "task_ended",
+        (Some(_), _) => "revoked",
+        (None, _) if now >= grant.expires_at_ms => "expired",
+        (None, _) if grant.uses_left() == Some(0) => "used_up",
+        (None, Some(_)) => "task_ended",
+        (None, None) if grant.not_before_ms.is_some_and(|nb| now < nb) => "scheduled",
+        (None, None) => "live",
     }
 }

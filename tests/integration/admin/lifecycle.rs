@@ -154,6 +154,21 @@ async fn a_task_is_granted_revoked_and_completed_through_the_api() {
         )
         .await;
     assert_eq!(g.json()["grant"]["live"], false, "{}", g.text());
+    // Issue 14: a grant that ended with its task says so; one revoked
+    // before the task ended still reads `revoked`.
+    assert_eq!(g.json()["grant"]["state"], "task_ended", "{}", g.text());
+    let before = gw
+        .get(
+            &format!("/v1/grants/{}", a["id"].as_str().unwrap()),
+            VIEWER_TOKEN,
+        )
+        .await;
+    assert_eq!(
+        before.json()["grant"]["state"],
+        "revoked",
+        "{}",
+        before.text()
+    );
     let again = gw
         .post(
             &format!("/v1/tasks/{task}/cancel"),
