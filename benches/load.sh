@@ -3,6 +3,8 @@
 #
 #   benches/load.sh                 # full run: 5 interleaved rounds, ~15 min on 2 cores
 #   benches/load.sh --rounds 1 --seconds 3      # a quick look
+#   benches/load.sh profile [--seconds S]       # row (c) under callgrind:
+#                                               # instructions per call
 #
 # Installs what it needs (wrk and taskset from Debian, the wasm32 target),
 # builds the policy modules and the release binaries, then runs
@@ -16,6 +18,9 @@ cd "$(dirname "$0")/.."
 need_apt=()
 command -v wrk >/dev/null || need_apt+=(wrk)
 command -v taskset >/dev/null || need_apt+=(util-linux)
+if [ "${1:-}" = profile ]; then
+    command -v valgrind >/dev/null || need_apt+=(valgrind)
+fi
 if ((${#need_apt[@]})); then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -117,6 +117,8 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn live_grants(&self, task_id: &str, route: &str, tool: &str, now: Millis) -> Vec<Grant>;
     /// Counts one use of a grant, atomically: with `max_uses` N exactly N
     /// calls succeed. Fails if the grant (or its task) is no longer usable.
+    /// A use of an unlimited grant (`max_uses` none) is counted on the
+    /// caller's async thread: it must not wait on storage.
     fn consume(&self, grant_id: &str, now: Millis) -> Result<Grant, Error>;
 
     /// Counts a call of `tool` in its task before it is decided and returns

@@ -71,7 +71,8 @@ pub(crate) struct Gateway {
 }
 
 /// Starts `toolgate serve` in front of `upstream`, pinned to `cpu`, with
-/// one tokio worker when `one_worker`; sets up the task, grant and session.
+/// one tokio worker when `one_worker`, under `wrap` (a profiler's command
+/// line) when not empty; sets up the task, grant and session.
 pub(crate) async fn start(
     repo: &Path,
     wasm: &Path,
@@ -79,6 +80,7 @@ pub(crate) async fn start(
     out: &Path,
     cpu: Option<usize>,
     one_worker: bool,
+    wrap: &[String],
 ) -> Gateway {
     let (port, admin) = (procs::free_port(), procs::free_port());
     let config = format!(
@@ -97,7 +99,15 @@ pub(crate) async fn start(
     );
     let path = out.join("gateway.toml");
     std::fs::write(&path, config).expect("gateway config");
-    let mut cmd = procs::command(Path::new(env!("CARGO_BIN_EXE_toolgate")), cpu);
+    let toolgate = Path::new(env!("CARGO_BIN_EXE_toolgate"));
+    let mut cmd = match wrap.split_first() {
+        Some((program, args)) => {
+            let mut cmd = procs::command(Path::new(program), cpu);
+            cmd.args(args).arg(toolgate);
+            cmd
+        }
+        None => procs::command(toolgate, cpu),
+    };
     cmd.arg("serve").arg("--config").arg(&path);
     // Production log settings: the defaults, stderr to a file.
     cmd.env_remove("TOOLGATE_LOG").env_remove("RUST_LOG");
@@ -105,8 +115,8 @@ pub(crate) async fn start(
         cmd.env("TOKIO_WORKER_THREADS", "1");
     }
     let mut proc = procs::spawn_logged("toolgate", cmd, &out.join("gateway.stderr.log"));
-    // Compiling the modules can take a while in a debug build.
-    procs::wait_port(&mut proc, port, Duration::from_secs(180));
+    // Compiling the modules can take a while in a debug build (or under a profiler).
+    procs::wait_port(&mut proc, port, Duration::from_secs(600));
     procs::wait_port(&mut proc, admin, Duration::from_secs(30));
 
     let (status, task) = admin_call(

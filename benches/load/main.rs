@@ -13,11 +13,14 @@
 //! `cargo test --all-targets` runs this target without `--bench`: a short
 //! smoke run against the debug build — every row must answer as expected;
 //! no speed is asserted. The same binary is also each helper process:
-//! `load upstream`, `load proxy --upstream PORT`, `load scale ...`.
+//! `load upstream`, `load proxy --upstream PORT`, `load scale ...`; and
+//! `load profile [--seconds S]` counts row (c)'s instructions per call
+//! under callgrind (`benches/load.sh profile`).
 
 mod gateway;
 mod generate;
 mod procs;
+mod profile;
 mod proxy;
 mod report;
 mod rounds;
@@ -114,6 +117,7 @@ fn main() {
             let port = number("--upstream").expect("proxy --upstream PORT");
             return proxy::serve(u16::try_from(port).expect("a port"));
         }
+        Some("profile") => return profile::run(number("--seconds").unwrap_or(20)),
         Some("scale") => {
             let wasm = PathBuf::from(arg("--wasm").expect("scale --wasm DIR"));
             let grants = number("--grants").expect("scale --grants N");

@@ -101,6 +101,7 @@ pub(crate) fn run(plan: &Plan) {
         &plan.out,
         cpu(UNDER_TEST),
         true,
+        &[],
     ));
 
     let headers = |auth: bool| {

@@ -90,7 +90,8 @@ async fn use_named_grants(call: &Call<'_>, mut decision: Decision) -> Decision {
                 format!("grant {id} does not apply to this call"),
             );
         }
-        match consume(call.tasks, &id).await {
+        let known = call.grants.iter().find(|g| g.id == id);
+        match consume(call.tasks, &id, known).await {
             Ok(grant) => decision.grant = Some(grant.id),
             Err(why) => return refuse(decision, Reason::GrantExhausted, why),
         }
@@ -107,7 +108,7 @@ async fn approval(call: &Call<'_>, mut decision: Decision) -> Decision {
         .iter()
         .find(|g| g.argument_digest.as_deref() == Some(digest.as_str()));
     if let Some(grant) = approved {
-        return match consume(call.tasks, &grant.id).await {
+        return match consume(call.tasks, &grant.id, Some(grant)).await {
             Ok(grant) => allow_approved(decision, grant),
             Err(why) => refuse(decision, Reason::GrantExhausted, why),
         };
@@ -180,7 +181,7 @@ async fn approval(call: &Call<'_>, mut decision: Decision) -> Decision {
                 .approval(&approval.id)
                 .and_then(|a| a.grant_id);
             match grant_id {
-                Some(id) => match consume(call.tasks, &id).await {
+                Some(id) => match consume(call.tasks, &id, None).await {
                     Ok(grant) => allow_approved(decision, grant),
                     Err(why) => refuse(decision, Reason::GrantExhausted, why),
                 },
@@ -260,13 +261,38 @@ fn refuse(mut decision: Decision, reason: Reason, message: String) -> Decision {
     decision
 }
 
-/// One use of a grant, off the async threads (a counted use is journaled).
-async fn consume(tasks: &Arc<Tasks>, id: &str) -> Result<Grant, String> {
-    let (tasks, owned) = (Arc::clone(tasks), id.to_owned());
-    let counter = Arc::clone(&tasks);
-    match tokio::task::spawn_blocking(move || tasks.store().consume(&owned, now_ms())).await {
+/// Where one use of a grant is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hop {
+    /// An unlimited grant: its use is a counter bump in memory (persisted
+    /// later, lazily), cheaper than a hop to the blocking pool.
+    Inline,
+    /// A counted grant (or one not seen yet): its use is journaled before
+    /// it is granted, so it runs off the async threads.
+    Blocking,
+}
+
+fn hop(known: Option<&Grant>) -> Hop {
+    match known.map(|g| g.max_uses) {
+        Some(None) => Hop::Inline,
+        Some(Some(_)) | None => Hop::Blocking,
+    }
+}
+
+/// One use of a grant: on this thread for an unlimited grant, off the async
+/// threads for a counted one (a counted use is journaled). `known` is the
+/// grant as policy saw it, if the caller has it.
+async fn consume(tasks: &Arc<Tasks>, id: &str, known: Option<&Grant>) -> Result<Grant, String> {
+    let used = match hop(known) {
+        Hop::Inline => Ok(tasks.store().consume(id, now_ms())),
+        Hop::Blocking => {
+            let (store, owned) = (Arc::clone(tasks.store()), id.to_owned());
+            tokio::task::spawn_blocking(move || store.consume(&owned, now_ms())).await
+        }
+    };
+    match used {
         Ok(Ok(grant)) => {
-            counter
+            tasks
                 .events()
                 .count(crate::tasks::events::Event::GrantUsed, 1);
             Ok(grant)
@@ -275,3 +301,7 @@ async fn consume(tasks: &Arc<Tasks>, id: &str) -> Result<Grant, String> {
         Err(_) => Err(format!("grant {id} could not be counted")),
     }
 }
+
+#[cfg(test)]
+#[path = "settle/tests.rs"]
+mod tests;
