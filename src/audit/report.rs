@@ -247,5 +247,15 @@ fn decision(record: &Record) -> Option<&super::line::DecisionLine<'static>> {
     }
 }
 
+/// The call decisions after `seq`, oldest first (for `tail --follow`).
+pub fn scan_from(dirs: &[PathBuf], seq: u64, mut each: impl FnMut(&Record)) -> Result<(), Error> {
+    scan(dirs, |r| {
+        if r.seq > seq && decision(r).is_some() {
+            each(r);
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests;
