@@ -105,9 +105,15 @@ fn decisions(c: &mut Criterion) {
             request: &facts,
             context: ContextWire::none(),
         };
-        snap.policy.decide_now(&input, &toolgate::decide::Budget::unlimited());
+        snap.policy
+            .decide_now(&input, &toolgate::decide::Budget::unlimited());
         g.bench_function(name, |b| {
-            b.iter(|| black_box(snap.policy.decide_now(black_box(&input), &toolgate::decide::Budget::unlimited())))
+            b.iter(|| {
+                black_box(
+                    snap.policy
+                        .decide_now(black_box(&input), &toolgate::decide::Budget::unlimited()),
+                )
+            })
         });
     }
     g.finish();
@@ -177,7 +183,9 @@ fn decisions(c: &mut Criterion) {
                         request: &facts,
                         context: ContextWire::none(),
                     };
-                    snap.policy.decide_now(&input, &toolgate::decide::Budget::unlimited()).is_allow()
+                    snap.policy
+                        .decide_now(&input, &toolgate::decide::Budget::unlimited())
+                        .is_allow()
                 })
                 .count()
         })

@@ -22,6 +22,7 @@ pub mod fuzz;
 mod grants;
 mod input;
 mod policies;
+mod reports;
 mod routes;
 mod tasks;
 

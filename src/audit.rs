@@ -24,6 +24,7 @@ mod mask;
 mod metrics;
 pub mod read;
 mod render;
+pub mod report;
 mod segment;
 mod writer;
 

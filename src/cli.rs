@@ -72,7 +72,7 @@ pub enum Command {
     },
     #[command(flatten)]
     Ops(ops::OpsCommand),
-    /// The decision log: `verify`.
+    /// The decision log: `verify`, `tail`, `search`, `denials`, `drift`, `trace`.
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,

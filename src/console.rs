@@ -184,7 +184,13 @@ where
         (&Method::GET, ["tasks"]) => tasks::list(ctx, &session).await,
         (&Method::GET, ["tasks", id]) if !id.is_empty() => tasks::show(ctx, &session, id).await,
         (&Method::GET, ["policy"]) => policy::page(ctx, &session).await,
-        (&Method::GET, ["reports"]) => reports::page(ctx, &session),
+        (&Method::GET, ["reports"]) => reports::page(ctx, &session).await,
+        (&Method::GET, ["reports", "decisions", id]) if !id.is_empty() => {
+            reports::decision(ctx, &session, id).await
+        }
+        (&Method::GET, ["reports", "grants", id]) if !id.is_empty() => {
+            reports::trace(ctx, &session, id).await
+        }
         (&Method::POST, ["signout"]) => {
             let form = form::read(&ctx.head, body).await?;
             signin::sign_out(ctx, &session, &form)

@@ -96,7 +96,9 @@ pub(crate) fn run(wasm: &Path, grants: usize, calls: usize) {
             request: &facts,
             context: &context,
         };
-        let decision = snap.policy.decide_now(&input, &toolgate::decide::Budget::unlimited());
+        let decision = snap
+            .policy
+            .decide_now(&input, &toolgate::decide::Budget::unlimited());
         let held = AtomicBool::new(false);
         let caller_left = tokio_util::sync::CancellationToken::new();
         let call = Settle {

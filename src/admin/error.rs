@@ -59,6 +59,10 @@ pub enum Error {
         "no config reload loop is running: only `toolgate serve --config FILE` can re-read its file"
     )]
     ReloadUnavailable,
+    #[error("no decision log is configured: reports read the [audit] log, add an [audit] section")]
+    NoDecisionLog,
+    #[error("{0}")]
+    DecisionLog(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -84,7 +88,8 @@ impl Error {
             Self::BodyRead(_) | Self::InvalidJson(_) | Self::Invalid(_) => StatusCode::BAD_REQUEST,
             Self::Tasks(e) => e.status(),
             Self::PolicyReload(_) | Self::ReloadUnavailable => StatusCode::CONFLICT,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::NoDecisionLog => StatusCode::CONFLICT,
+            Self::DecisionLog(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -106,6 +111,8 @@ impl Error {
             Self::Tasks(e) => e.code(),
             Self::PolicyReload(_) => "policy_reload_failed",
             Self::ReloadUnavailable => "reload_unavailable",
+            Self::NoDecisionLog => "no_decision_log",
+            Self::DecisionLog(_) => "decision_log_unreadable",
             Self::Internal(_) => "internal",
         }
     }

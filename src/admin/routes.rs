@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::auth::Caller;
 use super::error::Error;
 use super::input::{self, Query};
-use super::{approvals, grants, policies, tasks};
+use super::{approvals, grants, policies, reports, tasks};
 use crate::Body;
 use crate::config::Role;
 use crate::gateway::Gateway;
@@ -39,6 +39,8 @@ pub(super) enum Endpoint {
     ListPolicies,
     ReloadPolicies,
     ReloadConfig,
+    Decisions,
+    Report(reports::Kind),
 }
 
 /// Finds the endpoint for a method and path: 404 for an unknown path,
@@ -71,6 +73,10 @@ pub(super) fn route(method: &Method, path: &str) -> Result<Endpoint, Error> {
         ["policies"] | ["v1", "policies"] => (Some(E::ListPolicies), None),
         ["policies", "reload"] | ["v1", "policies", "reload"] => (None, Some(E::ReloadPolicies)),
         ["v1", "config", "reload"] => (None, Some(E::ReloadConfig)),
+        ["v1", "decisions"] => (Some(E::Decisions), None),
+        ["v1", "reports", "denials"] => (Some(E::Report(reports::Kind::Denials)), None),
+        ["v1", "reports", "drift"] => (Some(E::Report(reports::Kind::Drift)), None),
+        ["v1", "reports", "grants", _] => (Some(E::Report(reports::Kind::Trace(id(3)))), None),
         _ => return Err(not_found()),
     };
     let allow = match (&get, &post) {
@@ -101,7 +107,9 @@ impl Endpoint {
             | Self::ShowGrant(_)
             | Self::ListApprovals
             | Self::ShowApproval(_)
-            | Self::ListPolicies => Role::Viewer,
+            | Self::ListPolicies
+            | Self::Decisions
+            | Self::Report(_) => Role::Viewer,
             Self::CreateTask
             | Self::EndTask(..)
             | Self::RevokeTaskGrants(_)
@@ -135,7 +143,9 @@ impl Endpoint {
             | Self::ShowGrant(_)
             | Self::ListApprovals
             | Self::ShowApproval(_)
-            | Self::ListPolicies => None,
+            | Self::ListPolicies
+            | Self::Decisions
+            | Self::Report(_) => None,
         }
     }
 
@@ -159,7 +169,9 @@ impl Endpoint {
             | Self::ListApprovals
             | Self::ListPolicies
             | Self::ReloadPolicies
-            | Self::ReloadConfig => None,
+            | Self::ReloadConfig
+            | Self::Decisions
+            | Self::Report(_) => None,
         }
     }
 }
@@ -278,6 +290,7 @@ async fn run(
     body: &[u8],
 ) -> Result<Reply, Error> {
     use Endpoint as E;
+    let raw_query = query;
     let query = |allowed: &[&str]| Query::parse(query, allowed);
     let actor = caller.actor.clone();
     match endpoint {
@@ -303,6 +316,8 @@ async fn run(
         E::ListPolicies => Ok(policies::list(gw)),
         E::ReloadPolicies => policies::reload(gw, actor).await,
         E::ReloadConfig => policies::reload_config(gw),
+        E::Decisions => reports::decisions(gw, raw_query).await,
+        E::Report(kind) => reports::report(gw, kind.clone(), raw_query).await,
     }
 }
 

@@ -43,6 +43,7 @@ pub struct AuditLog {
     shared: Arc<Shared>,
     masks: Arc<Masks>,
     fail_closed: bool,
+    dir: std::path::PathBuf,
 }
 
 #[derive(Debug)]
@@ -96,12 +97,18 @@ impl AuditLog {
             shared,
             masks,
             fail_closed: cfg.on_failure == OnFailure::FailClosed,
+            dir: cfg.dir.clone(),
         })
     }
 
     /// True when a call must be refused if its record cannot be taken.
     pub fn fail_closed(&self) -> bool {
         self.fail_closed
+    }
+
+    /// Where the log is written: what reports read.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     /// The `audit.mask` rules, for everything else that shows arguments.

@@ -1,6 +1,9 @@
 //! `toolgate audit verify FILE|DIR…`: reads a decision log back and checks
 //! every line's hash, the chain between lines and files, and the newest
-//! file against `HEAD`; names the first bad line.
+//! file against `HEAD`; names the first bad line. `tail`, `search`,
+//! `denials`, `drift` and `trace` read it as reports (`reports`).
+
+pub mod reports;
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -15,10 +18,25 @@ pub enum AuditCommand {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// The newest call decisions; `--follow` keeps printing new ones.
+    Tail(reports::TailArgs),
+    /// Call decisions matching filters, newest first.
+    Search(reports::SearchArgs),
+    /// Denials grouped (`--by tool,reason,label:team,hour…`), with shares.
+    Denials(reports::DenialsArgs),
+    /// Unused, underused and long-lived grants; overdue tasks; unused tools.
+    Drift(reports::DriftArgs),
+    /// How a grant was created, and every call that used it.
+    Trace(reports::TraceArgs),
 }
 
 pub fn run(command: AuditCommand) -> ExitCode {
     match command {
+        AuditCommand::Tail(args) => reports::tail(&args),
+        AuditCommand::Search(args) => reports::search(&args),
+        AuditCommand::Denials(args) => reports::denials(&args),
+        AuditCommand::Drift(args) => reports::drift(&args),
+        AuditCommand::Trace(args) => reports::trace(&args),
         AuditCommand::Verify { paths } => match crate::audit::read::verify(&paths) {
             Ok(s) => {
                 let range = match (s.first_seq, s.last_seq) {

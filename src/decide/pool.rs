@@ -76,7 +76,11 @@ impl Pool {
     /// Runs `f` on a pool thread, unless `max_queued` jobs already wait (or
     /// the pool has no thread). Its result arrives on the receiver; a job
     /// that panicked drops its sender, which the caller reads as a failure.
-    pub fn submit<T, F>(&self, max_queued: usize, f: F) -> Result<tokio::sync::oneshot::Receiver<T>, Busy>
+    pub fn submit<T, F>(
+        &self,
+        max_queued: usize,
+        f: F,
+    ) -> Result<tokio::sync::oneshot::Receiver<T>, Busy>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
@@ -96,7 +100,11 @@ impl Pool {
         let job: Job = Box::new(move || {
             let _ = answer.send(f());
         });
-        let sent = self.tx.lock().map_err(|_| Busy).and_then(|tx| tx.send(job).map_err(|_| Busy));
+        let sent = self
+            .tx
+            .lock()
+            .map_err(|_| Busy)
+            .and_then(|tx| tx.send(job).map_err(|_| Busy));
         if sent.is_err() {
             self.queued.fetch_sub(1, Ordering::AcqRel);
             return Err(Busy);

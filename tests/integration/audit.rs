@@ -7,6 +7,7 @@
 mod failure;
 mod lines;
 mod process;
+mod reports;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
