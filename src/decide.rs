@@ -378,15 +378,21 @@ impl PolicySet {
             .map(|m| (Arc::clone(m), m.input_bytes(&wire)))
             .collect();
         drop(wire);
+        // The call waits in the lane of its first slow module: a flood into
+        // one module waits behind itself, not in front of other modules.
+        let lane = applicable
+            .iter()
+            .find(|m| !m.runs_inline())
+            .map_or(0, |m| Arc::as_ptr(m) as usize);
         let tool = input.tool.to_owned();
         let job = move || combine(owned.iter().map(|(m, doc)| (m, doc.as_slice())), &tool);
-        let answer = match pool::pool(self.workers).submit(self.max_queued, job) {
+        let answer = match pool::pool(self.workers).submit(lane, self.max_queued, job) {
             Ok(answer) => answer,
             Err(pool::Busy) => {
                 return Decision::new(
                     Verdict::Deny,
                     Reason::PolicyBusy,
-                    "policy is busy: too many calls wait for a slow policy module \
+                    "policy is busy: too many calls wait for this slow policy module \
                      (policy_limits.max_queued); retry later"
                         .into(),
                 );

@@ -191,7 +191,7 @@ impl Class {
         match reason {
             "needs_approval" | "approval_pending" | "approval_denied" | "approval_expired"
             | "grant_exhausted" => Self::Approval,
-            "policy_error" | "audit_unavailable" => Self::Fault,
+            "policy_error" | "policy_busy" | "policy_budget" | "audit_unavailable" => Self::Fault,
             // Every other refusal reason is policy's: `policy_deny`,
             // `no_policy`, `task_ended`, `task_invalid` — and any reason
             // a newer gateway adds is counted here, never dropped.

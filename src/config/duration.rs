@@ -19,6 +19,18 @@ pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error
     parse(&text).map_err(D::Error::custom)
 }
 
+/// serde `with = "duration::option"`: an optional duration string
+/// (with `#[serde(default)]`).
+pub mod option {
+    use std::time::Duration;
+
+    use serde::Deserializer;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        super::deserialize(d).map(Some)
+    }
+}
+
 /// Parses a duration. Errors quote the text and show the accepted forms.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let trimmed = text.trim();

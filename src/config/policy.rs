@@ -27,14 +27,16 @@ pub struct PolicyLimits {
     /// Reload when a module file or its vectors change on disk.
     #[serde(default = "default_true")]
     pub watch: bool,
-    /// Decisions that may wait for a slow module's thread; one more is
-    /// denied at once with `policy_busy`.
+    /// Decisions that may wait for one slow module (each slow module has
+    /// its own queue, served in turn); one more is denied at once with
+    /// `policy_busy`.
     #[serde(default = "PolicyLimits::default_max_queued")]
     pub max_queued: usize,
     /// Policy time one request (a batch, and any list it returns) may use;
-    /// its decisions past it are denied with `policy_budget`.
-    #[serde(default = "PolicyLimits::default_request_budget", with = "duration")]
-    pub request_budget: Duration,
+    /// its decisions past it are denied with `policy_budget`. Default: ten
+    /// times `deadline` (see [`PolicyLimits::request_budget`]).
+    #[serde(default, with = "duration::option")]
+    pub request_budget: Option<Duration>,
     /// Threads that run slow modules (default: half the cores, at least
     /// one). Read at start-up.
     #[serde(default)]
@@ -51,8 +53,12 @@ impl PolicyLimits {
     fn default_max_queued() -> usize {
         64
     }
-    fn default_request_budget() -> Duration {
-        Duration::from_millis(100)
+
+    /// The policy time one request may use: as configured, or ten times
+    /// the deadline (ten modules run to their deadline).
+    pub fn request_budget(&self) -> Duration {
+        self.request_budget
+            .unwrap_or(self.deadline.saturating_mul(10))
     }
 }
 
@@ -64,7 +70,7 @@ impl Default for PolicyLimits {
             cache_dir: None,
             watch: true,
             max_queued: Self::default_max_queued(),
-            request_budget: Self::default_request_budget(),
+            request_budget: None,
             workers: None,
         }
     }

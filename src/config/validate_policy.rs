@@ -26,7 +26,10 @@ pub(super) fn check(config: &Config, positions: &[usize], report: &mut dyn FnMut
             "must be between 1 and 100000".into(),
         );
     }
-    if limits.request_budget < limits.deadline || limits.request_budget > Duration::from_secs(60) {
+    if limits
+        .request_budget
+        .is_some_and(|b| b < limits.deadline || b > Duration::from_secs(60))
+    {
         report(
             "policy_limits.request_budget",
             format!(

@@ -129,8 +129,8 @@ pub struct PolicyModule {
     deadline_ticks: u64,
     max_memory: usize,
     flavor: Flavor,
-    /// Recent evaluation time, in ns: rises at once to a slow evaluation,
-    /// decays by an eighth of the gap with each quicker one.
+    /// Recent evaluation time, in ns: a moving average (see
+    /// [`PolicyModule::observe`]).
     cost_ns: AtomicU64,
 }
 
@@ -293,16 +293,19 @@ impl PolicyModule {
         self.cost_ns.load(Ordering::Relaxed) < INLINE_MAX.as_nanos() as u64
     }
 
-    /// Notes how long one evaluation took (see [`Self::runs_inline`]).
+    /// Notes how long one evaluation took (see [`Self::runs_inline`]): a
+    /// moving average over about the last sixteen runs, so one run that
+    /// the machine held up does not send a quick module to the pool, and a
+    /// module that runs to its deadline gets there after one or two.
     pub fn observe(&self, took: Duration) {
         let sample = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
         let _ = self
             .cost_ns
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cost| {
                 Some(if sample >= cost {
-                    sample
+                    cost.saturating_add((sample - cost) / 16)
                 } else {
-                    cost - (cost - sample) / 8
+                    cost - (cost - sample) / 16
                 })
             });
     }

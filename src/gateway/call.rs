@@ -122,7 +122,7 @@ impl Decider {
             spent: Mutex::new(Vec::new()),
             answered: AtomicBool::new(false),
             log,
-            budget: crate::decide::Budget::new(snapshot.policy_limits.request_budget),
+            budget: crate::decide::Budget::new(snapshot.policy_limits.request_budget()),
         }
     }
 

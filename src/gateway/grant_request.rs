@@ -129,7 +129,7 @@ impl Gateway {
             context: &context,
         };
         let deciding = std::time::Instant::now();
-        let budget = crate::decide::Budget::new(snapshot.policy_limits.request_budget);
+        let budget = crate::decide::Budget::new(snapshot.policy_limits.request_budget());
         let mut decision = snapshot.policy.decide(&input, &budget).await;
         let decide = deciding.elapsed();
         if decision.evidence.is_empty() {

@@ -5,6 +5,7 @@
 mod cache;
 mod grant_checks;
 mod hostile;
+mod isolation;
 mod reload;
 
 use std::path::{Path, PathBuf};

@@ -53,6 +53,8 @@ fn refusals_are_classed() {
         assert_eq!(Class::of(r), Class::Policy, "{r}");
     }
     assert_eq!(Class::of("policy_error"), Class::Fault);
+    assert_eq!(Class::of("policy_busy"), Class::Fault);
+    assert_eq!(Class::of("policy_budget"), Class::Fault);
 }
 
 #[test]
