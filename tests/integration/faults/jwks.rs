@@ -69,7 +69,16 @@ async fn known_keys_outlive_a_flapping_jwks_and_unknown_kids_fail_closed() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 
     // Garbage of every shape, each met by the background refresh: A stays.
-    let garbage: [(&str, Option<&'static str>, Option<serde_json::Value>); 6] = [
+    // A key set padded past the 512 KiB a JWKS may have.
+    let huge: &'static str = Box::leak(
+        format!(
+            "{{\"keys\": [], \"padding\": \"{}\"}}",
+            "x".repeat(600 * 1024)
+        )
+        .into_boxed_str(),
+    );
+    let garbage: [(&str, Option<&'static str>, Option<serde_json::Value>); 7] = [
+        ("a document over the size limit", Some(huge), None),
         (
             "an HTML error page",
             Some("<html><body>502 Bad Gateway</body></html>"),
@@ -153,6 +162,6 @@ async fn known_keys_outlive_a_flapping_jwks_and_unknown_kids_fail_closed() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(common::metric(&gw, keys).await, 2.0);
     assert!(common::metric(&gw, &jwks_fetches("flap", "ok")).await >= 2.0);
-    assert!(errors >= 8.0, "every fault was met: {errors}");
+    assert!(errors >= 9.0, "every fault was met: {errors}");
     drop(back);
 }

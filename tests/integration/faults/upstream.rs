@@ -38,17 +38,11 @@ async fn upstream_killed_mid_stream_ends_the_callers_stream() {
 
     py.signal("KILL");
     py.wait_gone().await;
-    let killed = Instant::now();
     let end = read_to_end(&mut body, &mut got, Duration::from_secs(5)).await;
     let text = String::from_utf8_lossy(&got).into_owned();
     assert!(
         matches!(end, End::Cut),
         "a stream whose upstream died must not look complete: {end:?}, {text}"
-    );
-    assert!(
-        killed.elapsed() < Duration::from_secs(2),
-        "{:?}",
-        killed.elapsed()
     );
     let messages = sse_messages(text.trim_end_matches(|c| c != '\n'));
     assert!(!messages.is_empty(), "{text}");
