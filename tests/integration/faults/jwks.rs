@@ -1,5 +1,6 @@
 //! A flapping JWKS endpoint: up, serving garbage of every shape, down
-//! (nothing listening on its port), and up again with a rotated key set —
+//! (nothing listening on its port), hanging (accepting, never answering),
+//! and up again with a rotated key set —
 //! while the gateway refreshes it in the background. Tokens signed by the
 //! keys it already has keep working throughout, an unknown `kid` is refused
 //! every time (fail closed), and the new key works once it is back.
@@ -144,6 +145,23 @@ async fn known_keys_outlive_a_flapping_jwks_and_unknown_kids_fail_closed() {
     }
     errors = wait_for_errors(&gw, errors).await;
 
+    // Hanging: the port accepts connections and never answers. While the
+    // background refresh waits on it, the known key still answers at once.
+    let hang = hanging(bind).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let r = call(&gw.url("/mcp"), &token_a).await;
+        assert_eq!(r.status, StatusCode::OK, "JWKS hanging: {}", r.text());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a known key waited on the hanging JWKS: {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(hang.accepted() >= 1, "the refresh reached the hanging port");
+    drop(hang);
+
     // Up again on the same port, rotated to A and B: B works, A still does.
     served.lock().unwrap().raw = None;
     served.lock().unwrap().doc = Some(svid_jwks(&[&a, &b]));
@@ -164,4 +182,46 @@ async fn known_keys_outlive_a_flapping_jwks_and_unknown_kids_fail_closed() {
     assert!(common::metric(&gw, &jwks_fetches("flap", "ok")).await >= 2.0);
     assert!(errors >= 9.0, "every fault was met: {errors}");
     drop(back);
+}
+
+/// A listener on `addr` that accepts connections and never answers; they
+/// close when it is dropped.
+struct Hanging {
+    task: tokio::task::JoinHandle<()>,
+    accepted: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Hanging {
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Hanging {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn hanging(addr: std::net::SocketAddr) -> Hanging {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let listener = loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => break l,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "cannot bind {addr} again: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    Hanging { task, accepted }
 }
