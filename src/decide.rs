@@ -139,6 +139,9 @@ pub enum Reason {
     NeedsApproval,
     /// A module failed (trap, deadline, memory, bad output): fail closed.
     PolicyError,
+    /// Policy allowed by a counted grant whose use could not be recorded
+    /// (the task store is not writable): fail closed.
+    StoreUnavailable,
     /// The call's task was completed, cancelled or expired.
     TaskEnded,
     /// The call names a task that does not exist or is not this caller's.
@@ -169,6 +172,7 @@ impl Reason {
             Self::PolicyDeny => "policy_deny",
             Self::NeedsApproval => "needs_approval",
             Self::PolicyError => "policy_error",
+            Self::StoreUnavailable => "store_unavailable",
             Self::TaskEnded => "task_ended",
             Self::TaskInvalid => "task_invalid",
             Self::GrantExhausted => "grant_exhausted",

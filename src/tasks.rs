@@ -120,10 +120,12 @@ impl Tasks {
             recent_calls: config.recent_calls,
             max_pending_per_task: approvals.max_pending_per_task,
         };
+        let health = crate::store::disk::health::StoreHealth::new(registry);
         let store = match &config.store {
             Some(path) => {
                 let journal = crate::store::disk::redb::RedbJournal::open(path)
                     .map_err(crate::store::Error::from)?;
+                let journal = crate::store::disk::health::Watched::new(journal, health);
                 let store = crate::store::MemoryStore::open(Arc::new(journal), limits)?;
                 tracing::info!(path = %path.display(), "task store opened");
                 store

@@ -93,7 +93,7 @@ async fn use_named_grants(call: &Call<'_>, mut decision: Decision) -> Decision {
         let known = call.grants.iter().find(|g| g.id == id);
         match consume(call.tasks, &id, known).await {
             Ok(grant) => decision.grant = Some(grant.id),
-            Err(why) => return refuse(decision, Reason::GrantExhausted, why),
+            Err((reason, why)) => return refuse(decision, reason, why),
         }
     }
     decision
@@ -110,7 +110,7 @@ async fn approval(call: &Call<'_>, mut decision: Decision) -> Decision {
     if let Some(grant) = approved {
         return match consume(call.tasks, &grant.id, Some(grant)).await {
             Ok(grant) => allow_approved(decision, grant),
-            Err(why) => refuse(decision, Reason::GrantExhausted, why),
+            Err((reason, why)) => refuse(decision, reason, why),
         };
     }
     let Some(task) = call.live.task() else {
@@ -183,7 +183,7 @@ async fn approval(call: &Call<'_>, mut decision: Decision) -> Decision {
             match grant_id {
                 Some(id) => match consume(call.tasks, &id, None).await {
                     Ok(grant) => allow_approved(decision, grant),
-                    Err(why) => refuse(decision, Reason::GrantExhausted, why),
+                    Err((reason, why)) => refuse(decision, reason, why),
                 },
                 None => refuse(
                     decision,
@@ -281,8 +281,14 @@ fn hop(known: Option<&Grant>) -> Hop {
 
 /// One use of a grant: on this thread for an unlimited grant, off the async
 /// threads for a counted one (a counted use is journaled). `known` is the
-/// grant as policy saw it, if the caller has it.
-async fn consume(tasks: &Arc<Tasks>, id: &str, known: Option<&Grant>) -> Result<Grant, String> {
+/// grant as policy saw it, if the caller has it. A use that cannot be
+/// recorded (the store is not writable) is not granted: `store_unavailable`,
+/// without the store's own error (logged and counted where it happened).
+async fn consume(
+    tasks: &Arc<Tasks>,
+    id: &str,
+    known: Option<&Grant>,
+) -> Result<Grant, (Reason, String)> {
     let used = match hop(known) {
         Hop::Inline => Ok(tasks.store().consume(id, now_ms())),
         Hop::Blocking => {
@@ -297,8 +303,15 @@ async fn consume(tasks: &Arc<Tasks>, id: &str, known: Option<&Grant>) -> Result<
                 .count(crate::tasks::events::Event::GrantUsed, 1);
             Ok(grant)
         }
-        Ok(Err(e)) => Err(format!("grant {id}: {e}")),
-        Err(_) => Err(format!("grant {id} could not be counted")),
+        Ok(Err(crate::store::Error::Durable(_))) => Err((
+            Reason::StoreUnavailable,
+            format!("grant {id}: its use cannot be recorded now (the task store is not writable)"),
+        )),
+        Ok(Err(e)) => Err((Reason::GrantExhausted, format!("grant {id}: {e}"))),
+        Err(_) => Err((
+            Reason::GrantExhausted,
+            format!("grant {id} could not be counted"),
+        )),
     }
 }
 

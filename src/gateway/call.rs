@@ -213,6 +213,7 @@ fn unknown_method_default(mut decision: Decision, method: &str) -> Decision {
         | Reason::PolicyDeny
         | Reason::NeedsApproval
         | Reason::PolicyError
+        | Reason::StoreUnavailable
         | Reason::TaskEnded
         | Reason::TaskInvalid
         | Reason::GrantExhausted

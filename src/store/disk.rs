@@ -2,6 +2,7 @@
 //! written to before it is applied in memory, and read back whole at
 //! start-up. The embedded implementation is [`redb::RedbJournal`].
 
+pub mod health;
 pub mod redb;
 
 use std::fmt;

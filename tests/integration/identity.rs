@@ -6,7 +6,7 @@
 mod accept;
 mod clients;
 mod hostile;
-mod jwks;
+pub(crate) mod jwks;
 mod metadata;
 mod sessions;
 
@@ -22,21 +22,21 @@ use crate::common::upstream::{self, FakeUpstream};
 use crate::common::{self, Reply, TestGateway};
 
 /// `iss` of the SPIFFE-mode issuer (`spire`, trust domain `example.org`).
-const SPIRE: &str = "https://spire.test";
+pub(crate) const SPIRE: &str = "https://spire.test";
 /// `iss` of the OAuth-mode issuer (`idp`).
 const IDP: &str = "https://idp.test";
 /// `server.public_url` of every gateway here.
-const PUBLIC: &str = "https://gw.test";
-const AGENT: &str = "spiffe://example.org/agent";
+pub(crate) const PUBLIC: &str = "https://gw.test";
+pub(crate) const AGENT: &str = "spiffe://example.org/agent";
 const USER: &str = "user:alice";
 
-fn toml_path(p: &Path) -> String {
+pub(crate) fn toml_path(p: &Path) -> String {
     format!("'{}'", p.display())
 }
 
 /// The `[server]` and `[admin]` tables: port 0 and a fixed public URL, so
 /// default audiences and metadata URLs are known in advance.
-fn server() -> String {
+pub(crate) fn server() -> String {
     format!(
         "[server]\nbind = \"127.0.0.1:0\"\ndrain_timeout = \"2s\"\npublic_url = \"{PUBLIC}\"\n\
          [admin]\nbind = \"127.0.0.1:0\"\n"
@@ -45,7 +45,7 @@ fn server() -> String {
 
 /// One `[[routes]]` table that allows every call, with `auth` (the body of
 /// its `[routes.auth]` table) when given.
-fn route(name: &str, path: &str, upstream: &str, auth: Option<&str>) -> String {
+pub(crate) fn route(name: &str, path: &str, upstream: &str, auth: Option<&str>) -> String {
     let mut out = format!(
         "\n[[routes]]\nname = \"{name}\"\npath = \"{path}\"\nupstream = \"{upstream}\"\n\
          default_decision = \"allow\"\n"
@@ -59,7 +59,7 @@ fn route(name: &str, path: &str, upstream: &str, auth: Option<&str>) -> String {
 }
 
 /// The metadata URL a route at `path` advertises.
-fn metadata_url(path: &str) -> String {
+pub(crate) fn metadata_url(path: &str) -> String {
     format!("{PUBLIC}/.well-known/oauth-protected-resource{path}")
 }
 
@@ -132,7 +132,7 @@ fn write_json(path: &PathBuf, value: &Value) {
 }
 
 /// An upstream answering every JSON-RPC request with an empty tools list.
-async fn echo_upstream() -> FakeUpstream {
+pub(crate) async fn echo_upstream() -> FakeUpstream {
     FakeUpstream::start(|seen| async move {
         let req: Value = serde_json::from_slice(&seen.body).unwrap_or_default();
         upstream::json(
@@ -152,14 +152,14 @@ fn bearer(token: &str) -> String {
 }
 
 /// POSTs `tools/list` to `url` with `Authorization: Bearer <token>`.
-async fn call(url: &str, token: &str) -> Reply {
+pub(crate) async fn call(url: &str, token: &str) -> Reply {
     let auth = bearer(token);
     common::post_mcp(url, &[("authorization", auth.as_str())], &tools_list(1)).await
 }
 
 /// What a refusal by the identify stage must look like.
 #[derive(Debug, Clone, Copy)]
-struct Refused<'a> {
+pub(crate) struct Refused<'a> {
     status: StatusCode,
     /// The challenge's `error`; `None` for a request without credentials.
     error: Option<&'a str>,
@@ -173,7 +173,7 @@ struct Refused<'a> {
 
 impl<'a> Refused<'a> {
     /// A 401 `invalid_token`.
-    fn token(reason: &'a str, description: &'a str) -> Self {
+    pub(crate) fn token(reason: &'a str, description: &'a str) -> Self {
         Self {
             status: StatusCode::UNAUTHORIZED,
             error: Some("invalid_token"),
@@ -196,7 +196,7 @@ impl<'a> Refused<'a> {
 /// `metadata`) and the JSON body of a refusal, and that none of `secrets`
 /// (the token, its signature, ...) appears anywhere in the answer.
 #[track_caller]
-fn assert_refused(r: &Reply, metadata: &str, want: Refused<'_>, secrets: &[&str]) {
+pub(crate) fn assert_refused(r: &Reply, metadata: &str, want: Refused<'_>, secrets: &[&str]) {
     let context = format!("want {want:?}, got {} {}", r.status, r.text());
     assert_eq!(r.status, want.status, "{context}");
     let challenge = r

@@ -14,6 +14,7 @@ mod console;
 mod dashboards;
 mod demo_peers;
 mod edge;
+mod faults;
 mod fuzz_smoke;
 mod identity;
 mod modern;

@@ -4,11 +4,15 @@ use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
 use super::*;
+use crate::store::disk::{Durable, Error as DiskError, Image, Key, Record};
 use crate::store::memory::StoreLimits;
 use crate::store::{GrantSource, MemoryStore, Store, Task, TaskState};
 
 fn tasks_with_grant(max_uses: Option<u64>) -> (Arc<Tasks>, Grant) {
-    let store = MemoryStore::in_memory(StoreLimits::default());
+    with_grant(MemoryStore::in_memory(StoreLimits::default()), max_uses)
+}
+
+fn with_grant(store: MemoryStore, max_uses: Option<u64>) -> (Arc<Tasks>, Grant) {
     let now = now_ms();
     store
         .create_task(Task {
@@ -81,8 +85,49 @@ async fn a_counted_grant_still_runs_out() {
     for _ in 0..2 {
         consume(&tasks, &grant.id, Some(&grant)).await.unwrap();
     }
-    let why = consume(&tasks, &grant.id, Some(&grant)).await.unwrap_err();
+    let (reason, why) = consume(&tasks, &grant.id, Some(&grant)).await.unwrap_err();
+    assert_eq!(reason, Reason::GrantExhausted);
     assert!(why.starts_with("grant grant_1:"), "{why}");
+}
+
+/// A journal that takes writes until its disk is full.
+#[derive(Debug, Default)]
+struct Filling(std::sync::atomic::AtomicBool);
+
+impl Durable for Filling {
+    fn load(&self) -> Result<Image, DiskError> {
+        Ok(Image::default())
+    }
+
+    fn write(&self, _: &[Record], _: &[Key]) -> Result<(), DiskError> {
+        if self.0.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(DiskError::Write(
+                "/var/lib/toolgate/tasks.redb: commit: No space left on device".into(),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_counted_use_that_cannot_be_recorded_is_refused_as_store_unavailable() {
+    let journal = Arc::new(Filling::default());
+    let store = MemoryStore::open(Arc::clone(&journal) as _, StoreLimits::default()).unwrap();
+    let (tasks, grant) = with_grant(store, Some(3));
+    journal.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (reason, why) = consume(&tasks, &grant.id, Some(&grant)).await.unwrap_err();
+    assert_eq!(reason, Reason::StoreUnavailable);
+    assert!(why.contains("cannot be recorded"), "{why}");
+    assert!(
+        !why.contains("/var/lib"),
+        "the agent never sees the store's path: {why}"
+    );
+    assert_eq!(
+        tasks.store().grant(&grant.id).unwrap().uses,
+        0,
+        "not counted"
+    );
 }
 
 #[tokio::test]

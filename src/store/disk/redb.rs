@@ -1,14 +1,21 @@
 //! Task-context stage, durability: the embedded journal on redb. One table
 //! per record kind (key: the record's id, value: its JSON), a format marker
 //! in `meta`, and one fsynced write transaction per [`Durable::write`].
+//!
+//! After an I/O failure (disk full, file system gone read-only) redb
+//! refuses every later transaction until the file is opened again, so the
+//! journal reopens it — at most once a [`REOPEN_EVERY`] — and writes work
+//! again as soon as the disk does, without a restart.
 
 use std::fmt;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
 use ::redb::{
-    Builder, Database, DatabaseError, Durability, ReadTransaction, ReadableDatabase, ReadableTable,
-    StorageError, TableDefinition, TableError, WriteTransaction,
+    Builder, CommitError, Database, DatabaseError, Durability, ReadTransaction, ReadableDatabase,
+    ReadableTable, StorageError, TableDefinition, TableError, WriteTransaction,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -40,10 +47,25 @@ const ACTIVITY: usize = 3;
 /// Page cache; the journal is read whole once at start-up, then only written.
 const CACHE_BYTES: usize = 16 * 1024 * 1024;
 
+/// How often a journal whose file failed is opened again (each attempt
+/// verifies the whole file): writes in between are refused at once.
+pub const REOPEN_EVERY: Duration = Duration::from_secs(1);
+
 /// The redb journal. Writers are serialized by redb; readers never block them.
 pub struct RedbJournal {
-    db: Database,
+    /// `None` while a reopen after a failure has not yet succeeded. Every
+    /// transaction holds the read lock; only a reopen takes the write lock.
+    db: RwLock<Option<Database>>,
     path: PathBuf,
+    /// Set by an I/O failure (redb then refuses every transaction): when the
+    /// last reopen was tried, if one was.
+    failed: Mutex<Option<Failed>>,
+}
+
+/// A journal whose file failed, waiting to be opened again.
+#[derive(Debug, Clone, Copy)]
+struct Failed {
+    last_try: Option<Instant>,
 }
 
 // === impl RedbJournal ===
@@ -62,16 +84,10 @@ impl RedbJournal {
             std::fs::create_dir_all(dir)
                 .map_err(|e| open_err(format!("cannot create directory {}: {e}", dir.display())))?;
         }
-        // Verify every page on open: a file damaged outside redb is refused
-        // instead of trusted (a plain open may panic on one).
-        let db = Builder::new()
-            .set_cache_size(CACHE_BYTES)
-            .set_check_integrity_on_open(true)
-            .create(path)
-            .map_err(|e| open_err(open_detail(e)))?;
         let journal = Self {
-            db,
+            db: RwLock::new(Some(open_db(path).map_err(open_err)?)),
             path: path.to_path_buf(),
+            failed: Mutex::new(None),
         };
         journal.check_format().map_err(open_err)?;
         Ok(journal)
@@ -85,7 +101,8 @@ impl RedbJournal {
     /// Stamps a new file with [`FORMAT_VERSION`] and creates its tables;
     /// refuses a file with another version or without a marker.
     fn check_format(&self) -> Result<(), String> {
-        let txn = self.begin_write()?;
+        let db = self.db().map_err(|e| e.to_string())?;
+        let txn = self.begin_write(&db)?;
         let found = {
             let meta = txn.open_table(META).map_err(|e| table_detail("meta", e))?;
             let found = meta
@@ -124,12 +141,70 @@ impl RedbJournal {
             .map_err(|e| format!("cannot commit the format marker: {e}"))
     }
 
+    /// The open database, reopened first if a failure closed it and the
+    /// last attempt is [`REOPEN_EVERY`] old. Held for a whole transaction.
+    fn db(&self) -> Result<Open<'_>, Error> {
+        let failed = *self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(failed) = failed {
+            if failed.last_try.is_some_and(|t| t.elapsed() < REOPEN_EVERY) {
+                return Err(Error::Write(format!(
+                    "{}: unwritable since an earlier I/O error; reopened at most every {REOPEN_EVERY:?}",
+                    self.path.display()
+                )));
+            }
+            self.reopen();
+        }
+        let guard = self.db.read().unwrap_or_else(PoisonError::into_inner);
+        if guard.is_none() {
+            return Err(Error::Write(format!(
+                "{}: not open since an earlier I/O error",
+                self.path.display()
+            )));
+        }
+        Ok(Open(guard))
+    }
+
+    /// Drops the failed database and opens the file again (redb recovers
+    /// the last committed state); on failure, tries again later.
+    fn reopen(&self) {
+        let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(state) = failed.as_mut() else {
+            return; // another writer reopened it meanwhile
+        };
+        state.last_try = Some(Instant::now());
+        // The file lock is released with the old handle, before the new one takes it.
+        drop(db.take());
+        match open_db(&self.path) {
+            Ok(fresh) => {
+                *db = Some(fresh);
+                *failed = None;
+                tracing::info!(path = %self.path.display(), "task store reopened after an I/O error: writes work again");
+            }
+            Err(detail) => {
+                tracing::warn!(path = %self.path.display(), "task store still unwritable: {detail}");
+            }
+        }
+    }
+
+    /// Notes a failed transaction: after an I/O error redb refuses every
+    /// later one on this handle, so the next write reopens the file.
+    fn note_failure(&self, e: Option<&StorageError>) {
+        if matches!(e, Some(StorageError::Io(_) | StorageError::PreviousIo)) {
+            let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+            failed.get_or_insert(Failed { last_try: None });
+        }
+    }
+
     /// A write transaction that is durable (fsynced) when `commit` returns.
-    fn begin_write(&self) -> Result<WriteTransaction, String> {
-        let mut txn = self
-            .db
-            .begin_write()
-            .map_err(|e| format!("cannot begin a write transaction: {e}"))?;
+    fn begin_write(&self, db: &Open<'_>) -> Result<WriteTransaction, String> {
+        let mut txn = db.get().begin_write().map_err(|e| {
+            self.note_failure(match &e {
+                ::redb::TransactionError::Storage(s) => Some(s),
+                _ => None,
+            });
+            format!("cannot begin a write transaction: {e}")
+        })?;
         txn.set_durability(Durability::Immediate)
             .map_err(|e| format!("cannot make the transaction durable: {e}"))?;
         Ok(txn)
@@ -172,8 +247,9 @@ impl RedbJournal {
 
 impl Durable for RedbJournal {
     fn load(&self) -> Result<Image, Error> {
-        let txn = self
-            .db
+        let db = self.db()?;
+        let txn = db
+            .get()
             .begin_read()
             .map_err(|e| self.read_err("begin transaction", e))?;
         let tasks = self.read_table(&txn, TASKS)?;
@@ -205,22 +281,28 @@ impl Durable for RedbJournal {
             });
         }
         // Dropping `txn` on any error below aborts it: all or nothing.
+        let db = self.db()?;
         let txn = self
-            .begin_write()
+            .begin_write(&db)
             .map_err(|detail| Error::Write(format!("{}: {detail}", self.path.display())))?;
         {
             let mut open = Vec::with_capacity(TABLES.len());
             for (name, def) in TABLES {
-                let table = txn
-                    .open_table(def)
-                    .map_err(|e| self.write_err(&format!("open table {name}"), e))?;
+                let table = txn.open_table(def).map_err(|e| {
+                    self.note_failure(match &e {
+                        TableError::Storage(s) => Some(s),
+                        _ => None,
+                    });
+                    self.write_err(&format!("open table {name}"), e)
+                })?;
                 open.push(table);
             }
             for (kind, id, bytes) in &encoded {
                 let name = TABLES[*kind].0;
-                open[*kind]
-                    .insert(*id, bytes.as_slice())
-                    .map_err(|e| self.write_err(&format!("put {name}/{id}"), e))?;
+                open[*kind].insert(*id, bytes.as_slice()).map_err(|e| {
+                    self.note_failure(Some(&e));
+                    self.write_err(&format!("put {name}/{id}"), e)
+                })?;
             }
             for key in delete {
                 let (kind, id) = match key {
@@ -230,12 +312,19 @@ impl Durable for RedbJournal {
                     Key::Activity(id) => (ACTIVITY, id),
                 };
                 let name = TABLES[kind].0;
-                open[kind]
-                    .remove(id.as_str())
-                    .map_err(|e| self.write_err(&format!("delete {name}/{id}"), e))?;
+                open[kind].remove(id.as_str()).map_err(|e| {
+                    self.note_failure(Some(&e));
+                    self.write_err(&format!("delete {name}/{id}"), e)
+                })?;
             }
         }
-        txn.commit().map_err(|e| self.write_err("commit", e))
+        txn.commit().map_err(|e| {
+            self.note_failure(match &e {
+                CommitError::Storage(s) => Some(s),
+                _ => None,
+            });
+            self.write_err("commit", e)
+        })
     }
 }
 
@@ -247,7 +336,29 @@ impl fmt::Debug for RedbJournal {
     }
 }
 
+/// The database a transaction runs on, held open (no reopen) until dropped.
+struct Open<'a>(RwLockReadGuard<'a, Option<Database>>);
+
+impl Open<'_> {
+    fn get(&self) -> &Database {
+        self.0
+            .as_ref()
+            .expect("RedbJournal::db hands out a guard only over an open database")
+    }
+}
+
 // === helpers ===
+
+/// Opens (or creates) the file, verifying every page: a file damaged
+/// outside redb is refused instead of trusted (a plain open may panic on
+/// one), and one left mid-commit by a crash or an I/O error is recovered.
+fn open_db(path: &Path) -> Result<Database, String> {
+    Builder::new()
+        .set_cache_size(CACHE_BYTES)
+        .set_check_integrity_on_open(true)
+        .create(path)
+        .map_err(open_detail)
+}
 
 fn to_json(id: &str, value: &impl Serialize) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(value).map_err(|e| Error::Write(format!("cannot encode {id}: {e}")))

@@ -90,6 +90,25 @@ impl PyServer {
         format!("http://127.0.0.1:{}/mcp", self.port)
     }
 
+    /// Sends a signal by name (`KILL`, `STOP`, `CONT`) with `kill`.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().expect("the server is still running");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{name} {pid} failed");
+    }
+
+    /// Waits (up to 10 s) until the process is gone.
+    pub async fn wait_gone(&mut self) {
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("the server exits within 10s")
+            .expect("reaped");
+    }
+
     /// Every HTTP request the server received: `{method, path, headers}`.
     pub fn requests(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.header_log)

@@ -34,10 +34,15 @@ impl ServeDir {
 
     /// With more TOML appended (tables such as `[admin.tls]`).
     pub fn with(extra: &str) -> Self {
+        Self::draining("1s", extra)
+    }
+
+    /// Like [`ServeDir::with`], with `server.drain_timeout = drain`.
+    pub fn draining(drain: &str, extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = dir.path().join("tasks.redb");
         let text = format!(
-            "[server]\nbind = \"127.0.0.1:0\"\ndrain_timeout = \"1s\"\n\n\
+            "[server]\nbind = \"127.0.0.1:0\"\ndrain_timeout = \"{drain}\"\n\n\
              [admin]\nbind = \"127.0.0.1:0\"\n\n\
              [[admin.tokens]]\nname = \"ops\"\nrole = \"operator\"\nsha256 = \"{}\"\n\n\
              [[admin.tokens]]\nname = \"watcher\"\nrole = \"viewer\"\nsha256 = \"{}\"\n\n\
@@ -63,7 +68,22 @@ impl ServeDir {
     pub fn start(&self) -> ServerProcess {
         ServerProcess::start(&self.config())
     }
+
+    /// Starts it with SIGXFSZ ignored, so that a file-size limit set later
+    /// ([`ServerProcess::limit_file_size`]) fails its writes with EFBIG, as
+    /// a full disk fails them with ENOSPC, instead of killing it.
+    pub fn start_sizable(&self) -> ServerProcess {
+        let mut command = Command::new("sh");
+        command
+            .args(["-c", "trap '' XFSZ; exec \"$0\" \"$@\"", BIN])
+            .args(SERVE_ARGS)
+            .arg(self.config());
+        ServerProcess::spawn(command)
+    }
 }
+
+/// `toolgate serve` with JSON logs; the config path follows.
+const SERVE_ARGS: [&str; 6] = ["serve", "--log-format", "json", "--log", "info", "--config"];
 
 /// A running `toolgate serve`.
 pub struct ServerProcess {
@@ -76,9 +96,13 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts the binary and waits (up to 30 s) until it says where it listens.
     pub fn start(config: &Path) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--log-format", "json", "--log", "info", "--config"])
-            .arg(config)
+        let mut command = Command::new(BIN);
+        command.args(SERVE_ARGS).arg(config);
+        Self::spawn(command)
+    }
+
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .env_remove("TOOLGATE_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -134,6 +158,34 @@ impl ServerProcess {
             .status()
             .expect("kill runs");
         assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits up to `within` for the process to exit on its own; its status,
+    /// or `None` if it is still running.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sets (or with `None` lifts) the process's file-size limit: a write
+    /// at or past `bytes` into any file then fails (`prlimit`, util-linux).
+    pub fn limit_file_size(&self, bytes: Option<u64>) {
+        let soft = bytes.map_or_else(|| "unlimited".to_owned(), |b| b.to_string());
+        let status = Command::new("prlimit")
+            .arg("--pid")
+            .arg(self.child.id().to_string())
+            .arg(format!("--fsize={soft}:unlimited"))
+            .status()
+            .expect("prlimit runs");
+        assert!(status.success(), "prlimit --fsize={soft} failed");
     }
 
     /// SIGKILL: no drain, no shutdown hooks, no flush.

@@ -16,13 +16,13 @@ use crate::common::tokens::claims;
 use crate::common::upstream::closed_port;
 
 /// A test CA, and a server certificate it issued for the IP 127.0.0.1.
-struct Pki {
+pub(crate) struct Pki {
     dir: TempDir,
     server: Arc<rustls::ServerConfig>,
 }
 
 impl Pki {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         toolgate::install_crypto_provider();
         let dir = tempfile::tempdir().expect("tempdir");
         let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
@@ -57,7 +57,7 @@ impl Pki {
         Self { dir, server }
     }
 
-    fn ca_file(&self) -> PathBuf {
+    pub(crate) fn ca_file(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
     }
 }
@@ -65,22 +65,36 @@ impl Pki {
 /// What the JWKS server answers: a document (with an optional
 /// `Cache-Control`) or, with `None`, a 500.
 #[derive(Clone, Default)]
-struct Served {
-    doc: Option<Value>,
-    cache_control: Option<&'static str>,
+pub(crate) struct Served {
+    pub(crate) doc: Option<Value>,
+    pub(crate) cache_control: Option<&'static str>,
+    /// Served as-is with a 200 instead of `doc` (garbage, to see it refused).
+    pub(crate) raw: Option<&'static str>,
 }
 
-type Shared = Arc<Mutex<Served>>;
+pub(crate) type Shared = Arc<Mutex<Served>>;
 
 /// An HTTPS JWKS server answering each path from its entry in `docs`.
 async fn jwks_server(pki: &Pki, docs: Vec<(&'static str, Shared)>) -> FakeUpstream {
-    FakeUpstream::start_tls(Arc::clone(&pki.server), move |seen| {
+    jwks_server_at(pki, "127.0.0.1:0".parse().unwrap(), docs).await
+}
+
+/// [`jwks_server`] on `bind` (a port a stopped one used, to bring it back).
+pub(crate) async fn jwks_server_at(
+    pki: &Pki,
+    bind: std::net::SocketAddr,
+    docs: Vec<(&'static str, Shared)>,
+) -> FakeUpstream {
+    FakeUpstream::start_tls_at(bind, Arc::clone(&pki.server), move |seen| {
         let served = docs
             .iter()
             .find(|(path, _)| *path == seen.uri.path())
             .map(|(_, s)| s.lock().unwrap().clone())
             .unwrap_or_default();
         async move {
+            if let Some(raw) = served.raw {
+                return upstream::with_type(200, "application/json", raw);
+            }
             match served.doc {
                 None => upstream::with_type(500, "text/plain", "JWKS unavailable\n"),
                 Some(doc) => {
@@ -106,7 +120,7 @@ fn fetches(server: &FakeUpstream, path: &str) -> usize {
 }
 
 /// A SPIFFE issuer fetching its JWT-SVID bundle from `url`.
-fn url_issuer(name: &str, url: &str, ca: Option<&Path>, refresh: &str) -> String {
+pub(crate) fn url_issuer(name: &str, url: &str, ca: Option<&Path>, refresh: &str) -> String {
     let mut out = format!(
         "\n[[issuers]]\nname = \"{name}\"\nissuer = \"{SPIRE}\"\nmode = \"spiffe\"\n\
          trust_domains = [\"example.org\"]\njwks_url = \"{url}\"\n\
@@ -118,12 +132,12 @@ fn url_issuer(name: &str, url: &str, ca: Option<&Path>, refresh: &str) -> String
     out
 }
 
-fn svid_jwks(keys: &[&Key]) -> Value {
+pub(crate) fn svid_jwks(keys: &[&Key]) -> Value {
     let keys: Vec<(&Key, Option<&str>)> = keys.iter().map(|k| (*k, Some("jwt-svid"))).collect();
     tokens::jwks(&keys)
 }
 
-fn jwks_fetches(issuer: &str, result: &str) -> String {
+pub(crate) fn jwks_fetches(issuer: &str, result: &str) -> String {
     format!("toolgate_jwks_fetches_total{{issuer=\"{issuer}\",result=\"{result}\"}}")
 }
 
@@ -141,6 +155,7 @@ async fn keys_rotate_over_https_and_survive_a_failing_jwks_server() {
     let served: Shared = Arc::new(Mutex::new(Served {
         doc: Some(svid_jwks(&[&a])),
         cache_control: None,
+        raw: None,
     }));
     let origin = jwks_server(&pki, vec![("/jwks", Arc::clone(&served))]).await;
     let up = echo_upstream().await;
@@ -322,6 +337,7 @@ async fn refresh_follows_max_age_and_the_spiffe_refresh_hint() {
         Arc::new(Mutex::new(Served {
             doc: Some(doc),
             cache_control,
+            raw: None,
         }))
     };
     let origin = jwks_server(
