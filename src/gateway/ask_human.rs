@@ -14,7 +14,7 @@ use crate::mcp::{Message, ToolCall};
 use crate::store::model::now_ms;
 
 /// `_meta` key of the capabilities a 2026-07-28 client declares per request.
-const CLIENT_CAPABILITIES_META: &str = "io.modelcontextprotocol/clientCapabilities";
+pub(super) const CLIENT_CAPABILITIES_META: &str = "io.modelcontextprotocol/clientCapabilities";
 
 impl Gateway {
     /// The call as it is to be decided and forwarded: if it carries a

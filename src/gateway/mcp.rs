@@ -2,14 +2,13 @@
 //! is every method the gateway does not know; refused ones are answered by
 //! the gateway, the rest forwarded.
 
+use super::ask_human::CLIENT_CAPABILITIES_META;
 use super::call::{Asked, Call};
 use super::mcp_tasks::Started;
 use super::watch::CallerWatch;
 use super::*;
 use crate::mcp::methods;
 
-/// `_meta` key of the capabilities a 2026-07-28 client declares per request.
-const CLIENT_CAPABILITIES_META: &str = "io.modelcontextprotocol/clientCapabilities";
 /// The tasks extension's identifier.
 const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
 
