@@ -323,6 +323,17 @@ pub fn method_refusal(id: &Value, method: &str, reason: &str, refusal: &str) -> 
     }})
 }
 
+/// The refusal of a request for a method toolgate knows and decides other
+/// than `tools/call` (the follow-ups of an MCP task): a JSON-RPC error
+/// keeping the request id, with the reason code and the method in `data`.
+pub fn request_refusal(id: &Value, method: &str, reason: &str, refusal: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {
+        "code": METHOD_REFUSED,
+        "message": refusal,
+        "data": {"reason": reason, "method": method},
+    }})
+}
+
 /// The JSON-RPC error for a malformed `tools/call`.
 pub fn invalid_params(id: &Value, what: &str) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32602, "message": what}})

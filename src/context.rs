@@ -213,6 +213,37 @@ impl Live {
         (wire, grants)
     }
 
+    /// The context for deciding a follow-up of an MCP task (`tasks/get`, …)
+    /// whose call was allowed by `kept`: counted like a call, and shown the
+    /// kept grant as long as it is not revoked or expired — with the use
+    /// its call spent still in hand, since the follow-up spends none.
+    pub fn for_follow_up(
+        &self,
+        store: &dyn Store,
+        route: &str,
+        tool: &str,
+        kept: &str,
+    ) -> (ContextWire, Vec<Grant>) {
+        let (mut wire, mut grants) = self.for_call(store, route, tool);
+        let Some(task) = self.task() else {
+            return (wire, grants);
+        };
+        let now = now_ms();
+        let Some(mut grant) = store.grant(kept).filter(|g| {
+            g.task_id == task.id && g.covers(route, tool) && !grants.iter().any(|l| l.id == g.id)
+        }) else {
+            return (wire, grants);
+        };
+        if let Some(max) = grant.max_uses {
+            grant.uses = grant.uses.min(max.saturating_sub(1));
+        }
+        if grant.is_live(now) {
+            grants.push(grant);
+            wire.grants = wire::grants(&grants);
+        }
+        (wire, grants)
+    }
+
     /// The context for deciding one call of `tool`: the call is counted in
     /// its task first (atomically), and policy sees the counters as they
     /// were just before it — so concurrent calls, and the calls of one

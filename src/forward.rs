@@ -125,7 +125,7 @@ pub async fn relay(
         .headers
         .get(header::CONTENT_ENCODING)
         .is_some_and(|v| v.as_bytes() != b"identity");
-    if encoded && edit.inspects() {
+    if encoded && edit.reads() {
         return Err(Problem::UpstreamMalformed {
             route: route.name.clone(),
             detail: "a compressed answer cannot be inspected (asked for identity)".into(),
@@ -143,6 +143,10 @@ pub async fn relay(
         return Ok(Response::from_parts(parts, edited.boxed_unsync()));
     }
     let json = content_type.starts_with("application/json");
+    if json && !edit.reads_json() {
+        // Nothing in a whole JSON answer to change or note: pass it as it is.
+        return Ok(Response::from_parts(parts, body.boxed_unsync()));
+    }
     let empty = parts.status == StatusCode::ACCEPTED || parts.status == StatusCode::NO_CONTENT;
     if !json && !empty {
         if !edit.inspects() {

@@ -11,10 +11,15 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::Value;
 
+mod approval_state;
+mod ask_human;
 mod call;
+mod follow_up;
 mod grant_request;
 mod mcp;
+mod mcp_tasks;
 mod session;
+mod watch;
 
 use call::{Asked, Call, Decider, request_facts};
 
@@ -43,6 +48,10 @@ pub struct Gateway {
     identifier: Identifier,
     policy_watch: std::sync::Mutex<Option<crate::decide::reload::PolicyWatch>>,
     tasks: Arc<Tasks>,
+    /// The MCP tasks (2026-07-28 tasks extension) callers started here.
+    mcp_tasks: Arc<mcp_tasks::McpTasks>,
+    /// Signs and checks the `requestState` of approvals asked through MCP.
+    approval_states: approval_state::ApprovalStates,
     /// Bumped by the admin API's config reload; `serve` waits on it like on SIGHUP.
     config_reload: tokio::sync::watch::Sender<u64>,
     /// The last policy reload, whatever started it.
@@ -78,6 +87,8 @@ impl Gateway {
             identifier: Identifier::new(),
             policy_watch: std::sync::Mutex::new(None),
             tasks,
+            mcp_tasks: Arc::default(),
+            approval_states: approval_state::ApprovalStates::default(),
             config_reload: tokio::sync::watch::Sender::new(0),
             last_policy_reload: std::sync::Mutex::new(None),
         })

@@ -31,6 +31,24 @@ pub enum Error {
     Policy(#[from] crate::decide::Error),
     #[error("approvals.webhook: {0}")]
     Webhook(String),
+    #[error("approvals.state_key: {0}")]
+    ApprovalKey(String),
+}
+
+/// The configured approval page, or the console inbox on the admin listener.
+fn approval_page(config: &Config) -> Option<String> {
+    if let Some(url) = &config.approvals.elicitation_url {
+        return Some(url.clone());
+    }
+    let admin = &config.admin;
+    let scheme = if admin.tls.is_some() { "https" } else { "http" };
+    admin.enabled.then(|| {
+        format!(
+            "{scheme}://{}{}/inbox#{{approval}}",
+            admin.bind,
+            crate::console::PREFIX
+        )
+    })
 }
 
 /// A route ready to serve.
@@ -86,6 +104,10 @@ pub struct Snapshot {
     pub approvals: Arc<crate::config::Approvals>,
     /// Announces new pending approvals, if configured.
     pub webhook: Option<Arc<crate::tasks::webhook::Webhook>>,
+    /// Where a human acts on an approval (`{approval}` its id), if anywhere.
+    pub approval_page: Option<String>,
+    /// The configured key that signs approval `requestState`s.
+    pub approval_key: Option<crate::config::Secret>,
 }
 
 impl Snapshot {
@@ -157,6 +179,14 @@ impl Snapshot {
                 .map(|hook| crate::tasks::webhook::Webhook::new(hook).map(Arc::new))
                 .transpose()
                 .map_err(|e| Error::Webhook(e.to_string()))?,
+            approval_page: approval_page(config),
+            approval_key: config
+                .approvals
+                .state_key
+                .as_ref()
+                .map(crate::config::SecretRef::resolve)
+                .transpose()
+                .map_err(Error::ApprovalKey)?,
         })
     }
 

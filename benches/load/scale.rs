@@ -109,6 +109,7 @@ pub(crate) fn run(wasm: &Path, grants: usize, calls: usize) {
             tool: "echo",
             arguments: &args,
             grants,
+            kept: None,
             held: &held,
             caller_left: &caller_left,
         };

@@ -63,6 +63,9 @@ pub(super) fn resolve(mut config: Config, base: &Path) -> Config {
             key.anchor(base);
         }
     }
+    if let Some(key) = config.approvals.state_key.as_mut() {
+        key.anchor(base);
+    }
     if let Some(hook) = config.approvals.webhook.as_mut() {
         fix_opt(hook.ca_file.as_mut());
         if let Some(secret) = hook.secret.as_mut() {

@@ -96,6 +96,14 @@ pub struct Approvals {
     pub max_pending_per_task: usize,
     /// Notified (POST, JSON) of every new pending approval.
     pub webhook: Option<Webhook>,
+    /// Where a 2026-07-28 client sends its human to act on a parked call
+    /// (a URL-mode elicitation); `{approval}` becomes the approval id.
+    /// Default: the console inbox on the admin listener.
+    pub elicitation_url: Option<String>,
+    /// Signs the `requestState` of an approval asked for through the
+    /// protocol (at least 32 bytes). Default: a key made at start, so such
+    /// states do not outlive the process (nor reach another replica).
+    pub state_key: Option<super::SecretRef>,
 }
 
 impl Approvals {
@@ -121,6 +129,8 @@ impl Default for Approvals {
             max_pending: Self::default_max_pending(),
             max_pending_per_task: Self::default_max_pending_per_task(),
             webhook: None,
+            elicitation_url: None,
+            state_key: None,
         }
     }
 }

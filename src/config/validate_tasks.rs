@@ -53,6 +53,22 @@ pub(super) fn check(config: &Config, routes: &[usize], report: &mut dyn FnMut(&s
             report(field, format!("must be between 1 and {max}"));
         }
     }
+    if let Some(url) = &config.approvals.elicitation_url {
+        match url.replace("{approval}", "a").parse::<Uri>() {
+            Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}
+            _ => report(
+                "approvals.elicitation_url",
+                format!("{url:?} is not an http(s) URL"),
+            ),
+        }
+    }
+    if let Some(key) = &config.approvals.state_key {
+        match key.resolve() {
+            Ok(k) if k.expose().len() >= 32 => {}
+            Ok(_) => report("approvals.state_key", "must be at least 32 bytes".into()),
+            Err(e) => report("approvals.state_key", e),
+        }
+    }
     if let Some(hook) = &config.approvals.webhook {
         match hook.url.parse::<Uri>() {
             Ok(u) if matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() => {}

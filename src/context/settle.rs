@@ -26,6 +26,9 @@ pub struct Call<'a> {
     pub arguments: &'a Value,
     /// The grants policy was shown for this call.
     pub grants: Vec<Grant>,
+    /// A grant this call keeps without spending a use (the follow-up of
+    /// an MCP task whose call spent it).
+    pub kept: Option<&'a str>,
     /// Set once a call of this request has been held for an approval: a
     /// batch is held at most once, not once per parked call.
     pub held: &'a std::sync::atomic::AtomicBool,
@@ -89,6 +92,10 @@ async fn use_named_grants(call: &Call<'_>, mut decision: Decision) -> Decision {
                 Reason::GrantExhausted,
                 format!("grant {id} does not apply to this call"),
             );
+        }
+        if call.kept == Some(id.as_str()) {
+            // Its call spent the use this follow-up rides on.
+            continue;
         }
         let known = call.grants.iter().find(|g| g.id == id);
         match consume(call.tasks, &id, known).await {

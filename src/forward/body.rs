@@ -23,6 +23,15 @@ pub trait ToolFilter: Send + Sync {
     fn keep(&self, tool: &Value) -> bool;
 }
 
+/// Watches each message of a 2026-07-28 answer as it passes: a
+/// notification the caller may not see is dropped, results are noted.
+pub trait MessageWatch: Send + Sync {
+    /// False drops the message (never a response: those always pass).
+    fn pass(&self, message: &Value) -> bool;
+    /// True if JSON answers (not only streams) must be read for it.
+    fn reads_json(&self) -> bool;
+}
+
 /// What the gateway must change in an upstream's answer.
 #[derive(Default)]
 pub struct ResponseEdit {
@@ -35,6 +44,8 @@ pub struct ResponseEdit {
     /// Messages the gateway answered itself (refused batch elements),
     /// added to the upstream's answer.
     pub extra: Vec<Value>,
+    /// Sees every message of the answer (2026-07-28 requests).
+    pub watch: Option<Arc<dyn MessageWatch>>,
 }
 
 impl std::fmt::Debug for ResponseEdit {
@@ -42,13 +53,31 @@ impl std::fmt::Debug for ResponseEdit {
         f.debug_struct("ResponseEdit")
             .field("list_ids", &self.list_ids)
             .field("extra", &self.extra.len())
+            .field("watch", &self.watch.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl ResponseEdit {
     pub fn is_noop(&self) -> bool {
-        !self.inspects() && self.extra.is_empty()
+        !self.inspects() && self.extra.is_empty() && self.watch.is_none()
+    }
+
+    /// True when the answer must reach the gateway readable (uncompressed).
+    pub fn reads(&self) -> bool {
+        self.inspects() || self.watch.is_some()
+    }
+
+    /// True when a JSON answer must be read whole before it is passed on.
+    pub fn reads_json(&self) -> bool {
+        self.inspects()
+            || !self.extra.is_empty()
+            || self.watch.as_ref().is_some_and(|w| w.reads_json())
+    }
+
+    /// Lets the watch see one message; false if it must be dropped.
+    fn passes(&self, message: &Value) -> bool {
+        self.watch.as_ref().is_none_or(|w| w.pass(message))
     }
 
     /// True when some answers must be read and filtered.
@@ -62,7 +91,9 @@ impl ResponseEdit {
         match message {
             Value::Array(items) => {
                 // Every element, no short-circuit: each list must be filtered.
-                let mut changed = false;
+                let before = items.len();
+                items.retain(|m| self.passes(m));
+                let mut changed = items.len() != before;
                 for m in items {
                     changed |= self.apply_one(m);
                 }
@@ -248,7 +279,9 @@ where
                 Some(Ok(frame)) => match frame.into_data() {
                     Ok(data) => {
                         for event in this.parser.push(&data)? {
-                            this.queue.push_back(edit_event(this.edit, event)?);
+                            if let Some(bytes) = edit_event(this.edit, event)? {
+                                this.queue.push_back(bytes);
+                            }
                         }
                     }
                     Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
@@ -271,21 +304,25 @@ fn same_id(a: &Value, b: &Value) -> bool {
 
 /// An event that must be inspected but cannot be read ends the stream: it
 /// might be a `tools/list` answer, and that is never shown unfiltered.
-fn edit_event(edit: &ResponseEdit, event: sse::Event) -> Result<Bytes, BoxError> {
-    if !edit.inspects() {
-        return Ok(event.raw);
+/// A watched message the watch drops leaves no event behind (`None`).
+fn edit_event(edit: &ResponseEdit, event: sse::Event) -> Result<Option<Bytes>, BoxError> {
+    if !edit.reads() {
+        return Ok(Some(event.raw));
     }
     let Some(data) = event.data.as_deref().filter(|d| !d.trim().is_empty()) else {
-        return Ok(event.raw);
+        return Ok(Some(event.raw));
     };
     let mut message = serde_json::from_str::<Value>(data).map_err(|e| -> BoxError {
         tracing::warn!(error = %e, "unreadable SSE event in an inspected stream; cutting it");
         "an upstream event that must be filtered is not valid JSON".into()
     })?;
+    if !message.is_array() && !edit.passes(&message) {
+        return Ok(None);
+    }
     if edit.apply(&mut message) {
-        Ok(event.with_data(&message.to_string()))
+        Ok(Some(event.with_data(&message.to_string())))
     } else {
-        Ok(event.raw)
+        Ok(Some(event.raw))
     }
 }
 
@@ -295,12 +332,15 @@ pub fn edit_json(edit: &ResponseEdit, answer: Option<Value>, batch: bool) -> Val
     let mut messages = match answer {
         Some(Value::Array(items)) => items,
         Some(mut single) if !batch => {
+            // A single answer is a response: the watch notes it, never drops it.
+            edit.passes(&single);
             edit.apply(&mut single);
             return single;
         }
         Some(single) => vec![single],
         None => Vec::new(),
     };
+    messages.retain(|m| edit.passes(m));
     for m in &mut messages {
         edit.apply(m);
     }
@@ -327,6 +367,7 @@ mod tests {
             any_list_result: false,
             filter: Some(Arc::new(HideSecret)),
             extra: vec![json!({"jsonrpc":"2.0","id":9,"result":{"isError":true}})],
+            watch: None,
         })
     }
 

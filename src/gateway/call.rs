@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
+use super::mcp_tasks::Started;
 use super::*;
 use crate::audit::Upstream;
 use crate::context::Live;
@@ -126,6 +127,38 @@ impl Decider {
         }
     }
 
+    /// Records a refusal decided without policy (a follow-up of an MCP
+    /// task this caller did not start) and returns it.
+    pub(super) fn refuse(&self, asked: Asked<'_>, decision: Decision) -> Decision {
+        let (tool, arguments, method) = match asked {
+            Asked::Tool {
+                name,
+                arguments,
+                method,
+            } => (name, arguments, method),
+            Asked::Method { method, params } => ("", params, method),
+        };
+        let context = crate::decide::ContextWire::default();
+        let input = DecisionInput {
+            phase: Phase::Call,
+            route: &self.route,
+            tool,
+            arguments,
+            method,
+            identity: &self.identity,
+            request: &self.facts,
+            context: &context,
+        };
+        self.log
+            .decision(&input, decision, std::time::Duration::ZERO, &self.trace_id)
+    }
+
+    /// Who owns what this caller starts (MCP tasks): its principal, `""`
+    /// for anonymous callers.
+    pub(super) fn owner(&self) -> String {
+        self.identity.principal().unwrap_or_default()
+    }
+
     /// The request has its answer: nothing it spent went undelivered.
     pub(super) fn answered(&self) {
         self.answered.store(true, Ordering::Relaxed);
@@ -134,7 +167,14 @@ impl Decider {
     /// Decides one `call`-phase call in this request's task context, settles
     /// it (grant use, approval) and records the final decision — the one
     /// place a call's decision is recorded. `caller_left` ends a hold early.
-    async fn decide(&self, asked: Asked<'_>, caller_left: &CancellationToken) -> Decision {
+    /// A follow-up of an MCP task (`carried`) is decided in the toolgate
+    /// task its call started in, and keeps that call's grant unspent.
+    async fn decide(
+        &self,
+        asked: Asked<'_>,
+        carried: Option<&Started>,
+        caller_left: &CancellationToken,
+    ) -> Decision {
         let (tool, arguments, method) = match asked {
             Asked::Tool {
                 name,
@@ -144,9 +184,24 @@ impl Decider {
             Asked::Method { method, params } => ("", params, method),
         };
         let store = self.tasks.store();
-        let (context, grants) = match self.live.refusal() {
+        let carried_live = carried
+            .and_then(|c| c.task.as_deref())
+            .filter(|task| self.live.task_id() != Some(*task))
+            .map(|task| {
+                let facts = RequestFacts {
+                    task_hint: Some(task.to_owned()),
+                    ..self.facts.clone()
+                };
+                Live::build(store.as_ref(), &self.identity, &facts)
+            });
+        let live = carried_live.as_ref().unwrap_or(&self.live);
+        let kept = carried.and_then(|c| c.grant.as_deref());
+        let (context, grants) = match live.refusal() {
             Some(_) => Default::default(),
-            None => self.live.for_call(store.as_ref(), &self.route.name, tool),
+            None => match kept {
+                Some(grant) => live.for_follow_up(store.as_ref(), &self.route.name, tool, grant),
+                None => live.for_call(store.as_ref(), &self.route.name, tool),
+            },
         };
         let input = DecisionInput {
             phase: Phase::Call,
@@ -159,7 +214,7 @@ impl Decider {
             context: &context,
         };
         let mut decide = std::time::Duration::ZERO;
-        let decision = match self.live.refusal() {
+        let decision = match live.refusal() {
             Some(refusal) => refusal,
             None => {
                 let started = std::time::Instant::now();
@@ -173,10 +228,11 @@ impl Decider {
                         tasks: &self.tasks,
                         snapshot: &self.snapshot,
                         route: &self.route,
-                        live: &self.live,
+                        live,
                         tool,
                         arguments,
                         grants,
+                        kept,
                         held: &self.held,
                         caller_left,
                     },
@@ -261,11 +317,24 @@ impl Call<'_> {
     /// this request is dropped meanwhile, the decision still completes and
     /// is recorded, and a call held for an approval stops waiting.
     pub(super) async fn decide_call(&self, asked: Asked<'_>) -> Decision {
+        self.decide_follow_up(asked, None).await
+    }
+
+    /// Like [`Self::decide_call`], for a follow-up of the MCP task `carried`.
+    pub(super) async fn decide_follow_up(
+        &self,
+        asked: Asked<'_>,
+        carried: Option<Started>,
+    ) -> Decision {
         let decider = Arc::clone(&self.decider);
         let owned = Owned::from(asked);
         let left = CancellationToken::new();
         let caller_left = left.clone().drop_guard();
-        let decided = tokio::spawn(async move { decider.decide(owned.asked(), &left).await }).await;
+        let decided =
+            tokio::spawn(
+                async move { decider.decide(owned.asked(), carried.as_ref(), &left).await },
+            )
+            .await;
         caller_left.disarm();
         decided.unwrap_or_else(|e| {
             tracing::error!(route = %self.decider.route.name, error = %e, "a decision task failed");
@@ -288,6 +357,7 @@ impl Call<'_> {
                 decider: Arc::clone(&self.decider),
             })),
             extra: Vec::new(),
+            watch: None,
         }
     }
 
@@ -298,7 +368,7 @@ impl Call<'_> {
         edit: ResponseEdit,
         batch: bool,
     ) -> Result<(Response<Body>, Outcome), Problem> {
-        if edit.inspects() {
+        if edit.reads() {
             // An answer the gateway must read cannot come compressed.
             parts.headers.insert(
                 http::header::ACCEPT_ENCODING,
@@ -387,6 +457,12 @@ impl Owned {
 /// show it to this caller. A tool without a name is never shown.
 pub(super) struct ListFilter {
     decider: Arc<Decider>,
+}
+
+impl ListFilter {
+    pub(super) fn new(decider: Arc<Decider>) -> Self {
+        Self { decider }
+    }
 }
 
 impl ToolFilter for ListFilter {

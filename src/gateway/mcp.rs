@@ -2,13 +2,23 @@
 //! is every method the gateway does not know; refused ones are answered by
 //! the gateway, the rest forwarded.
 
+use super::ask_human::CLIENT_CAPABILITIES_META;
 use super::call::{Asked, Call};
+use super::mcp_tasks::Started;
+use super::watch::CallerWatch;
 use super::*;
 use crate::mcp::methods;
+
+/// The tasks extension's identifier.
+const TASKS_EXTENSION: &str = "io.modelcontextprotocol/tasks";
 
 /// What the gateway does with one message of a POST.
 enum Fate {
     Forward,
+    /// A `tools/call` allowed and forwarded: what is remembered of it if
+    /// its result creates an MCP task, and the message to forward instead
+    /// of the one sent (a retry with a toolgate approval state unwrapped).
+    Call(Started, Option<Value>),
     /// Answered here with this JSON-RPC message.
     Answer(Value),
     /// A refused notification: no answer exists for it; the refusal is
@@ -31,14 +41,34 @@ impl Gateway {
         let mut forwarded: Vec<usize> = Vec::new();
         let mut list_ids: Vec<Value> = Vec::new();
         let mut dropped: Option<Problem> = None;
+        let mut calls: Vec<(Value, Started)> = Vec::new();
+        let mut replacements: Vec<(usize, Value)> = Vec::new();
         for (i, message) in envelope.messages.iter().enumerate() {
             if message.kind == MessageKind::Request
                 && matches!(message.method(), Some("tools/list" | "server/discover"))
             {
                 list_ids.push(message.id.clone().unwrap_or(Value::Null));
             }
-            match fate(&call, message, era, envelope.batch).await? {
+            let fate = match (era, message.method()) {
+                (Era::Modern { .. }, Some(method)) if follow_up::METHODS.contains(&method) => {
+                    match follow_up::follow_up(&call, &self.mcp_tasks, message, method).await? {
+                        None => Fate::Forward,
+                        Some(reply) => Fate::Answer(reply),
+                    }
+                }
+                _ => fate(self, &call, message, era, envelope.batch).await?,
+            };
+            match fate {
                 Fate::Forward => forwarded.push(i),
+                Fate::Call(started, replaced) => {
+                    forwarded.push(i);
+                    if let Some(raw) = replaced {
+                        replacements.push((i, raw));
+                    }
+                    if declares_tasks(message) {
+                        calls.push((message.id.clone().unwrap_or(Value::Null), started));
+                    }
+                }
                 Fate::Answer(reply) => answered.push(reply),
                 Fate::Drop(problem) => dropped = Some(problem),
             }
@@ -62,7 +92,12 @@ impl Gateway {
         drop(body);
         let kept: Vec<&Value> = forwarded
             .iter()
-            .map(|&i| &envelope.messages[i].raw)
+            .map(|&i| {
+                replacements
+                    .iter()
+                    .find(|(r, _)| *r == i)
+                    .map_or(&envelope.messages[i].raw, |(_, raw)| raw)
+            })
             .collect();
         let body = match (envelope.batch, kept.as_slice()) {
             (false, [single]) => serde_json::to_vec(single),
@@ -76,13 +111,36 @@ impl Gateway {
         }
         let mut edit = call.list_edit(list_ids, false);
         edit.extra = answered;
+        if let Era::Modern { .. } = era {
+            let decider = Arc::clone(&call.decider);
+            let owner = decider.owner();
+            edit.watch = Some(Arc::new(CallerWatch::new(
+                decider,
+                Arc::clone(&self.mcp_tasks),
+                owner,
+                calls,
+            )));
+        }
         call.forward(parts, body, edit, envelope.batch).await
     }
+}
+
+/// True if a 2026-07-28 request declares the tasks extension (only then
+/// may its upstream answer with an MCP task).
+fn declares_tasks(message: &crate::mcp::Message) -> bool {
+    message
+        .params()
+        .and_then(|p| p.get("_meta"))
+        .and_then(|m| m.get(CLIENT_CAPABILITIES_META))
+        .and_then(|c| c.get("extensions"))
+        .and_then(|e| e.get(TASKS_EXTENSION))
+        .is_some()
 }
 
 /// Decides one message where the gateway must: a `tools/call`, or a method
 /// MCP does not define for clients. Everything else goes on as it is.
 async fn fate(
+    gateway: &Gateway,
     call: &Call<'_>,
     message: &crate::mcp::Message,
     era: &Era,
@@ -93,6 +151,13 @@ async fn fate(
         Some(Err(what)) if !batch => Err(Problem::InvalidParams { id, what }),
         Some(Err(what)) => Ok(Fate::Answer(answer::invalid_params(&id, what))),
         Some(Ok(tool)) => {
+            let replaced = match era {
+                Era::Modern { .. } => match gateway.unwrap_approval(call, message, &tool) {
+                    Ok(replaced) => replaced,
+                    Err(e) => return Ok(Fate::Answer(answer::invalid_params(&id, &e.to_string()))),
+                },
+                Era::Legacy { .. } => None,
+            };
             let asked = Asked::Tool {
                 name: tool.name,
                 arguments: tool.arguments,
@@ -100,8 +165,20 @@ async fn fate(
             };
             let decision = call.decide_call(asked).await;
             Ok(match decision.refusal_text() {
-                None => Fate::Forward,
-                Some(text) => Fate::Answer(answer::tool_refusal(&id, &text, era)),
+                None => Fate::Call(
+                    Started::new(
+                        call.decider.owner(),
+                        tool.name.to_owned(),
+                        decision.task.clone(),
+                        decision.grant.clone(),
+                    ),
+                    replaced,
+                ),
+                Some(text) => Fate::Answer(
+                    gateway
+                        .ask_human(call, message, &tool, &decision, era)
+                        .unwrap_or_else(|| answer::tool_refusal(&id, &text, era)),
+                ),
             })
         }
         None => {

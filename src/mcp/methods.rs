@@ -6,7 +6,7 @@
 //! a method call before it may reach the upstream.
 
 /// Requests a client sends (2024-11-05 … 2026-07-28).
-pub const REQUESTS: [&str; 19] = [
+pub const REQUESTS: [&str; 20] = [
     "initialize",
     "ping",
     "tools/list",
@@ -24,6 +24,7 @@ pub const REQUESTS: [&str; 19] = [
     "tasks/list",
     "tasks/result",
     "tasks/cancel",
+    "tasks/update",
     "server/discover",
     "subscriptions/listen",
 ];

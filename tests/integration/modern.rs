@@ -3,7 +3,11 @@
 //! Python SDK server (or an in-process upstream, for answers no SDK server
 //! gives on demand) behind.
 
+mod approvals;
 mod lists;
+mod rounds;
+mod streams;
+mod tasks;
 mod trace;
 
 use serde_json::Value;

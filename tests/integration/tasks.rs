@@ -53,7 +53,7 @@ pub(crate) fn config(
         "[server]\nbind = \"127.0.0.1:0\"\npublic_url = \"http://gateway.test\"\n\
          [admin]\nbind = \"127.0.0.1:0\"\n\
          [[admin.tokens]]\nname = \"ops\"\nrole = \"operator\"\nsha256 = \"{hash}\"\n\
-         [policy_limits]\ndeadline = \"200ms\"\n\
+         [policy_limits]\ndeadline = \"200ms\"\nrequest_budget = \"1s\"\n\
          [[issuers]]\nname = \"dev\"\nissuer = \"{DEV_ISSUER}\"\nmode = \"spiffe\"\ntrust_domains = [\"toolgate.dev\"]\n\
          jwks_file = \"{jwks}\"\ntask_claim = \"task\"\n\
          [[routes]]\nname = \"{name}\"\npath = \"/{name}\"\nupstream = \"{upstream}\"\n{route_extra}\n\

@@ -4,7 +4,15 @@ transport), used as a downstream peer by toolgate's integration tests.
 
 Usage:
     mcp_client.py --url URL [--era legacy|modern|auto] [--header 'Name: value']...
-                  [--timeout SECONDS] [--trace] [--trace-id HEX32] [scenario | list | discover | call --tool NAME --args JSON]
+                  [--timeout SECONDS] [--trace] [--trace-id HEX32]
+                  [scenario | list | discover | listen | call --tool NAME --args JSON [--tasks] [--elicit JSON]]
+
+Modes: `listen` (2026-07-28) opens `subscriptions/listen` for tool-list changes and
+`--resource` URIs and prints the events it got until the server closes it gracefully;
+`call` prints the progress it was sent too. `--elicit JSON` answers every form
+elicitation with JSON as content (input_required rounds are the SDK's own); `--tasks`
+declares the tasks extension; `--open-urls` answers URL elicitations by opening the URL
+(GET, as a browser would) and accepting, and `call` then prints what it opened.
 
 Eras (`Client(mode=...)`):
     legacy  mode="legacy": initialize handshake (offers 2025-11-25), Mcp-Session-Id,
@@ -31,9 +39,10 @@ from typing import Any
 import anyio
 import httpx2
 from mcp import Client
+from mcp.client import advertise
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from mcp_types import CallToolResult, Implementation
+from mcp_types import CallToolResult, ElicitResult, Implementation
 from mcp_types.version import LATEST_MODERN_VERSION, MODERN_PROTOCOL_VERSIONS
 
 MODES = {"legacy": "legacy", "modern": LATEST_MODERN_VERSION, "auto": "auto"}
@@ -190,10 +199,30 @@ async def _run(args: argparse.Namespace, recorder: HttpRecorder) -> dict[str, An
     )
     async with http:
         transport = streamable_http_client(args.url, http_client=http, terminate_on_close=True)
+        extra: dict[str, Any] = {}
+        opened: list[dict[str, Any]] = []
+        if args.elicit is not None or args.open_urls:
+            content = json.loads(args.elicit) if args.elicit is not None else {}
+
+            async def on_elicit(context: Any, params: Any) -> ElicitResult:
+                if getattr(params, "mode", "form") == "url":
+                    if not args.open_urls:
+                        return ElicitResult(action="decline")
+                    # The human opens the page (and acts on it), then goes on.
+                    async with httpx2.AsyncClient(timeout=30.0) as browser:
+                        page = await browser.get(params.url)
+                    opened.append({"url": params.url, "status": page.status_code, "message": params.message})
+                    return ElicitResult(action="accept")
+                return ElicitResult(action="accept", content=content)
+
+            extra["elicitation_callback"] = on_elicit
+        if args.tasks:
+            extra["extensions"] = [advertise("io.modelcontextprotocol/tasks", {})]
         client = Client(
             transport,
             mode=MODES[args.era],
             client_info=Implementation(name="toolgate-test-client-py", version="1.0.0"),
+            **extra,
         )
         async with client:
             protocol_version = client.protocol_version
@@ -210,13 +239,30 @@ async def _run(args: argparse.Namespace, recorder: HttpRecorder) -> dict[str, An
                 # The raw `server/discover` result as it reached the client.
                 raw = await client.session.send_discover(LATEST_MODERN_VERSION)
                 return {"protocol_version": protocol_version, "result": raw}
+            if args.mode == "listen":
+                events: list[dict[str, Any]] = []
+                async with client.listen(tools_list_changed=True, resource_subscriptions=args.resource) as sub:
+                    async for event in sub:
+                        events.append({"type": type(event).__name__, **({"uri": event.uri} if hasattr(event, "uri") else {})})
+                return {"protocol_version": protocol_version, "events": events}
             if args.mode == "call":
                 try:
                     arguments = json.loads(args.args)
                 except ValueError as exc:
                     raise SystemExit(f"mcp_client.py: --args is not JSON: {exc}") from exc
-                result = await client.call_tool(args.tool, arguments)
-                return {"isError": bool(result.is_error), "text": _text_of(result), "content": _content_of(result)}
+                progress: list[Any] = []
+
+                async def on_progress(value: float, total: float | None, message: str | None) -> None:
+                    progress.append(_number(value))
+
+                result = await client.call_tool(args.tool, arguments, progress_callback=on_progress)
+                return {
+                    "isError": bool(result.is_error),
+                    "text": _text_of(result),
+                    "content": _content_of(result),
+                    "progress": progress,
+                    "opened": opened,
+                }
             out = await _scenario(client, recorder)
         # Leaving `async with client` closed the transport (legacy: DELETE sent).
         era = "modern" if protocol_version in MODERN_PROTOCOL_VERSIONS else "legacy"
@@ -254,7 +300,15 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="overall deadline in seconds (default 60)")
     parser.add_argument("--trace", action="store_true", help="log every HTTP exchange to stderr as TRACE lines")
     parser.add_argument("--trace-id", metavar="HEX32", help="send W3C trace context for this trace id in _meta")
-    parser.add_argument("mode", nargs="?", choices=["scenario", "list", "discover", "call"], default="scenario")
+    parser.add_argument(
+        "mode", nargs="?", choices=["scenario", "list", "discover", "listen", "call"], default="scenario"
+    )
+    parser.add_argument("--resource", action="append", default=[], help="resource URI to listen to (listen mode)")
+    parser.add_argument("--elicit", metavar="JSON", help="answer form elicitations with this content")
+    parser.add_argument("--tasks", action="store_true", help="declare the tasks extension")
+    parser.add_argument(
+        "--open-urls", action="store_true", help="answer URL elicitations by opening (GET) the URL, then accepting"
+    )
     parser.add_argument("--tool", help="tool name (call mode)")
     parser.add_argument("--args", default="{}", help="tool arguments as a JSON object (call mode)")
     args = parser.parse_args()

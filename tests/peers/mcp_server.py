@@ -11,7 +11,7 @@ mismatch).
 
 Usage:
     mcp_server.py [--host 127.0.0.1] [--port 0] [--header-log PATH] [--json-response]
-                  [--allow-any-host] [--public-cache]
+                  [--allow-any-host] [--public-cache] [--confirm-tool]
 
 Prints exactly one line `LISTENING <port>` on stdout once it accepts requests.
 Exits 0 on SIGTERM / SIGINT.
@@ -28,13 +28,16 @@ import socket
 import sys
 from collections.abc import Generator
 
+from typing import Annotated
+
 import anyio
 import uvicorn
 from mcp.server import MCPServer
 from mcp.server.caching import CacheHint
-from mcp.server.mcpserver import Context
+from mcp.server.mcpserver import Context, Elicit, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
+from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 # --------------------------------------------------------------------------- tools
@@ -71,6 +74,25 @@ async def countdown(n: int, delay_ms: int, ctx: Context) -> str:
         await ctx.report_progress(i, n, f"T-{n - i}")
     await anyio.sleep(delay_ms / 1000)
     return "liftoff"
+
+
+class Approver(BaseModel):
+    name: str
+
+
+def ask_approver() -> Elicit[Approver]:
+    return Elicit("Who approves this action?", Approver)
+
+
+def confirm(action: str, approver: Annotated[Approver, Resolve(ask_approver)]) -> str:
+    """Ask who approves `action` (2026-07-28: an input_required round with a form
+    elicitation and a sealed requestState), then return "<action> approved by <name>"."""
+    return f"{action} approved by {approver.name}"
+
+
+# `--confirm-tool` (read before argparse, like `--public-cache`) adds `confirm`.
+if "--confirm-tool" in sys.argv:
+    mcp.tool()(confirm)
 
 
 @mcp.tool()
@@ -142,6 +164,11 @@ async def main() -> int:
         "--public-cache",
         action="store_true",
         help='tools/list and server/discover results say cacheScope "public", ttlMs one hour',
+    )
+    parser.add_argument(
+        "--confirm-tool",
+        action="store_true",
+        help="add the `confirm` tool, which asks for an approver through an input_required round",
     )
     parser.add_argument(
         "--allow-any-host",
