@@ -11,9 +11,10 @@
 //! and RSS and open fds at the end are within 10% of what they were just
 //! after warm-up.
 //!
+//! Every run first saturates the gateway with the plain mix (closed loop,
+//! twice the connections) to measure its capacity and fill its pools.
 //! `cargo bench --bench soak -- --minutes 10 --rate auto` is the documented
-//! long run: `--rate auto` first measures the mix's capacity (saturated,
-//! closed loop) and soaks at 80% of it. `cargo test --all-targets` runs
+//! long run: `--rate auto` soaks at 80% of the measured capacity. `cargo test --all-targets` runs
 //! this target without `--bench`: 60 seconds at a moderate fixed rate
 //! against the debug build. The same binary is the upstream (`soak
 //! upstream`, the load benchmark's echo server).
@@ -165,12 +166,16 @@ async fn run(mut plan: Plan) -> sample::Verdict {
         cmd
     });
     let gw = Arc::new(gateway::start(&plan, upstream_port).await);
+    // Saturate first: the capacity of the mix, and every pool (upstream
+    // connections, policy instances) filled to what the soak will use.
+    let probe = if plan.rate.is_some() { 3 } else { 15 };
+    let capacity = mix::capacity(&gw, plan.conns * 2, Duration::from_secs(probe)).await;
+    println!("soak: capacity {capacity:.0} mixed ops/s ({probe} s closed loop)");
     let rate = match plan.rate {
         Some(rate) => rate,
         None => {
-            let capacity = mix::capacity(&gw, plan.conns, Duration::from_secs(15)).await;
             let rate = (capacity * 0.8).max(1.0) as u32;
-            println!("soak: capacity {capacity:.0} mixed ops/s; soaking at {rate}/s (80%)");
+            println!("soak: soaking at {rate}/s (80% of capacity)");
             rate
         }
     };
@@ -214,6 +219,7 @@ async fn run(mut plan: Plan) -> sample::Verdict {
         job.await.expect("a soak job panicked");
     }
     let samples = sampler.await.expect("the sampler");
+    sample::write_csv(&plan.out.join("samples.csv"), &samples);
     let log_errors = gateway::logged_errors(&plan.out);
     let alive = Arc::try_unwrap(gw)
         .map(|mut gw| gw.proc.alive())

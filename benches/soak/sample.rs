@@ -43,6 +43,22 @@ pub(crate) async fn every(pid: u32, period: Duration, until: Instant) -> Vec<Sam
     samples
 }
 
+/// The samples as CSV (seconds, RSS KiB, fds), for plotting a long run.
+pub(crate) fn write_csv(path: &std::path::Path, samples: &[Sample]) {
+    let mut text = String::from("seconds,rss_kib,fds\n");
+    for s in samples {
+        text.push_str(&format!(
+            "{:.1},{},{}\n",
+            s.at.as_secs_f64(),
+            s.rss_kib,
+            s.fds
+        ));
+    }
+    if let Err(e) = std::fs::write(path, text) {
+        eprintln!("soak: cannot write {}: {e}", path.display());
+    }
+}
+
 /// The median of `values` (0 for none).
 fn median(mut values: Vec<u64>) -> u64 {
     values.sort_unstable();
@@ -95,6 +111,8 @@ pub(crate) struct Verdict {
     rss: Level,
     fds: Level,
     peak_rss_kib: u64,
+    /// RSS (MiB) at each tenth of the run, for the report.
+    trend: Vec<u64>,
     samples: usize,
     log_errors: Vec<String>,
     alive: bool,
@@ -117,6 +135,10 @@ impl Verdict {
             rss: Level::of(&samples, plan.length, |s| s.rss_kib),
             fds: Level::of(&samples, plan.length, |s| s.fds),
             peak_rss_kib: samples.iter().map(|s| s.rss_kib).max().unwrap_or(0),
+            trend: (1..=10)
+                .filter_map(|tenth| samples.get((samples.len() * tenth / 10).saturating_sub(1)))
+                .map(|s| s.rss_kib / 1024)
+                .collect(),
             samples: samples.len(),
             log_errors,
             alive,
@@ -173,6 +195,7 @@ impl fmt::Display for Verdict {
             self.peak_rss_kib,
             if self.rss.flat() { "" } else { "  NOT FLAT" }
         )?;
+        writeln!(f, "  RSS by tenths of the run (MiB): {:?}", self.trend)?;
         writeln!(
             f,
             "  fds  after warm-up {}, end {} ({:+.1}%){}",
