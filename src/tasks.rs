@@ -440,6 +440,11 @@ impl Tasks {
         req: ApproveRequest,
         actor: &str,
     ) -> Result<(Approval, Grant), Error> {
+        // The approver's note is stored and shown like a denial's reason:
+        // bounded, no control characters (found by the admin_body fuzz target).
+        if let Some(reason) = req.reason.as_deref().filter(|r| !r.is_empty()) {
+            requests::check_text("reason", reason, 4096)?;
+        }
         let approval = self.store.approval(id).ok_or_else(|| {
             Error::Store(crate::store::Error::NotFound {
                 kind: "approval",

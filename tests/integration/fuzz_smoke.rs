@@ -4,7 +4,7 @@
 //! mutations of those seeds per target. A failing mutation is printed with
 //! the RNG seed that made it (`TOOLGATE_FUZZ_SEED=<n>` replays the run);
 //! add the input under `fuzz/seeds/<target>/regression-*` with the fix.
-//! The longer runs are cargo-fuzz's (fuzz/README.md).
+//! Longer runs: `TOOLGATE_FUZZ_SECS`, or cargo-fuzz (README "Fuzzing").
 
 mod regressions;
 mod seeds;
@@ -34,8 +34,18 @@ impl toolgate::fuzz::Sdk for NativeSdk {
     }
 }
 
-/// How long each target is mutated for.
-const MUTATE_FOR: Duration = Duration::from_secs(3);
+/// How long each target is mutated for: 3 s in CI, or
+/// `TOOLGATE_FUZZ_SECS` for the longer runs (README "Fuzzing").
+fn mutate_for() -> Duration {
+    let secs = std::env::var("TOOLGATE_FUZZ_SECS")
+        .ok()
+        .map(|s| {
+            s.parse()
+                .unwrap_or_else(|e| panic!("TOOLGATE_FUZZ_SECS={s:?}: {e}"))
+        })
+        .unwrap_or(3);
+    Duration::from_secs(secs)
+}
 
 fn committed(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = seeds::dir(target);
@@ -133,7 +143,7 @@ targets!(
     admin_body
 );
 
-/// Random mutations of the seeds for [`MUTATE_FOR`].
+/// Random mutations of the seeds for [`mutate_for`].
 fn mutate(target: &str, seeds: &[(String, Vec<u8>)]) {
     let seed = std::env::var("TOOLGATE_FUZZ_SEED")
         .ok()
@@ -146,8 +156,9 @@ fn mutate(target: &str, seeds: &[(String, Vec<u8>)]) {
         });
     let mut rng = Rng(seed | 1);
     let started = Instant::now();
+    let budget = mutate_for();
     let mut runs = 0u64;
-    while started.elapsed() < MUTATE_FOR {
+    while started.elapsed() < budget {
         let (name, base) = &seeds[rng.below(seeds.len())];
         let mut data = base.clone();
         for _ in 0..=rng.below(4) {

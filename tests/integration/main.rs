@@ -24,5 +24,6 @@ mod ops;
 mod peers;
 mod pipeline;
 mod policy;
+mod security;
 mod tasks;
 mod tls;
