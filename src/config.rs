@@ -123,6 +123,9 @@ pub struct ServerTls {
     pub key_file: PathBuf,
 }
 
+/// Where the admin listener serves the operator console.
+pub const CONSOLE_PREFIX: &str = "/console";
+
 /// The operator listener: health, readiness, metrics and the admin API.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

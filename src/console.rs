@@ -45,7 +45,7 @@ use crate::listener::{ClientCert, ConnInfo};
 pub use api::{Answer, Api, Operator};
 
 /// Where the console lives on the admin listener.
-pub const PREFIX: &str = "/console";
+pub const PREFIX: &str = crate::config::CONSOLE_PREFIX;
 
 /// The console's own state: its sessions.
 #[derive(Debug, Default)]

@@ -46,7 +46,7 @@ fn approval_page(config: &Config) -> Option<String> {
         format!(
             "{scheme}://{}{}/inbox#{{approval}}",
             admin.bind,
-            crate::console::PREFIX
+            crate::config::CONSOLE_PREFIX
         )
     })
 }

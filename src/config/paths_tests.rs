@@ -41,6 +41,10 @@ const FIELDS: &[(&str, &str)] = &[
     ("routes[].upstream_auth.value", ""),
     ("tasks.store", "[tasks]\nstore = \"rel/tasks.store\"\n"),
     (
+        "approvals.state_key",
+        "[approvals]\nstate_key = { file = \"rel/approvals.state_key\" }\n",
+    ),
+    (
         "approvals.webhook.ca_file",
         "[approvals.webhook]\nurl = \"https://h\"\nca_file = \"rel/approvals.webhook.ca_file\"\nsecret = { file = \"rel/approvals.webhook.secret\" }\n",
     ),

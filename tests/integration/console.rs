@@ -8,6 +8,7 @@ mod browser;
 mod grants;
 mod guard;
 mod policy;
+mod reports;
 
 use crate::common::admin::token_table;
 use crate::tasks::{OPERATOR_TOKEN, config};
