@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 
-use crate::decide::{ContextWire, Decision, Reason, RequestFacts, Verdict};
+use crate::decide::{ContextWire, Decision, LazyJson, Reason, RequestFacts, Verdict};
 use crate::identify::Identity;
 use crate::store::model::now_ms;
 use crate::store::{Grant, Millis, Store, Task, TaskState};
@@ -129,7 +129,7 @@ pub struct Live {
     listed: std::sync::OnceLock<ListedActivity>,
 }
 
-type ListedActivity = (Option<Arc<RawValue>>, Option<Arc<RawValue>>);
+type ListedActivity = (LazyJson, LazyJson);
 
 impl Live {
     /// No task (routes and calls without one).
@@ -200,10 +200,9 @@ impl Live {
             return (ContextWire::default(), Vec::new());
         };
         let grants = store.live_grants(&task.id, route, tool, now_ms());
-        let (counters, recent) = self.listed.get_or_init(|| {
-            let activity = store.activity(&task.id);
-            (wire::json(&activity.counters), wire::json(&activity.recent))
-        });
+        let (counters, recent) = self
+            .listed
+            .get_or_init(|| wire::activity(store.activity(&task.id)));
         let wire = ContextWire {
             task: self.task.clone(),
             grants: wire::grants(&grants),
@@ -257,13 +256,13 @@ impl Live {
         let Some(task) = self.task() else {
             return (ContextWire::default(), Vec::new());
         };
-        let before = store.begin_call(&task.id, tool);
+        let (counters, recent_calls) = wire::activity(store.begin_call(&task.id, tool));
         let grants = store.live_grants(&task.id, route, tool, now_ms());
         let wire = ContextWire {
             task: self.task.clone(),
             grants: wire::grants(&grants),
-            counters: wire::json(&before.counters),
-            recent_calls: wire::json(&before.recent),
+            counters,
+            recent_calls,
         };
         (wire, grants)
     }

@@ -74,8 +74,8 @@ pub struct RequestFacts {
 pub struct ContextWire {
     pub task: Option<Arc<serde_json::value::RawValue>>,
     pub grants: Option<Arc<serde_json::value::RawValue>>,
-    pub counters: Option<Arc<serde_json::value::RawValue>>,
-    pub recent_calls: Option<Arc<serde_json::value::RawValue>>,
+    pub counters: LazyJson,
+    pub recent_calls: LazyJson,
 }
 
 impl ContextWire {
@@ -84,10 +84,55 @@ impl ContextWire {
         static NONE: ContextWire = ContextWire {
             task: None,
             grants: None,
-            counters: None,
-            recent_calls: None,
+            counters: LazyJson::NONE,
+            recent_calls: LazyJson::NONE,
         };
         &NONE
+    }
+}
+
+/// A context field serialized when a module first reads it, once for every
+/// module and decision that share it. Few modules read the counters or the
+/// recent calls, and serializing those was a good part of every call's
+/// cost (README "Performance").
+#[derive(Clone, Default)]
+pub struct LazyJson(Option<Arc<Pending>>);
+
+type MakeJson = dyn Fn() -> Option<Arc<serde_json::value::RawValue>> + Send + Sync;
+
+struct Pending {
+    json: std::sync::OnceLock<Option<Arc<serde_json::value::RawValue>>>,
+    make: Box<MakeJson>,
+}
+
+impl LazyJson {
+    /// Absent: sent as the field's empty value.
+    pub const NONE: Self = Self(None);
+
+    /// Serialized by `make` on first use.
+    pub fn new(
+        make: impl Fn() -> Option<Arc<serde_json::value::RawValue>> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Some(Arc::new(Pending {
+            json: std::sync::OnceLock::new(),
+            make: Box::new(make),
+        })))
+    }
+
+    /// The JSON, serialized now if no one asked before.
+    pub fn get(&self) -> Option<&serde_json::value::RawValue> {
+        let pending = self.0.as_ref()?;
+        pending.json.get_or_init(|| (pending.make)()).as_deref()
+    }
+}
+
+impl std::fmt::Debug for LazyJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.as_ref().map(|p| p.json.get()) {
+            None => f.write_str("LazyJson(none)"),
+            Some(None) => f.write_str("LazyJson(pending)"),
+            Some(Some(json)) => write!(f, "LazyJson({json:?})"),
+        }
     }
 }
 

@@ -162,7 +162,8 @@ impl Report {
             "date": sh("date", &["-u", "+%Y-%m-%dT%H:%M:%SZ"]),
             "commit": sh("git", &["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "--short", "HEAD"]),
             "machine": {
-                "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
+                // The machine's CPUs: this process is pinned to one by now.
+                "cpus": sh("nproc", &["--all"]).parse::<usize>().unwrap_or(0),
                 "cpu": cpu,
                 "kernel": sh("uname", &["-sr"]),
                 "memory": sh("sh", &["-c", "grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2-3"]),

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::store::{Constraint, Grant, Millis, Task};
+use crate::decide::LazyJson;
+use crate::store::{Activity, Constraint, Grant, Millis, Task};
 
 #[derive(Serialize)]
 struct WireTask<'a> {
@@ -32,10 +33,22 @@ struct WireGrant<'a> {
     granted_by: &'a str,
 }
 
-/// Any serializable value as a shared raw JSON fragment.
+/// Any serializable value as a shared raw JSON fragment. Serialized
+/// straight into the fragment: `RawValue::from_string` would parse the
+/// text serde_json just wrote again, a good part of a call's context cost.
 pub(super) fn json<T: Serialize + ?Sized>(value: &T) -> Option<Arc<RawValue>> {
-    let text = serde_json::to_string(value).ok()?;
-    RawValue::from_string(text).ok().map(Arc::from)
+    serde_json::value::to_raw_value(value).ok().map(Arc::from)
+}
+
+/// A task's counters and recent calls, each serialized only if a module
+/// reads it.
+pub(super) fn activity(activity: Activity) -> (LazyJson, LazyJson) {
+    let activity = Arc::new(activity);
+    let recent = Arc::clone(&activity);
+    (
+        LazyJson::new(move || json(&activity.counters)),
+        LazyJson::new(move || json(&recent.recent)),
+    )
 }
 
 pub(super) fn task(task: &Task, now: Millis) -> Option<Arc<RawValue>> {

@@ -157,9 +157,16 @@ impl Trace {
             // No entropy: still emit a well-formed, unsampled context.
             bytes = [1; 24];
         }
-        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        // One buffer, no per-byte formatting: this runs on every call
+        // without a caller's trace context.
+        let mut traceparent = String::with_capacity(55);
+        traceparent.push_str("00-");
+        traceparent.push_str(&hex::encode(&bytes[..16]));
+        traceparent.push('-');
+        traceparent.push_str(&hex::encode(&bytes[16..]));
+        traceparent.push_str("-01");
         Self {
-            traceparent: format!("00-{}-{}-01", hex(&bytes[..16]), hex(&bytes[16..])),
+            traceparent,
             inherited: false,
             meta_trace_id: None,
         }

@@ -118,14 +118,10 @@ pub(super) fn write(
         raw(doc.key("grants"), context.grants.as_deref(), b"[]");
     }
     if wanted(selection, "counters").is_some() {
-        raw(doc.key("counters"), context.counters.as_deref(), b"null");
+        raw(doc.key("counters"), context.counters.get(), b"null");
     }
     if wanted(selection, "recent_calls").is_some() {
-        raw(
-            doc.key("recent_calls"),
-            context.recent_calls.as_deref(),
-            b"[]",
-        );
+        raw(doc.key("recent_calls"), context.recent_calls.get(), b"[]");
     }
     if let Some(sub) = wanted(selection, "request") {
         let facts = input.request;
