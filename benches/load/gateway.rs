@@ -72,7 +72,9 @@ pub(crate) struct Gateway {
 
 /// Starts `toolgate serve` in front of `upstream`, pinned to `cpu`, with
 /// one tokio worker when `one_worker`, under `wrap` (a profiler's command
-/// line) when not empty; sets up the task, grant and session.
+/// line) when not empty, writing the decision log to `audit` when given;
+/// sets up the task, grant and session.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn start(
     repo: &Path,
     wasm: &Path,
@@ -81,6 +83,7 @@ pub(crate) async fn start(
     cpu: Option<usize>,
     one_worker: bool,
     wrap: &[String],
+    audit: Option<&Path>,
 ) -> Gateway {
     let (port, admin) = (procs::free_port(), procs::free_port());
     let config = format!(
@@ -91,13 +94,22 @@ pub(crate) async fn start(
          trust_domains = [\"toolgate.dev\"]\njwks_file = \"{jwks}\"\ntask_claim = \"task_id\"\n\n\
          {policy}\n\
          [[routes]]\nname = \"tools\"\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:{upstream}/mcp\"\n\
-         [routes.auth]\nissuers = [\"dev\"]\n",
+         [routes.auth]\nissuers = [\"dev\"]\n{audit}",
+        audit = audit.map_or(String::new(), |dir| format!(
+            "\n[audit]\ndir = {}\n",
+            toml::Value::String(dir.display().to_string())
+        )),
         hash = toolgate::admin::auth::hash_token_hex(ADMIN_TOKEN),
         issuer = mint::DEV_ISSUER,
         jwks = repo.join("config/dev/jwks.json").display(),
         policy = policy_toml(wasm),
     );
-    let path = out.join("gateway.toml");
+    let name = if audit.is_some() {
+        "gateway-audit"
+    } else {
+        "gateway"
+    };
+    let path = out.join(format!("{name}.toml"));
     std::fs::write(&path, config).expect("gateway config");
     let toolgate = Path::new(env!("CARGO_BIN_EXE_toolgate"));
     let mut cmd = match wrap.split_first() {
@@ -114,7 +126,7 @@ pub(crate) async fn start(
     if one_worker {
         cmd.env("TOKIO_WORKER_THREADS", "1");
     }
-    let mut proc = procs::spawn_logged("toolgate", cmd, &out.join("gateway.stderr.log"));
+    let mut proc = procs::spawn_logged("toolgate", cmd, &out.join(format!("{name}.stderr.log")));
     // Compiling the modules can take a while in a debug build (or under a profiler).
     procs::wait_port(&mut proc, port, Duration::from_secs(600));
     procs::wait_port(&mut proc, admin, Duration::from_secs(30));

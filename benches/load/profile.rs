@@ -53,6 +53,7 @@ pub(crate) fn run(seconds: u64) {
         None,
         true,
         &wrap,
+        None,
     ));
     let target = Arc::new(Target {
         port: gw.port,

@@ -217,6 +217,15 @@ impl Report {
             format!("{added} µs"),
             added <= 150,
         ));
+        if let Some(g) = self.row("g") {
+            let ratio = g.rps / c.rps.max(f64::MIN_POSITIVE);
+            out.push((
+                "(g) decision log: throughput vs (c)".into(),
+                "≥ 0.95".into(),
+                format!("{ratio:.2}"),
+                ratio >= 0.95,
+            ));
+        }
         if let (Some(small), Some(large)) = (self.scale.first(), self.scale.last()) {
             let ratio = large.decision_cpu_us / small.decision_cpu_us;
             out.push((

@@ -102,9 +102,24 @@ pub(crate) fn run(plan: &Plan) {
         cpu(UNDER_TEST),
         true,
         &[],
+        None,
+    ));
+    // (g): the same gateway writing the decision log, on the same CPU (one
+    // of the two is under load at a time).
+    let audit_dir = plan.out.join("audit");
+    let _ = std::fs::remove_dir_all(&audit_dir);
+    let gw_log = rt.block_on(gateway::start(
+        &repo(),
+        &wasm,
+        upstream_port,
+        &plan.out,
+        cpu(UNDER_TEST),
+        true,
+        &[],
+        Some(&audit_dir),
     ));
 
-    let headers = |auth: bool| {
+    let headers_of = |gw: &gateway::Gateway, auth: bool| {
         let mut h = vec![
             ("content-type".to_owned(), "application/json".to_owned()),
             (
@@ -132,6 +147,7 @@ pub(crate) fn run(plan: &Plan) {
         contains: r#""text":"hello""#,
         lacks: Some(r#""isError":true"#),
     };
+    let headers = |auth: bool| headers_of(&gw, auth);
     let target = |port, auth, body: &Bytes, expect| {
         Arc::new(Target {
             port,
@@ -163,6 +179,20 @@ pub(crate) fn run(plan: &Plan) {
             what: "toolgate: JWT + allowlist + jit-grants, allowed",
             target: target(gw.port, true, &call("echo"), echoed),
             pid: gw.proc.pid(),
+            upstream: upstream.pid(),
+            result: RowResult::default(),
+        },
+        Row {
+            key: "g",
+            what: "toolgate: row (c) writing the decision log",
+            target: Arc::new(Target {
+                port: gw_log.port,
+                path: "/mcp".into(),
+                headers: headers_of(&gw_log, true),
+                body: call("echo"),
+                expect: echoed,
+            }),
+            pid: gw_log.proc.pid(),
             upstream: upstream.pid(),
             result: RowResult::default(),
         },

@@ -69,7 +69,7 @@ fn load(text: &str) -> Config {
 
 /// What a config does, for comparing two: its `Debug` form, with the
 /// connection caps as the listeners apply them (an unset cap takes its
-/// listener's default).
+/// listener's default) and the policy budget as requests get it.
 fn effect(config: &Config) -> String {
     let mut applied = config.clone();
     for (c, role) in [
@@ -79,6 +79,8 @@ fn effect(config: &Config) -> String {
         c.max_connections = Some(c.max_connections(role));
         c.max_connections_per_address = Some(c.max_connections_per_address(role));
     }
+    // Unset, the budget is ten times the deadline.
+    applied.policy_limits.request_budget = Some(applied.policy_limits.request_budget());
     format!("{applied:?}")
 }
 
