@@ -64,6 +64,20 @@ pub(super) enum Asked<'a> {
     },
 }
 
+impl<'a> Asked<'a> {
+    /// The tool (`""` for a method), its arguments and the method.
+    fn parts(self) -> (&'a str, &'a Value, &'a str) {
+        match self {
+            Asked::Tool {
+                name,
+                arguments,
+                method,
+            } => (name, arguments, method),
+            Asked::Method { method, params } => ("", params, method),
+        }
+    }
+}
+
 /// The request facts policy sees: era, protocol version, a few harmless headers.
 pub(super) fn request_facts(parts: &Parts, understood: &Understood, route: &Route) -> RequestFacts {
     let era = match understood {
@@ -130,14 +144,7 @@ impl Decider {
     /// Records a refusal decided without policy (a follow-up of an MCP
     /// task this caller did not start) and returns it.
     pub(super) fn refuse(&self, asked: Asked<'_>, decision: Decision) -> Decision {
-        let (tool, arguments, method) = match asked {
-            Asked::Tool {
-                name,
-                arguments,
-                method,
-            } => (name, arguments, method),
-            Asked::Method { method, params } => ("", params, method),
-        };
+        let (tool, arguments, method) = asked.parts();
         let context = crate::decide::ContextWire::default();
         let input = DecisionInput {
             phase: Phase::Call,
@@ -175,14 +182,7 @@ impl Decider {
         carried: Option<&Started>,
         caller_left: &CancellationToken,
     ) -> Decision {
-        let (tool, arguments, method) = match asked {
-            Asked::Tool {
-                name,
-                arguments,
-                method,
-            } => (name, arguments, method),
-            Asked::Method { method, params } => ("", params, method),
-        };
+        let (tool, arguments, method) = asked.parts();
         let store = self.tasks.store();
         let carried_live = carried
             .and_then(|c| c.task.as_deref())
