@@ -63,6 +63,34 @@ async fn enter_task(
     Ok((task, token))
 }
 
+/// Completes the flow's current task (if any) and enters a new one; false
+/// (after a pause) when the new one could not be entered.
+async fn next_task(
+    gw: &Gateway,
+    admin: &mut Conn,
+    conn: &mut Conn,
+    path: &str,
+    purpose: &str,
+    current: &mut Option<(String, String)>,
+    tally: &Tally,
+) -> bool {
+    if let Some((task, _)) = current.take() {
+        tally.add("task complete", complete(gw, admin, &task).await);
+    }
+    match enter_task(gw, admin, conn, path, purpose).await {
+        Ok(entered) => {
+            tally.add("task create", Ok(()));
+            *current = Some(entered);
+            true
+        }
+        Err(e) => {
+            tally.add("task create", Err(e));
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            false
+        }
+    }
+}
+
 async fn complete(gw: &Gateway, admin: &mut Conn, task: &str) -> Result<(), String> {
     let (status, body) = gw
         .admin_call(
@@ -96,19 +124,18 @@ pub(crate) async fn approvals(gw: Arc<Gateway>, i: usize, until: Instant, tally:
     let mut n = 0u64;
     while Instant::now() < until {
         if n.is_multiple_of(CYCLES_PER_TASK) {
-            if let Some((task, _)) = current.take() {
-                tally.add("task complete", complete(&gw, &mut admin, &task).await);
-            }
-            match enter_task(&gw, &mut admin, &mut conn, path, &format!("approvals {i}")).await {
-                Ok(entered) => {
-                    tally.add("task create", Ok(()));
-                    current = Some(entered);
-                }
-                Err(e) => {
-                    tally.add("task create", Err(e));
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
+            let purpose = format!("approvals {i}");
+            let next = next_task(
+                &gw,
+                &mut admin,
+                &mut conn,
+                path,
+                &purpose,
+                &mut current,
+                &tally,
+            );
+            if !next.await {
+                continue;
             }
         }
         n += 1;
@@ -325,19 +352,18 @@ pub(crate) async fn churn(gw: Arc<Gateway>, i: usize, until: Instant, tally: Arc
     let mut cycle = 0u64;
     while Instant::now() < until {
         if cycle.is_multiple_of(CYCLES_PER_TASK) {
-            if let Some((task, _)) = current.take() {
-                tally.add("task complete", complete(&gw, &mut admin, &task).await);
-            }
-            match enter_task(&gw, &mut admin, &mut conn, PATH, &format!("churn {i}")).await {
-                Ok(entered) => {
-                    tally.add("task create", Ok(()));
-                    current = Some(entered);
-                }
-                Err(e) => {
-                    tally.add("task create", Err(e));
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
+            let purpose = format!("churn {i}");
+            let next = next_task(
+                &gw,
+                &mut admin,
+                &mut conn,
+                PATH,
+                &purpose,
+                &mut current,
+                &tally,
+            );
+            if !next.await {
+                continue;
             }
         }
         cycle += 1;
