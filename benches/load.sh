@@ -3,13 +3,16 @@
 #
 #   benches/load.sh                 # full run: 5 interleaved rounds, ~15 min on 2 cores
 #   benches/load.sh --rounds 1 --seconds 3      # a quick look
-#   benches/load.sh profile [--seconds S]       # row (c) under callgrind:
-#                                               # instructions per call
+#   benches/load.sh profile [--seconds S] [--row c|e|g] [--audit]
+#                                               # row (c), (e) the filtered tools/list,
+#                                               # or (g) with the decision log (= --audit),
+#                                               # under callgrind: instructions per request
 #
 # Installs what it needs (wrk and taskset from Debian, the wasm32 target),
 # builds the policy modules and the release binaries, then runs
 # `cargo bench --bench load` (benches/load/main.rs; its options: --rounds N,
-# --seconds S, --rate RPS, --out DIR, --no-wrk, --no-pin). Results go to
+# --seconds S, --rate RPS, --out DIR, --rows a,c,g,... (a quick comparison of
+# some rows; also swap, scale), --no-wrk, --no-pin). Results go to
 # target/load/: table.md, results.json and raw/ (every wrk output, the
 # scale rows, the gateway's config and the tail of its log).
 set -euo pipefail

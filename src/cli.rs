@@ -104,6 +104,7 @@ pub fn run(cli: Cli) -> ExitCode {
             admin_port,
         } => runtime.block_on(demo::run(port, tools_port, admin_port)),
     };
+    crate::record::stderr::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -197,7 +198,7 @@ fn init_logging(filter: &str, format: LogFormat) {
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(crate::record::stderr::Stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match format {
         LogFormat::Text => builder.try_init(),

@@ -212,6 +212,42 @@ impl Live {
         (wire, grants)
     }
 
+    /// The contexts for deciding each of `tools` (one list) on `route` in
+    /// the `list` phase: [`Self::for_tool`] for each, with one clock reading
+    /// for the list; a tool whose grants are those of the tool before it
+    /// (a task's `*` grant) shares their wire form instead of serializing
+    /// them again.
+    pub fn for_tools(&self, store: &dyn Store, route: &str, tools: &[&str]) -> Vec<ContextWire> {
+        let Some(task) = self.task() else {
+            return tools.iter().map(|_| ContextWire::default()).collect();
+        };
+        let now = now_ms();
+        let (counters, recent) = self
+            .listed
+            .get_or_init(|| wire::activity(store.activity(&task.id)));
+        let mut last: Option<(Vec<Grant>, Option<Arc<RawValue>>)> = None;
+        tools
+            .iter()
+            .map(|tool| {
+                let grants = store.live_grants(&task.id, route, tool, now);
+                let wire = match &last {
+                    Some((before, wire)) if *before == grants => wire.clone(),
+                    Some(_) | None => {
+                        let wire = wire::grants(&grants);
+                        last = Some((grants, wire.clone()));
+                        wire
+                    }
+                };
+                ContextWire {
+                    task: self.task.clone(),
+                    grants: wire,
+                    counters: counters.clone(),
+                    recent_calls: recent.clone(),
+                }
+            })
+            .collect()
+    }
+
     /// The context for deciding a follow-up of an MCP task (`tasks/get`, …)
     /// whose call was allowed by `kept`: counted like a call, and shown the
     /// kept grant as long as it is not revoked or expired — with the use

@@ -7,6 +7,7 @@ pub mod abi;
 pub mod cache;
 pub mod engine;
 pub mod input;
+mod list;
 pub mod module;
 pub mod opa;
 pub mod pool;
@@ -335,18 +336,47 @@ impl Budget {
 
     fn refusal(&self) -> Option<Decision> {
         let used = self.used_ns.load(Ordering::Relaxed);
-        (used >= self.limit_ns).then(|| {
-            Decision::new(
-                Verdict::Deny,
-                Reason::PolicyBudget,
-                format!(
-                    "this request used its policy time ({} ms, policy_limits.request_budget): \
-                     send fewer calls in one request",
-                    self.limit_ns / 1_000_000
-                ),
-            )
-        })
+        (used >= self.limit_ns).then(|| budget_refusal(self.limit_ns))
     }
+
+    /// The policy time left, in ns.
+    fn remaining_ns(&self) -> u64 {
+        self.limit_ns
+            .saturating_sub(self.used_ns.load(Ordering::Relaxed))
+    }
+}
+
+/// The refusal of a decision past its request's budget of `limit_ns`.
+fn budget_refusal(limit_ns: u64) -> Decision {
+    Decision::new(
+        Verdict::Deny,
+        Reason::PolicyBudget,
+        format!(
+            "this request used its policy time ({} ms, policy_limits.request_budget): \
+             send fewer calls in one request",
+            limit_ns / 1_000_000
+        ),
+    )
+}
+
+/// The refusal of a decision whose slow module's queue is full.
+fn busy_refusal() -> Decision {
+    Decision::new(
+        Verdict::Deny,
+        Reason::PolicyBusy,
+        "policy is busy: too many calls wait for this slow policy module \
+         (policy_limits.max_queued); retry later"
+            .into(),
+    )
+}
+
+/// The refusal of a decision whose evaluation on the policy pool failed.
+fn pool_failure() -> Decision {
+    Decision::new(
+        Verdict::Deny,
+        Reason::PolicyError,
+        "the policy evaluation failed".into(),
+    )
 }
 
 /// The policy modules in force.
@@ -437,26 +467,14 @@ impl PolicySet {
         let job = move || combine(owned.iter().map(|(m, doc)| (m, doc.as_slice())), &tool);
         let answer = match pool::pool(self.workers).submit(lane, self.max_queued, job) {
             Ok(answer) => answer,
-            Err(pool::Busy) => {
-                return Decision::new(
-                    Verdict::Deny,
-                    Reason::PolicyBusy,
-                    "policy is busy: too many calls wait for this slow policy module \
-                     (policy_limits.max_queued); retry later"
-                        .into(),
-                );
-            }
+            Err(pool::Busy) => return busy_refusal(),
         };
         match answer.await {
             Ok((decision, took)) => {
                 budget.charge(took);
                 decision
             }
-            Err(_) => Decision::new(
-                Verdict::Deny,
-                Reason::PolicyError,
-                "the policy evaluation failed".into(),
-            ),
+            Err(_) => pool_failure(),
         }
     }
 
@@ -495,19 +513,47 @@ fn combine<'m, D>(
 where
     D: input::Document + ?Sized + 'm,
 {
-    let mut decision = Decision::new(Verdict::Allow, Reason::PolicyAllow, String::new());
-    let mut total = Duration::ZERO;
+    let mut verdicts = Verdicts::new(tool);
     for (module, doc) in modules {
+        verdicts.evaluate(module, |m| m.evaluate(doc));
+    }
+    verdicts.finish()
+}
+
+/// The verdicts of one decision's modules as they come in, combined: any
+/// deny ⇒ deny; else any needs_approval ⇒ needs approval; else allow.
+struct Verdicts<'t> {
+    tool: &'t str,
+    decision: Decision,
+    took: Duration,
+}
+
+impl<'t> Verdicts<'t> {
+    fn new(tool: &'t str) -> Self {
+        Self {
+            tool,
+            decision: Decision::new(Verdict::Allow, Reason::PolicyAllow, String::new()),
+            took: Duration::ZERO,
+        }
+    }
+
+    /// Runs one module's evaluation (timed, noted in its moving average)
+    /// and folds its answer in.
+    fn evaluate(
+        &mut self,
+        module: &PolicyModule,
+        run: impl FnOnce(&PolicyModule) -> Result<module::Answer, Fault>,
+    ) {
         let started = Instant::now();
-        let answer = module.evaluate(doc);
+        let answer = run(module);
         let took = started.elapsed();
         module.observe(took);
-        total += took;
+        self.took += took;
         let (outcome, own_reason, annotations) = match &answer {
             Ok(a) => (Ok(a.verdict), a.reason.clone(), a.annotations.clone()),
             Err(fault) => (Err(fault.kind()), None, None),
         };
-        decision.evidence.push(Evidence {
+        self.decision.evidence.push(Evidence {
             module: Arc::clone(&module.name),
             version: Arc::clone(&module.version),
             hash: Arc::clone(&module.short_hash),
@@ -517,7 +563,7 @@ where
         });
         let (verdict, reason, message) = match answer {
             Ok(a) => match a.verdict {
-                Verdict::Allow => continue,
+                Verdict::Allow => return,
                 Verdict::Deny => (
                     Verdict::Deny,
                     Reason::PolicyDeny,
@@ -530,7 +576,7 @@ where
                 ),
             },
             Err(fault) => {
-                tracing::warn!(policy = %module.name, tool, error = %fault, "policy module failed; denying");
+                tracing::warn!(policy = %module.name, tool = self.tool, error = %fault, "policy module failed; denying");
                 (
                     Verdict::Deny,
                     Reason::PolicyError,
@@ -539,13 +585,17 @@ where
             }
         };
         // The strongest verdict wins; among equals the first keeps its reason.
-        if rank(verdict) > rank(decision.verdict) {
-            decision.verdict = verdict;
-            decision.reason = reason;
-            decision.message = message;
+        if rank(verdict) > rank(self.decision.verdict) {
+            self.decision.verdict = verdict;
+            self.decision.reason = reason;
+            self.decision.message = message;
         }
     }
-    (decision, total)
+
+    /// The combined decision, and how long its evaluations took.
+    fn finish(self) -> (Decision, Duration) {
+        (self.decision, self.took)
+    }
 }
 
 fn rank(v: Verdict) -> u8 {

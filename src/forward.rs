@@ -189,7 +189,7 @@ pub async fn relay(
             })?,
         )
     };
-    let edited = edit_json(&edit, answer, batch);
+    let edited = edit_json(&edit, answer, batch).await;
     let bytes = Bytes::from(serde_json::to_vec(&edited).unwrap_or_default());
     if empty {
         parts.status = StatusCode::OK;

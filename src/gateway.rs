@@ -18,6 +18,7 @@ mod follow_up;
 mod grant_request;
 mod mcp;
 mod mcp_tasks;
+mod param_headers;
 mod session;
 mod watch;
 
@@ -48,8 +49,10 @@ pub struct Gateway {
     identifier: Identifier,
     policy_watch: std::sync::Mutex<Option<crate::decide::reload::PolicyWatch>>,
     tasks: Arc<Tasks>,
-    /// The MCP tasks (2026-07-28 tasks extension) callers started here.
+    /// The MCP tasks (either era) callers started here.
     mcp_tasks: Arc<mcp_tasks::McpTasks>,
+    /// The `Mcp-Param-*` headers each route's tools declare.
+    param_headers: Arc<param_headers::ParamHeaders>,
     /// Signs and checks the `requestState` of approvals asked through MCP.
     approval_states: approval_state::ApprovalStates,
     /// Bumped by the admin API's config reload; `serve` waits on it like on SIGHUP.
@@ -88,6 +91,7 @@ impl Gateway {
             policy_watch: std::sync::Mutex::new(None),
             tasks,
             mcp_tasks: Arc::default(),
+            param_headers: Arc::default(),
             approval_states: approval_state::ApprovalStates::default(),
             config_reload: tokio::sync::watch::Sender::new(0),
             last_policy_reload: std::sync::Mutex::new(None),

@@ -58,6 +58,7 @@ pub mod gateway;
 pub mod identify;
 pub mod listener;
 pub mod mcp;
+pub mod random;
 pub mod record;
 pub mod server;
 pub mod snapshot;

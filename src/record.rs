@@ -8,6 +8,7 @@
 
 pub mod gauges;
 pub mod request;
+pub mod stderr;
 pub mod tools;
 
 use std::sync::Arc;
@@ -274,6 +275,44 @@ impl Recorder {
         trace(input, decision, trace_id);
     }
 
+    /// Counts and traces the decisions of one list's tools (`inputs[i]`
+    /// decided `decisions[i]`): the same series and lines as
+    /// [`Self::decision`] for each, every series counted once a list.
+    pub fn list_decisions(
+        &self,
+        inputs: &[DecisionInput<'_>],
+        decisions: &[Decision],
+        trace_id: &str,
+    ) {
+        let labels = self.tools.labels(inputs.iter().map(|i| i.tool));
+        let mut counts: Tally<'_, 5> = Tally::new(1);
+        let mut evaluations: Tally<'_, 2> = Tally::new(usize::MAX);
+        let mut faults: Tally<'_, 2> = Tally::new(usize::MAX);
+        for ((input, decision), tool) in inputs.iter().zip(decisions).zip(labels) {
+            counts.add([
+                input.route.name.as_str(),
+                input.phase.as_str(),
+                tool,
+                decision.verdict(),
+                decision.reason().as_str(),
+            ]);
+            for e in &decision.evidence {
+                let result = match e.outcome {
+                    Ok(verdict) => verdict.as_str(),
+                    Err(fault) => {
+                        faults.add([&e.module, fault]);
+                        fault
+                    }
+                };
+                evaluations.add([&e.module, result]);
+            }
+            trace(input, decision, trace_id);
+        }
+        counts.count(&self.decisions);
+        evaluations.count(&self.policy_evaluations);
+        faults.count(&self.policy_faults);
+    }
+
     /// Records a change requested through the admin API in the decision log.
     pub fn admin_event(&self, entry: AdminEntry) {
         if let Some(audit) = &self.audit {
@@ -291,6 +330,44 @@ impl Recorder {
     /// Counts a policy reload attempt (`ok` or `error`).
     pub fn policy_reload(&self, result: &str) {
         self.policy_reloads.with_label_values(&[result]).inc();
+    }
+}
+
+/// Label sets seen while recording a list, and how often each.
+struct Tally<'a, const N: usize> {
+    seen: Vec<([&'a str; N], u64)>,
+    /// How many of the newest sets an added one is compared with: a few
+    /// sets recur all through a list (a module's verdicts), while a set
+    /// naming a tool recurs, if at all, right after itself.
+    window: usize,
+}
+
+impl<'a, const N: usize> Tally<'a, N> {
+    fn new(window: usize) -> Self {
+        Self {
+            seen: Vec::new(),
+            window,
+        }
+    }
+
+    fn add(&mut self, labels: [&'a str; N]) {
+        let window = self.window;
+        match self
+            .seen
+            .iter_mut()
+            .rev()
+            .take(window)
+            .find(|(l, _)| *l == labels)
+        {
+            Some((_, n)) => *n += 1,
+            None => self.seen.push((labels, 1)),
+        }
+    }
+
+    fn count(self, counters: &IntCounterVec) {
+        for (labels, n) in self.seen {
+            counters.with_label_values(&labels).inc_by(n);
+        }
     }
 }
 

@@ -39,6 +39,19 @@ pub(crate) fn policy_toml(wasm: &Path) -> String {
     )
 }
 
+/// Under a profiler time runs some 50× slower: the policy's deadline and
+/// request budget are widened so that no decision is refused for time (a
+/// refused one skips its modules, and the count would not be the row's).
+fn profiled_limits(policy: &str, wrap: &[String]) -> String {
+    if wrap.is_empty() {
+        return policy.to_owned();
+    }
+    policy.replace(
+        "[policy_limits]\n",
+        "[policy_limits]\ndeadline = \"1s\"\nrequest_budget = \"60s\"\n",
+    )
+}
+
 /// Builds the policy modules (release, wasm32; cargo caches the build).
 pub(crate) fn build_modules(repo: &Path) -> PathBuf {
     let dir = repo.join("policy-modules");
@@ -102,7 +115,7 @@ pub(crate) async fn start(
         hash = toolgate::admin::auth::hash_token_hex(ADMIN_TOKEN),
         issuer = mint::DEV_ISSUER,
         jwks = repo.join("config/dev/jwks.json").display(),
-        policy = policy_toml(wasm),
+        policy = profiled_limits(&policy_toml(wasm), wrap),
     );
     let name = if audit.is_some() {
         "gateway-audit"

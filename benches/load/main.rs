@@ -14,8 +14,10 @@
 //! smoke run against the debug build — every row must answer as expected;
 //! no speed is asserted. The same binary is also each helper process:
 //! `load upstream`, `load proxy --upstream PORT`, `load scale ...`; and
-//! `load profile [--seconds S]` counts row (c)'s instructions per call
-//! under callgrind (`benches/load.sh profile`).
+//! `load profile [--seconds S] [--row c|e|g] [--audit]` counts a row's
+//! instructions per request under callgrind (`benches/load.sh profile`):
+//! row (c) by default; `--audit` is `--row g`, the same with the decision
+//! log on; `--row e` the filtered 100-tool `tools/list`.
 
 mod gateway;
 mod generate;
@@ -29,6 +31,12 @@ mod upstream;
 
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// The gateway's allocator (src/main.rs) for every process this binary
+/// is — the bare proxy, the upstream and the scale rows' store — so that
+/// the baseline and the scale figures are measured on the same footing.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// What one run does.
 #[derive(Debug, Clone)]
@@ -50,6 +58,16 @@ pub(crate) struct Plan {
     /// Pin the process under test to CPU 0 and the load to CPU 1.
     pub(crate) pin: bool,
     pub(crate) out: PathBuf,
+    /// `--rows`: only these rows (keys `a`–`g`, and `swap`, `scale`); an
+    /// empty list is every row.
+    pub(crate) only: Vec<String>,
+}
+
+impl Plan {
+    /// Whether `part` (a row key, `f`, `swap` or `scale`) runs.
+    pub(crate) fn runs(&self, part: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|p| p == part)
+    }
 }
 
 impl Plan {
@@ -68,6 +86,7 @@ impl Plan {
             wrk: true,
             pin: true,
             out: repo().join("target/load"),
+            only: Vec::new(),
         }
     }
 
@@ -87,6 +106,7 @@ impl Plan {
             wrk: false,
             pin: false,
             out: repo().join("target/load/smoke"),
+            only: Vec::new(),
         }
     }
 }
@@ -95,7 +115,7 @@ pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-const USAGE: &str = "usage: load [--rounds N] [--seconds S] [--rate RPS] [--out DIR] [--no-wrk] [--no-pin] [--smoke]";
+const USAGE: &str = "usage: load [--rounds N] [--seconds S] [--rate RPS] [--out DIR] [--rows a,b,c,d,e,f,g,swap,scale] [--no-wrk] [--no-pin] [--smoke]";
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -117,7 +137,15 @@ fn main() {
             let port = number("--upstream").expect("proxy --upstream PORT");
             return proxy::serve(u16::try_from(port).expect("a port"));
         }
-        Some("profile") => return profile::run(number("--seconds").unwrap_or(20)),
+        Some("profile") => {
+            let row = match arg("--row") {
+                Some(key) => profile::Row::parse(&key)
+                    .unwrap_or_else(|| panic!("profile --row wants c, e or g, got {key:?}")),
+                None if args.iter().any(|a| a == "--audit") => profile::Row::G,
+                None => profile::Row::C,
+            };
+            return profile::run(number("--seconds").unwrap_or(20), row);
+        }
         Some("scale") => {
             let wasm = PathBuf::from(arg("--wasm").expect("scale --wasm DIR"));
             let grants = number("--grants").expect("scale --grants N");
@@ -129,7 +157,7 @@ fn main() {
     // `cargo bench` passes --bench; `cargo test` passes nothing, or the
     // test-name filter it was given: then run only if it names this target.
     let bench = args.iter().any(|a| a == "--bench");
-    let values = ["--rounds", "--seconds", "--rate", "--out"];
+    let values = ["--rounds", "--seconds", "--rate", "--out", "--rows"];
     let filters: Vec<&String> = args
         .iter()
         .enumerate()
@@ -159,6 +187,9 @@ fn main() {
     }
     if let Some(out) = arg("--out") {
         plan.out = PathBuf::from(out);
+    }
+    if let Some(rows) = arg("--rows") {
+        plan.only = rows.split(',').map(|r| r.trim().to_owned()).collect();
     }
     if args.iter().any(|a| a == "--no-wrk") {
         plan.wrk = false;

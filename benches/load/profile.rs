@@ -1,10 +1,11 @@
-//! `load profile`: instructions per call of row (c), counted by callgrind.
-//! On a shared, loaded machine instruction counts repeat where CPU time
-//! does not. The gateway runs under `valgrind --tool=callgrind` with one
-//! worker; after a warm-up the counters are zeroed, one connection sends
-//! the (c) call for a while, and the counters are dumped: the dump's total
-//! divided by the calls answered is the figure. The dump stays in
-//! `target/load/profile/` for `callgrind_annotate`.
+//! `load profile`: instructions per request of row (c), (g) or (e),
+//! counted by callgrind. On a shared, loaded machine instruction counts
+//! repeat where CPU time does not. The gateway runs under `valgrind
+//! --tool=callgrind` with one worker; after a warm-up the counters are
+//! zeroed, one connection sends the row's request for a while, and the
+//! counters are dumped: the dump's total divided by the requests answered
+//! is the figure. The dump stays in `target/load/profile/` for
+//! `callgrind_annotate`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,12 +20,72 @@ use super::generate::{self, Expect, Target};
 use super::procs;
 use super::repo;
 
-pub(crate) fn run(seconds: u64) {
+/// The rows the profile mode can count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Row {
+    /// An allowed `tools/call`.
+    C,
+    /// Row (c) with the decision log on.
+    G,
+    /// A `tools/list` of 100 tools filtered by policy.
+    E,
+}
+
+impl Row {
+    /// The row named by `--row` (`c`, `e`, `g`).
+    pub(crate) fn parse(key: &str) -> Option<Self> {
+        match key {
+            "c" => Some(Self::C),
+            "g" => Some(Self::G),
+            "e" => Some(Self::E),
+            _ => None,
+        }
+    }
+
+    fn key(self) -> &'static str {
+        match self {
+            Self::C => "c",
+            Self::G => "g",
+            Self::E => "e",
+        }
+    }
+
+    /// The request the row sends, and what its answer must hold.
+    fn request(self) -> (Bytes, Expect) {
+        match self {
+            Self::C | Self::G => (
+                Bytes::from(
+                    json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                           "params": {"name": "echo", "arguments": {"text": "hello"}}})
+                    .to_string(),
+                ),
+                Expect {
+                    status: 200,
+                    contains: r#""text":"hello""#,
+                    lacks: Some(r#""isError":true"#),
+                },
+            ),
+            // As in the full run (rounds.rs).
+            Self::E => (
+                Bytes::from(r#"{"jsonrpc":"2.0","id":8,"method":"tools/list","params":{}}"#),
+                Expect {
+                    status: 200,
+                    contains: r#""name":"tool_011""#,
+                    lacks: Some(r#""name":"forbidden""#),
+                },
+            ),
+        }
+    }
+}
+
+pub(crate) fn run(seconds: u64, row: Row) {
+    let audit = row == Row::G;
     let out = repo().join("target/load/profile");
     std::fs::create_dir_all(&out).expect("profile folder");
     for stale in dumps(&out) {
         let _ = std::fs::remove_file(stale);
     }
+    let _ = std::fs::remove_dir_all(out.join("audit"));
     let wasm = gateway::build_modules(&repo());
     let me = std::env::current_exe().expect("own path");
     let mut upstream_cmd = procs::command(&me, None);
@@ -53,8 +114,9 @@ pub(crate) fn run(seconds: u64) {
         None,
         true,
         &wrap,
-        None,
+        audit.then(|| out.join("audit")).as_deref(),
     ));
+    let (body, expect) = row.request();
     let target = Arc::new(Target {
         port: gw.port,
         path: "/mcp".into(),
@@ -68,16 +130,8 @@ pub(crate) fn run(seconds: u64) {
             ("mcp-session-id".into(), gw.session.clone()),
             ("authorization".into(), format!("Bearer {}", gw.token)),
         ],
-        body: Bytes::from(
-            json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-                   "params": {"name": "echo", "arguments": {"text": "hello"}}})
-            .to_string(),
-        ),
-        expect: Expect {
-            status: 200,
-            contains: r#""text":"hello""#,
-            lacks: Some(r#""isError":true"#),
-        },
+        body,
+        expect,
     });
     let pid = gw.proc.pid().to_string();
     let (warm, _) = rt.block_on(generate::closed(&target, 1, Duration::from_secs(5)));
@@ -108,9 +162,10 @@ pub(crate) fn run(seconds: u64) {
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .expect("the dump has a total");
     println!(
-        "row (c): {} calls, {} instructions, {} instructions per call\n\
+        "row ({}): {} requests, {} instructions, {} instructions per request\n\
          dump: {}\n\
          annotate: callgrind_annotate --inclusive=yes {}",
+        row.key(),
         tally.ok,
         total,
         total / tally.ok,

@@ -82,9 +82,10 @@ struct Row {
 #[derive(Debug)]
 pub(crate) struct Report {
     rows: Vec<Row>,
-    ttfe: [(u32, u32, Tally); 2],
+    /// `None` where `--rows` left the part out.
+    ttfe: Option<[(u32, u32, Tally); 2]>,
     scale: Vec<ScaleResult>,
-    swap: Swap,
+    swap: Option<Swap>,
     log_bytes: u64,
     header: Value,
 }
@@ -117,9 +118,9 @@ impl Report {
     pub(crate) fn new(
         plan: &Plan,
         rows: Vec<(&'static str, &'static str, RowResult)>,
-        ttfe: (Latencies, Latencies),
+        ttfe: Option<(Latencies, Latencies)>,
         scale: Vec<ScaleResult>,
-        swap: Swap,
+        swap: Option<Swap>,
         log_bytes: u64,
         wrk: bool,
         pinned: bool,
@@ -150,9 +151,11 @@ impl Report {
                 }
             })
             .collect();
-        let ttfe = [ttfe.0, ttfe.1].map(|mut l| {
-            l.us.sort_unstable();
-            (quantile(&l.us, 0.5), quantile(&l.us, 0.99), l.tally)
+        let ttfe = ttfe.map(|(direct, gateway)| {
+            [direct, gateway].map(|mut l| {
+                l.us.sort_unstable();
+                (quantile(&l.us, 0.5), quantile(&l.us, 0.99), l.tally)
+            })
         });
         let cpu = sh(
             "sh",
@@ -241,12 +244,14 @@ impl Report {
                 large.bytes_per_grant <= 1024.0,
             ));
         }
-        out.push((
-            "hot swap under load".into(),
-            "0 failed".into(),
-            format!("{} failed of {}", self.swap.failed, self.swap.requests),
-            self.swap.failed == 0,
-        ));
+        if let Some(swap) = &self.swap {
+            out.push((
+                "hot swap under load".into(),
+                "0 failed".into(),
+                format!("{} failed of {}", swap.failed, swap.requests),
+                swap.failed == 0,
+            ));
+        }
         out
     }
 
@@ -265,7 +270,10 @@ impl Report {
                 ));
             }
         }
-        for (name, (_, _, t)) in ["SSE direct", "SSE via toolgate"].iter().zip(&self.ttfe) {
+        for (name, (_, _, t)) in ["SSE direct", "SSE via toolgate"]
+            .iter()
+            .zip(self.ttfe.iter().flatten())
+        {
             if t.bad > 0 || t.ok == 0 {
                 out.push(format!(
                     "(f) {name}: {} ok, {} wrong; first: {}",
@@ -275,8 +283,9 @@ impl Report {
                 ));
             }
         }
-        let s = &self.swap;
-        if s.failed > 0 || s.requests == 0 || s.reloads_ok < s.reloads || s.reloads == 0 {
+        if let Some(s) = &self.swap
+            && (s.failed > 0 || s.requests == 0 || s.reloads_ok < s.reloads || s.reloads == 0)
+        {
             out.push(format!(
                 "hot swap: {} of {} requests failed, {} of {} reloads ok; first: {}",
                 s.failed,
@@ -334,13 +343,15 @@ impl Report {
                 r.peak_rss_kib as f64 / 1024.0,
             ));
         }
-        let [(d50, d99, _), (g50, g99, _)] = &self.ttfe;
-        t.push_str(&format!(
-            "| (f) | SSE tool call, time to first event at {} req/s: direct / via toolgate | | | | | {d50} / {g50} | {d99} / {g99} | | {:+} | {:+} | |\n\n",
-            self.header["sse_rate"],
-            i64::from(*g50) - i64::from(*d50),
-            i64::from(*g99) - i64::from(*d99),
-        ));
+        if let Some([(d50, d99, _), (g50, g99, _)]) = &self.ttfe {
+            t.push_str(&format!(
+                "| (f) | SSE tool call, time to first event at {} req/s: direct / via toolgate | | | | | {d50} / {g50} | {d99} / {g99} | | {:+} | {:+} | |\n",
+                self.header["sse_rate"],
+                i64::from(*g50) - i64::from(*d50),
+                i64::from(*g99) - i64::from(*d99),
+            ));
+        }
+        t.push('\n');
         t.push_str("| live grants | tasks | decision CPU-µs | × first row | wall µs | bytes per grant | RSS |\n");
         t.push_str("|---:|---:|---:|---:|---:|---:|---:|\n");
         let first = self.scale.first().map_or(1.0, |s| s.decision_cpu_us);
@@ -356,14 +367,15 @@ impl Report {
                 s.rss_grants_kib as f64 / 1024.0,
             ));
         }
-        let s = &self.swap;
+        t.push('\n');
+        if let Some(s) = &self.swap {
+            t.push_str(&format!(
+                "hot swap: {} requests during {} policy reloads ({} ok): {} failed\n",
+                s.requests, s.reloads, s.reloads_ok, s.failed,
+            ));
+        }
         t.push_str(&format!(
-            "\nhot swap: {} requests during {} policy reloads ({} ok): {} failed\n\
-             gateway log (default settings, stderr to a file): {:.1} MiB\n\n",
-            s.requests,
-            s.reloads,
-            s.reloads_ok,
-            s.failed,
+            "gateway log (default settings, stderr to a file): {:.1} MiB\n\n",
             self.log_bytes as f64 / (1024.0 * 1024.0),
         ));
         t.push_str("| target | wanted | measured | |\n|---|---|---|---|\n");
@@ -387,7 +399,12 @@ impl Report {
                 })
             })
             .collect();
-        let [(d50, d99, dt), (g50, g99, gt)] = &self.ttfe;
+        let sse = self.ttfe.as_ref().map(|[(d50, d99, dt), (g50, g99, gt)]| {
+            json!({
+                "direct": {"p50_us": d50, "p99_us": d99, "ok": dt.ok, "wrong": dt.bad},
+                "toolgate": {"p50_us": g50, "p99_us": g99, "ok": gt.ok, "wrong": gt.bad},
+            })
+        });
         let scale: Vec<Value> = self
             .scale
             .iter()
@@ -405,13 +422,10 @@ impl Report {
         json!({
             "run": self.header,
             "rows": rows,
-            "sse_first_event": {
-                "direct": {"p50_us": d50, "p99_us": d99, "ok": dt.ok, "wrong": dt.bad},
-                "toolgate": {"p50_us": g50, "p99_us": g99, "ok": gt.ok, "wrong": gt.bad},
-            },
+            "sse_first_event": sse,
             "scale": scale,
-            "hot_swap": {"requests": self.swap.requests, "failed": self.swap.failed,
-                         "reloads": self.swap.reloads, "reloads_ok": self.swap.reloads_ok},
+            "hot_swap": self.swap.as_ref().map(|s| json!({"requests": s.requests, "failed": s.failed,
+                         "reloads": s.reloads, "reloads_ok": s.reloads_ok})),
             "gateway_log_bytes": self.log_bytes,
             "targets": targets,
         })

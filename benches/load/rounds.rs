@@ -231,6 +231,9 @@ pub(crate) fn run(plan: &Plan) {
             result: RowResult::default(),
         },
     ];
+    // The hot swap loads row (c)'s call.
+    let swap_target = Arc::clone(&rows[2].target);
+    rows.retain(|r| plan.runs(r.key));
     let streamed = Expect {
         status: 200,
         contains: "event: message",
@@ -266,6 +269,9 @@ pub(crate) fn run(plan: &Plan) {
             ));
             row.result.add_latencies(lat);
         }
+        if !plan.runs("f") {
+            continue;
+        }
         step!("round {} SSE first event", round + 1);
         for (target, into) in [
             (&sse_direct, &mut ttfe_direct),
@@ -288,12 +294,15 @@ pub(crate) fn run(plan: &Plan) {
     let gateway_log = plan.out.join("gateway.stderr.log");
     let log_bytes = std::fs::metadata(&gateway_log).map_or(0, |m| m.len());
 
-    step!("policy hot swap under load");
-    let swap = rt.block_on(hot_swap(&gw, &rows[2].target, plan.swap_for));
+    let swap = plan.runs("swap").then(|| {
+        step!("policy hot swap under load");
+        rt.block_on(hot_swap(&gw, &swap_target, plan.swap_for))
+    });
 
     let scale: Vec<ScaleResult> = plan
         .scale
         .iter()
+        .filter(|_| plan.runs("scale"))
         .map(|&n| {
             step!("scale row, {n} live grants");
             scale_row(&me, &wasm, n, plan.scale_calls, cpu(UNDER_TEST), &raw)
@@ -305,7 +314,7 @@ pub(crate) fn run(plan: &Plan) {
         rows.iter()
             .map(|r| (r.key, r.what, r.result.clone()))
             .collect(),
-        (ttfe_direct, ttfe_gateway),
+        plan.runs("f").then_some((ttfe_direct, ttfe_gateway)),
         scale,
         swap,
         log_bytes,

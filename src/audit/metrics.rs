@@ -1,5 +1,6 @@
 //! Record stage: the decision log's own telemetry — lines written, bytes,
-//! records dropped (and why), write errors, rotations, queue depth, health.
+//! batches, records dropped (and why), write errors, rotations, queue
+//! depth, health.
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
@@ -7,6 +8,7 @@ use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 pub(crate) struct AuditMetrics {
     pub(crate) written: IntCounterVec,
     pub(crate) bytes: IntCounter,
+    pub(crate) batches: IntCounter,
     pub(crate) dropped: IntCounterVec,
     pub(crate) write_errors: IntCounter,
     pub(crate) rotations: IntCounter,
@@ -32,6 +34,10 @@ impl AuditMetrics {
             )
             .expect("static metric definition is valid"),
             bytes: counter("toolgate_audit_bytes_total", "Bytes written to the decision log."),
+            batches: counter(
+                "toolgate_audit_batches_total",
+                "Batches the decision-log writer wrote (records_total over this is the batch size).",
+            ),
             dropped: IntCounterVec::new(
                 Opts::new(
                     "toolgate_audit_dropped_total",
@@ -65,6 +71,7 @@ impl AuditMetrics {
         // A second gateway on the same registry keeps the first registration.
         let _ = registry.register(Box::new(this.written.clone()));
         let _ = registry.register(Box::new(this.bytes.clone()));
+        let _ = registry.register(Box::new(this.batches.clone()));
         let _ = registry.register(Box::new(this.dropped.clone()));
         let _ = registry.register(Box::new(this.write_errors.clone()));
         let _ = registry.register(Box::new(this.rotations.clone()));

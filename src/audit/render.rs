@@ -25,7 +25,9 @@ const TASK_CACHE: usize = 4096;
 
 /// Turns entries into lines.
 pub(crate) struct Renderer {
-    ctx: uuid::ContextV7,
+    /// The millisecond of the last id, and the ids given within it.
+    id_ms: u64,
+    id_seq: u16,
     masks: Arc<Masks>,
     store: Option<Arc<dyn Store>>,
     tasks: HashMap<String, TaskFacts>,
@@ -40,7 +42,8 @@ impl std::fmt::Debug for Renderer {
 impl Renderer {
     pub(crate) fn new(masks: Arc<Masks>, store: Option<Arc<dyn Store>>) -> Self {
         Self {
-            ctx: uuid::ContextV7::new(),
+            id_ms: 0,
+            id_seq: 0,
             masks,
             store,
             tasks: HashMap::new(),
@@ -75,14 +78,20 @@ impl Renderer {
     fn write(&mut self, at_ms: u64, seq: u64, prev: &str, body: Body<'_>, buf: &mut Vec<u8>) {
         let ms = i64::try_from(at_ms).unwrap_or(i64::MAX);
         let ts = jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-        let nanos = u32::try_from(at_ms % 1000).unwrap_or(0) * 1_000_000;
-        let id = uuid::Uuid::new_v7(uuid::Timestamp::from_unix(&self.ctx, at_ms / 1000, nanos));
+        let mut ts_buf = [0u8; 40];
+        let ts_len = {
+            let mut out = &mut ts_buf[..];
+            // An RFC 3339 UTC timestamp with milliseconds is 24 bytes.
+            let _ = std::io::Write::write_fmt(&mut out, format_args!("{ts:.3}"));
+            40 - out.len()
+        };
+        let id = self.next_id(at_ms, seq);
         let mut id_buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
         let line = Line {
             v: VERSION,
             seq,
             id: Cow::Borrowed(id.hyphenated().encode_lower(&mut id_buf)),
-            ts: Cow::Owned(format!("{ts:.3}")),
+            ts: Cow::Borrowed(std::str::from_utf8(&ts_buf[..ts_len]).unwrap_or_default()),
             body,
             prev: Cow::Borrowed(prev),
             hash: String::new(),
@@ -91,6 +100,25 @@ impl Renderer {
         if serde_json::to_writer(&mut *buf, &line).is_err() {
             tracing::error!("a decision-log line could not be serialized");
         }
+    }
+
+    /// A UUIDv7 for line `seq` stamped `at_ms`: the millisecond, a 12-bit
+    /// count of the ids given within it (ids of one millisecond sort in the
+    /// order written), and 62 random bits from [`crate::random`] — no
+    /// system call per line. Without randomness the line's `seq` stands in:
+    /// unique within the log still.
+    fn next_id(&mut self, at_ms: u64, seq: u64) -> uuid::Uuid {
+        if at_ms == self.id_ms {
+            self.id_seq = self.id_seq.wrapping_add(1);
+        } else {
+            (self.id_ms, self.id_seq) = (at_ms, 0);
+        }
+        let mut bytes = [0u8; 10];
+        bytes[..2].copy_from_slice(&(self.id_seq & 0x0fff).to_be_bytes());
+        if !crate::random::fill(&mut bytes[2..]) {
+            bytes[2..].copy_from_slice(&seq.to_be_bytes());
+        }
+        uuid::Builder::from_unix_timestamp_millis(at_ms, &bytes).into_uuid()
     }
 
     fn decision<'e>(&mut self, d: &'e DecisionEntry) -> Body<'e> {
@@ -357,6 +385,39 @@ fn micros(d: std::time::Duration) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_version_7_stamped_with_the_line_and_ordered_within_a_millisecond() {
+        let mut r = Renderer::new(Arc::new(Masks::new(&[], None)), None);
+        let at = 1_764_843_072_005;
+        let ids: Vec<uuid::Uuid> = (1..=5).map(|seq| r.next_id(at, seq)).collect();
+        for id in &ids {
+            assert_eq!(id.get_version_num(), 7);
+            let (secs, nanos) = id.get_timestamp().unwrap().to_unix();
+            assert_eq!(secs * 1000 + u64::from(nanos / 1_000_000), at);
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+        // A new millisecond starts its count again, after the last one.
+        let next = r.next_id(at + 1, 6);
+        assert!(next > ids[4]);
+        let mut line = Vec::new();
+        r.log(log_line(), 7, crate::audit::chain::GENESIS, &mut line);
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        let ts = v["ts"].as_str().unwrap();
+        assert!(ts.len() == 24 && ts.ends_with('Z'), "{ts}");
+        assert_eq!(v["id"].as_str().unwrap().len(), 36);
+    }
+
+    fn log_line() -> LogLine<'static> {
+        LogLine {
+            event: "opened".into(),
+            cause: None,
+            previous: None,
+            count: None,
+        }
+    }
+
     #[test]
     fn timestamps_have_milliseconds() {
         let ts = jiff::Timestamp::from_millisecond(1_764_843_072_005).unwrap();

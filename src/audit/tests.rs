@@ -10,7 +10,7 @@ use crate::config::Audit;
 
 fn config(dir: &Path, max_file_size: u64) -> Audit {
     let text = format!(
-        "dir = {:?}\nmax_file_size = {max_file_size}\nfsync = \"never\"\n",
+        "dir = {:?}\nmax_file_size = {max_file_size}\nfsync = \"never\"\nbatch_interval = \"0s\"\n",
         dir.display().to_string()
     );
     toml::from_str(&text).unwrap()
@@ -213,4 +213,39 @@ async fn an_unwritable_directory_fails_at_start() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("audit"), "{err}");
+}
+
+#[tokio::test]
+async fn records_arriving_while_the_writer_waits_out_its_interval_share_one_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path(), 1 << 20);
+    cfg.batch_interval = std::time::Duration::from_secs(1);
+    let registry = prometheus::Registry::new();
+    let log = AuditLog::start(&cfg, None, &registry).unwrap();
+    let batches = || {
+        registry
+            .gather()
+            .iter()
+            .find(|f| f.name() == "toolgate_audit_batches_total")
+            .map_or(0.0, |f| f.get_metric()[0].get_counter().get_value())
+    };
+    // The writer is idle: the first record is written at once, alone.
+    log.send(admin(0));
+    for _ in 0..100 {
+        if batches() >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(batches(), 1.0, "the first record is written at once");
+    // 100 more within its interval: no wake-up each, one batch for all.
+    for i in 1..=100 {
+        log.send(admin(i));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(batches(), 2.0, "the next 100 records are one batch");
+    log.close().await;
+    // Opened + 101 records + sealed, each still chained.
+    let summary = verify(&[tmp.path().to_path_buf()]).unwrap();
+    assert_eq!(summary.lines, 103);
 }

@@ -194,6 +194,7 @@ struct Writer {
     retain: usize,
     fsync: Fsync,
     fsync_interval: Duration,
+    batch_interval: Duration,
     file: Option<File>,
     number: u64,
     /// Committed bytes of the current file, and bytes after them a failed
@@ -227,6 +228,7 @@ impl Writer {
             retain: cfg.retain,
             fsync: cfg.fsync,
             fsync_interval: cfg.fsync_interval,
+            batch_interval: cfg.batch_interval,
             file: None,
             number: 0,
             len: 0,
@@ -274,25 +276,32 @@ impl Writer {
     async fn drain(&mut self, rx: &mut mpsc::Receiver<Entry>) {
         let tick = self.fsync_interval.min(Duration::from_secs(1));
         let mut pending: Vec<Entry> = Vec::new();
+        // When the next batch may be taken (`audit.batch_interval` after
+        // the last one): until then records gather in the queue without
+        // waking this thread, so under load one wake-up, one write and one
+        // sync serve many records.
+        let mut next_batch = tokio::time::Instant::now();
         loop {
             if pending.is_empty() {
-                let wait = if self.reopen.is_some() { RETRY } else { tick };
-                match tokio::time::timeout(wait, rx.recv()).await {
-                    Ok(Some(entry)) => pending.push(entry),
-                    Ok(None) => {
-                        self.finish();
-                        return;
-                    }
-                    Err(_) => {
-                        self.idle();
-                        continue;
-                    }
+                if next_batch > tokio::time::Instant::now() {
+                    tokio::time::sleep_until(next_batch).await;
                 }
-                while pending.len() < MAX_BATCH {
-                    match rx.try_recv() {
-                        Ok(entry) => pending.push(entry),
-                        Err(_) => break,
+                take(rx, &mut pending);
+                if pending.is_empty() {
+                    // Idle: wait for a record, which is then written at once.
+                    let wait = if self.reopen.is_some() { RETRY } else { tick };
+                    match tokio::time::timeout(wait, rx.recv()).await {
+                        Ok(Some(entry)) => pending.push(entry),
+                        Ok(None) => {
+                            self.finish();
+                            return;
+                        }
+                        Err(_) => {
+                            self.idle();
+                            continue;
+                        }
                     }
+                    take(rx, &mut pending);
                 }
             } else {
                 // The last write failed: wait, then try the same records again.
@@ -312,6 +321,7 @@ impl Writer {
             let work = stop.unwrap_or(pending.len());
             match self.write(&pending[..work]) {
                 Ok(()) => {
+                    next_batch = tokio::time::Instant::now() + self.batch_interval;
                     self.shared.set_healthy(self.reopen.is_none());
                     if let Some(i) = stop {
                         self.finish();
@@ -371,8 +381,15 @@ impl Writer {
             return Err(e);
         }
         (self.seq, self.prev) = (seq, prev);
-        for kind in kinds {
-            self.shared.metrics.written.with_label_values(&[kind]).inc();
+        self.shared.metrics.batches.inc();
+        // One counter update per kind and batch, not per line.
+        kinds.sort_unstable();
+        for run in kinds.chunk_by(|a, b| a == b) {
+            self.shared
+                .metrics
+                .written
+                .with_label_values(&[run[0]])
+                .inc_by(run.len() as u64);
         }
         self.after_write();
         if self.len >= self.max_file_size {
@@ -573,6 +590,16 @@ impl Writer {
             && let Err(e) = self.seal("shutdown")
         {
             tracing::error!(target: "toolgate::audit", error = %e, "cannot seal the decision log at shutdown");
+        }
+    }
+}
+
+/// Moves what the queue holds now (up to a batch) into `pending`.
+fn take(rx: &mut mpsc::Receiver<Entry>, pending: &mut Vec<Entry>) {
+    while pending.len() < MAX_BATCH {
+        match rx.try_recv() {
+            Ok(entry) => pending.push(entry),
+            Err(_) => break,
         }
     }
 }

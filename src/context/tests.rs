@@ -253,4 +253,21 @@ fn the_wire_context_follows_the_abi() {
     // Another tool or route: no grants.
     assert!(live.for_tool(&store, "fs", "write_file").1.is_empty());
     assert!(live.for_tool(&store, "db", "read_file").1.is_empty());
+    // A list's contexts are each tool's own, whichever tool came before.
+    let tools = ["read_file", "read_dir", "write_file", "read_file"];
+    let listed = live.for_tools(&store, "fs", &tools);
+    assert_eq!(listed.len(), tools.len());
+    for (tool, wire) in tools.iter().zip(&listed) {
+        let (own, _) = live.for_tool(&store, "fs", tool);
+        let text = |raw: &Option<Arc<RawValue>>| raw.as_ref().map(|r| r.get().to_owned());
+        assert_eq!(text(&wire.grants), text(&own.grants), "{tool}");
+        assert_eq!(text(&wire.task), text(&own.task), "{tool}");
+        assert_eq!(lazy(&wire.counters), lazy(&own.counters), "{tool}");
+    }
+    assert!(listed[2].grants.is_none());
+    assert!(
+        Live::none().for_tools(&store, "fs", &tools)[0]
+            .grants
+            .is_none()
+    );
 }

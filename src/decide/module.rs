@@ -322,28 +322,16 @@ impl PolicyModule {
 
     /// One decision from the module, or why there is none.
     pub fn evaluate<D: Document + ?Sized>(&self, input: &D) -> Result<Answer, Fault> {
-        match &self.flavor {
-            Flavor::Toolgate { pool, .. } => {
-                let idle = pool.lock().ok().and_then(|mut p| p.pop());
-                let mut warm = match idle {
-                    Some(w) => w,
-                    None => self.warm(self.config.as_deref())?,
-                };
-                // Only an instance that answered a well-formed decision goes
-                // back to the pool; any fault discards it.
-                let answer = input.with_fields(self.declared.as_ref(), |doc| {
-                    warm.decide(doc, self.deadline_ticks)
-                })?;
-                if let Ok(mut p) = pool.lock()
-                    && p.len() < MAX_IDLE
-                {
-                    p.push(warm);
-                }
-                Ok(answer)
-            }
-            Flavor::Opa(opa) => {
-                input.with_fields(None, |doc| opa.evaluate(doc, self.deadline_ticks))
-            }
+        self.hold().evaluate(input)
+    }
+
+    /// An instance of this module held for a run of decisions on one
+    /// thread (the tools of one list): taken from the pool at its first
+    /// decision and given back once, when the hold ends.
+    pub fn hold(&self) -> Held<'_> {
+        Held {
+            module: self,
+            warm: None,
         }
     }
 
@@ -371,6 +359,61 @@ impl PolicyModule {
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
         Warm::new(pre, store, config, ticks(CONFIGURE_DEADLINE))
+    }
+}
+
+/// A warm instance of one module, held for a run of decisions (see
+/// [`PolicyModule::hold`]).
+pub struct Held<'m> {
+    module: &'m PolicyModule,
+    warm: Option<Warm>,
+}
+
+impl std::fmt::Debug for Held<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Held")
+            .field("module", &self.module.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Held<'_> {
+    /// One decision from the module, or why there is none.
+    pub fn evaluate<D: Document + ?Sized>(&mut self, input: &D) -> Result<Answer, Fault> {
+        let m = self.module;
+        match &m.flavor {
+            Flavor::Toolgate { pool, .. } => {
+                let mut warm = match self.warm.take() {
+                    Some(w) => w,
+                    None => match pool.lock().ok().and_then(|mut p| p.pop()) {
+                        Some(w) => w,
+                        None => m.warm(m.config.as_deref())?,
+                    },
+                };
+                // Only an instance that answered a well-formed decision is
+                // kept (and goes back to the pool); any fault discards it.
+                let answer = input.with_fields(m.declared.as_ref(), |doc| {
+                    warm.decide(doc, m.deadline_ticks)
+                })?;
+                self.warm = Some(warm);
+                Ok(answer)
+            }
+            Flavor::Opa(opa) => input.with_fields(None, |doc| opa.evaluate(doc, m.deadline_ticks)),
+        }
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let (Some(warm), Flavor::Toolgate { pool, .. }) = (self.warm.take(), &self.module.flavor)
+        else {
+            return;
+        };
+        if let Ok(mut p) = pool.lock()
+            && p.len() < MAX_IDLE
+        {
+            p.push(warm);
+        }
     }
 }
 

@@ -4,12 +4,14 @@
 //! SSE streams event by event as they arrive, never buffered whole.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt as _;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use serde_json::Value;
@@ -18,16 +20,25 @@ use tokio::time::{Instant, Sleep};
 use crate::BoxError;
 use crate::mcp::sse;
 
-/// Decides whether a caller may see one tool of a `tools/list` result.
+/// Decides which tools of a `tools/list` result a caller may see: one
+/// answer per tool, in order, for the whole list at once (policy decides a
+/// list together, and may wait for a slow module off the async threads).
 pub trait ToolFilter: Send + Sync {
-    fn keep(&self, tool: &Value) -> bool;
+    fn keep<'a>(&'a self, tools: &'a [Value]) -> Kept<'a>;
 }
 
-/// Watches each message of a 2026-07-28 answer as it passes: a
-/// notification the caller may not see is dropped, results are noted.
+/// What [`ToolFilter::keep`] answers, once decided.
+pub type Kept<'a> = Pin<Box<dyn Future<Output = Vec<bool>> + Send + 'a>>;
+
+/// Watches each message of an answer as it passes: a notification the
+/// caller may not see is dropped, results are noted or edited.
 pub trait MessageWatch: Send + Sync {
     /// False drops the message (never a response: those always pass).
     fn pass(&self, message: &Value) -> bool;
+    /// Edits a message that passed, in place; true if it changed.
+    fn edit(&self, _message: &mut Value) -> bool {
+        false
+    }
     /// True if JSON answers (not only streams) must be read for it.
     fn reads_json(&self) -> bool;
 }
@@ -44,7 +55,8 @@ pub struct ResponseEdit {
     /// Messages the gateway answered itself (refused batch elements),
     /// added to the upstream's answer.
     pub extra: Vec<Value>,
-    /// Sees every message of the answer (2026-07-28 requests).
+    /// Sees every message of the answer (2026-07-28 requests, and legacy
+    /// ones about MCP tasks).
     pub watch: Option<Arc<dyn MessageWatch>>,
 }
 
@@ -87,7 +99,7 @@ impl ResponseEdit {
 
     /// Filters one JSON-RPC message, or each message of a batch, in place;
     /// true if anything changed.
-    pub fn apply(&self, message: &mut Value) -> bool {
+    pub async fn apply(&self, message: &mut Value) -> bool {
         match message {
             Value::Array(items) => {
                 // Every element, no short-circuit: each list must be filtered.
@@ -95,15 +107,20 @@ impl ResponseEdit {
                 items.retain(|m| self.passes(m));
                 let mut changed = items.len() != before;
                 for m in items {
-                    changed |= self.apply_one(m);
+                    changed |= self.apply_one(m).await;
                 }
                 changed
             }
-            single => self.apply_one(single),
+            single => self.apply_one(single).await,
         }
     }
 
-    fn apply_one(&self, message: &mut Value) -> bool {
+    async fn apply_one(&self, message: &mut Value) -> bool {
+        let watched = self.watch.as_ref().is_some_and(|w| w.edit(message));
+        watched | self.filter_list(message).await
+    }
+
+    async fn filter_list(&self, message: &mut Value) -> bool {
         let Some(filter) = &self.filter else {
             return false;
         };
@@ -121,7 +138,10 @@ impl ResponseEdit {
         let mut changed = false;
         if let Some(tools) = result.get_mut("tools").and_then(Value::as_array_mut) {
             let before = tools.len();
-            tools.retain(|tool| filter.keep(tool));
+            let kept = filter.keep(tools).await;
+            // An answer missing (never expected) hides its tool.
+            let mut kept = kept.into_iter();
+            tools.retain(|_| kept.next().unwrap_or(false));
             changed = tools.len() != before;
         }
         changed | keep_private(result)
@@ -218,16 +238,23 @@ where
     }
 }
 
+/// One event being filtered (its tools decided), and its bytes once done.
+type Filtering = Pin<Box<dyn Future<Output = Result<Option<Bytes>, BoxError>> + Send>>;
+
 pin_project! {
     /// Edits an SSE stream event by event: extra messages first, then each
     /// upstream event as soon as it is complete, filtered where it answers a
-    /// `tools/list`.
+    /// `tools/list`. Events keep their order: one being filtered holds back
+    /// the ones after it.
     pub struct SseEdit<B> {
         #[pin]
         inner: B,
         parser: sse::Parser,
         edit: Arc<ResponseEdit>,
         queue: VecDeque<Bytes>,
+        // Complete upstream events not yet edited.
+        events: VecDeque<sse::Event>,
+        filtering: Option<Filtering>,
         done: bool,
     }
 }
@@ -244,6 +271,8 @@ impl<B> SseEdit<B> {
             parser: sse::Parser::new(max_event),
             edit,
             queue,
+            events: VecDeque::new(),
+            filtering: None,
             done: false,
         }
     }
@@ -265,6 +294,25 @@ where
             if let Some(bytes) = this.queue.pop_front() {
                 return Poll::Ready(Some(Ok(Frame::data(bytes))));
             }
+            if let Some(filtering) = this.filtering.as_mut() {
+                let edited = ready!(filtering.as_mut().poll(cx));
+                *this.filtering = None;
+                if let Some(bytes) = edited? {
+                    this.queue.push_back(bytes);
+                }
+                continue;
+            }
+            if let Some(event) = this.events.pop_front() {
+                match edit_event(this.edit, event)? {
+                    Edited::Done(Some(bytes)) => this.queue.push_back(bytes),
+                    Edited::Done(None) => {}
+                    Edited::Filter(message, event) => {
+                        let edit = Arc::clone(this.edit);
+                        *this.filtering = Some(Box::pin(filter_event(edit, message, event)));
+                    }
+                }
+                continue;
+            }
             if *this.done {
                 return Poll::Ready(None);
             }
@@ -277,13 +325,7 @@ where
                 }
                 Some(Err(e)) => return Poll::Ready(Some(Err(e))),
                 Some(Ok(frame)) => match frame.into_data() {
-                    Ok(data) => {
-                        for event in this.parser.push(&data)? {
-                            if let Some(bytes) = edit_event(this.edit, event)? {
-                                this.queue.push_back(bytes);
-                            }
-                        }
-                    }
+                    Ok(data) => this.events.extend(this.parser.push(&data)?),
                     Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
                 },
             }
@@ -291,7 +333,8 @@ where
     }
 }
 
-fn same_id(a: &Value, b: &Value) -> bool {
+/// True if two JSON-RPC ids name the same request, compared leniently.
+pub fn same_id(a: &Value, b: &Value) -> bool {
     fn key(v: &Value) -> Option<String> {
         match v {
             Value::String(s) => Some(s.clone()),
@@ -302,39 +345,68 @@ fn same_id(a: &Value, b: &Value) -> bool {
     a == b || key(a).is_some_and(|k| Some(k) == key(b))
 }
 
-/// An event that must be inspected but cannot be read ends the stream: it
-/// might be a `tools/list` answer, and that is never shown unfiltered.
-/// A watched message the watch drops leaves no event behind (`None`).
-fn edit_event(edit: &ResponseEdit, event: sse::Event) -> Result<Option<Bytes>, BoxError> {
+/// An event after its first look: done (`None`: a watched message the
+/// watch drops leaves no event behind), or a message whose tools must be
+/// decided first.
+enum Edited {
+    Done(Option<Bytes>),
+    Filter(Value, sse::Event),
+}
+
+/// An event that must be inspected but cannot be read ends the stream:
+/// it might be a `tools/list` answer, and that is never shown unfiltered.
+fn edit_event(edit: &ResponseEdit, event: sse::Event) -> Result<Edited, BoxError> {
     if !edit.reads() {
-        return Ok(Some(event.raw));
+        return Ok(Edited::Done(Some(event.raw)));
     }
     let Some(data) = event.data.as_deref().filter(|d| !d.trim().is_empty()) else {
-        return Ok(Some(event.raw));
+        return Ok(Edited::Done(Some(event.raw)));
     };
     let mut message = serde_json::from_str::<Value>(data).map_err(|e| -> BoxError {
         tracing::warn!(error = %e, "unreadable SSE event in an inspected stream; cutting it");
         "an upstream event that must be filtered is not valid JSON".into()
     })?;
     if !message.is_array() && !edit.passes(&message) {
-        return Ok(None);
+        return Ok(Edited::Done(None));
     }
-    if edit.apply(&mut message) {
-        Ok(Some(event.with_data(&message.to_string())))
+    if !edit.inspects() {
+        // No list to decide: the edit is done at once.
+        if let Some(changed) = edit.apply(&mut message).now_or_never() {
+            return Ok(Edited::Done(Some(rewritten(changed, &message, event))));
+        }
+    }
+    Ok(Edited::Filter(message, event))
+}
+
+/// The event with its edited message, or as it came if nothing changed.
+fn rewritten(changed: bool, message: &Value, event: sse::Event) -> Bytes {
+    if changed {
+        event.with_data(&message.to_string())
     } else {
-        Ok(Some(event.raw))
+        event.raw
     }
+}
+
+/// Applies the edit to one event's message: the event as it came if
+/// nothing changed.
+async fn filter_event(
+    edit: Arc<ResponseEdit>,
+    mut message: Value,
+    event: sse::Event,
+) -> Result<Option<Bytes>, BoxError> {
+    let changed = edit.apply(&mut message).await;
+    Ok(Some(rewritten(changed, &message, event)))
 }
 
 /// Applies an edit to a whole JSON answer. A batch request is always
 /// answered with an array, extras included; a single one never has extras.
-pub fn edit_json(edit: &ResponseEdit, answer: Option<Value>, batch: bool) -> Value {
+pub async fn edit_json(edit: &ResponseEdit, answer: Option<Value>, batch: bool) -> Value {
     let mut messages = match answer {
         Some(Value::Array(items)) => items,
         Some(mut single) if !batch => {
             // A single answer is a response: the watch notes it, never drops it.
             edit.passes(&single);
-            edit.apply(&mut single);
+            edit.apply(&mut single).await;
             return single;
         }
         Some(single) => vec![single],
@@ -342,7 +414,7 @@ pub fn edit_json(edit: &ResponseEdit, answer: Option<Value>, batch: bool) -> Val
     };
     messages.retain(|m| edit.passes(m));
     for m in &mut messages {
-        edit.apply(m);
+        edit.apply(m).await;
     }
     messages.extend(edit.extra.iter().cloned());
     Value::Array(messages)
@@ -356,8 +428,13 @@ mod tests {
 
     struct HideSecret;
     impl ToolFilter for HideSecret {
-        fn keep(&self, tool: &Value) -> bool {
-            tool["name"] != "secret"
+        fn keep<'a>(&'a self, tools: &'a [Value]) -> Kept<'a> {
+            let kept = tools.iter().map(|t| t["name"] != "secret").collect();
+            Box::pin(async move {
+                // Decided later, as a slow module's answer would be.
+                tokio::task::yield_now().await;
+                kept
+            })
         }
     }
 
@@ -399,49 +476,50 @@ mod tests {
         assert!(events[2].contains("secret"), "other ids untouched: {text}");
     }
 
-    #[test]
-    fn json_edit_merges_extras_into_a_batch() {
+    #[tokio::test]
+    async fn json_edit_merges_extras_into_a_batch() {
         let e = edit();
         let out = edit_json(
             &e,
             Some(json!({"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"secret"}]}})),
             true,
-        );
+        )
+        .await;
         assert_eq!(out.as_array().unwrap().len(), 2);
         assert_eq!(out[0]["result"]["tools"], json!([]));
-        let out = edit_json(&e, None, true);
+        let out = edit_json(&e, None, true).await;
         assert_eq!(out[0]["id"], 9);
     }
 
-    #[test]
-    fn filtered_results_are_kept_private_with_a_capped_ttl() {
+    #[tokio::test]
+    async fn filtered_results_are_kept_private_with_a_capped_ttl() {
         let e = edit();
         let answer = |result: Value| json!({"jsonrpc":"2.0","id":2,"result":result});
         let mut m = answer(json!({"tools":[],"cacheScope":"public","ttlMs":3_600_000}));
-        assert!(e.apply(&mut m));
+        assert!(e.apply(&mut m).await);
         assert_eq!(m["result"]["cacheScope"], "private");
         assert_eq!(m["result"]["ttlMs"], MAX_PRIVATE_TTL_MS);
         // A scope without a ttl, a bad ttl: private and immediately stale.
         for ttl in [json!(null), json!(-5), json!(1.5), json!("9")] {
             let mut m = answer(json!({"tools":[],"cacheScope":"public","ttlMs":ttl}));
-            assert!(e.apply(&mut m), "{ttl}");
+            assert!(e.apply(&mut m).await, "{ttl}");
             assert_eq!(m["result"]["ttlMs"], 0, "{ttl}");
         }
         // Already private and short: untouched.
         let mut m = answer(json!({"tools":[],"cacheScope":"private","ttlMs":10}));
-        assert!(!e.apply(&mut m));
+        assert!(!e.apply(&mut m).await);
         // No hints (legacy era) and interim results: nothing added.
         for result in [
             json!({"tools":[]}),
             json!({"resultType":"input_required","cacheScope":"public","ttlMs":5}),
         ] {
             let mut m = answer(result.clone());
-            assert!(!e.apply(&mut m));
+            assert!(!e.apply(&mut m).await);
             assert_eq!(m["result"], result);
         }
         // Another request's answer is not the gateway's to touch.
         let mut m = json!({"jsonrpc":"2.0","id":3,"result":{"cacheScope":"public","ttlMs":9}});
-        assert!(!e.apply(&mut m));
+        assert!(!e.apply(&mut m).await);
     }
 
     #[tokio::test(start_paused = true)]

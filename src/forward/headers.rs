@@ -152,11 +152,7 @@ impl Trace {
     }
 
     fn fresh() -> Self {
-        let mut bytes = [0u8; 24];
-        if getrandom::fill(&mut bytes).is_err() {
-            // No entropy: still emit a well-formed, unsampled context.
-            bytes = [1; 24];
-        }
+        let bytes = random_24();
         // One buffer, no per-byte formatting: this runs on every call
         // without a caller's trace context.
         let mut traceparent = String::with_capacity(55);
@@ -196,6 +192,16 @@ fn valid_traceparent(tp: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// 24 random bytes for a fresh trace context (see [`crate::random`]).
+fn random_24() -> [u8; 24] {
+    let mut out = [0u8; 24];
+    if !crate::random::fill(&mut out) {
+        // No entropy: still emit a well-formed context.
+        out = [1; 24];
+    }
+    out
 }
 
 #[cfg(test)]

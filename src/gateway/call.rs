@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_util::sync::CancellationToken;
 
 use super::mcp_tasks::Started;
+use super::param_headers::ParamHeaders;
 use super::*;
 use crate::audit::Upstream;
 use crate::context::Live;
-use crate::decide::{Reason, Verdict};
+use crate::decide::{ContextWire, Reason, Verdict};
 
 /// One request's calls, from understanding to the answer.
 pub(super) struct Call<'a> {
@@ -33,6 +34,8 @@ pub(super) struct Decider {
     pub(super) identity: Identity,
     pub(super) facts: RequestFacts,
     pub(super) tasks: Arc<Tasks>,
+    /// Where the tools' mirrored parameters are learnt from their lists.
+    pub(super) param_headers: Arc<ParamHeaders>,
     /// The task this request runs in and its live context.
     pub(super) live: Live,
     pub(super) trace_id: String,
@@ -131,6 +134,7 @@ impl Decider {
             identity,
             facts,
             tasks: Arc::clone(&gateway.tasks),
+            param_headers: Arc::clone(&gateway.param_headers),
             live,
             trace_id: trace.trace_id().to_owned(),
             held: AtomicBool::new(false),
@@ -463,20 +467,29 @@ impl ListFilter {
     pub(super) fn new(decider: Arc<Decider>) -> Self {
         Self { decider }
     }
-}
 
-impl ToolFilter for ListFilter {
-    fn keep(&self, tool: &Value) -> bool {
-        let Some(name) = tool.get("name").and_then(Value::as_str) else {
-            return false;
-        };
+    /// Whether policy shows the tool `name` to this caller, decided where
+    /// the caller cannot wait (a notification passing a stream's watch):
+    /// see [`crate::decide::PolicySet::decide_now`].
+    pub(super) fn shows_now(&self, name: &str) -> bool {
         let d = &self.decider;
         // Learnt before its list decision is counted, so that one carries it too.
         d.recorder.tools().observe(name);
         let (context, _) = d
             .live
             .for_tool(d.tasks.store().as_ref(), &d.route.name, name);
-        let input = DecisionInput {
+        let input = self.input(name, &context);
+        let decision = match d.live.refusal() {
+            Some(refusal) => refusal,
+            None => d.snapshot.policy.decide_now(&input, &d.budget),
+        };
+        d.recorder.decision(&input, &decision, &d.trace_id);
+        decision.is_allow()
+    }
+
+    fn input<'a>(&'a self, name: &'a str, context: &'a ContextWire) -> DecisionInput<'a> {
+        let d = &self.decider;
+        DecisionInput {
             phase: Phase::List,
             route: &d.route,
             tool: name,
@@ -484,13 +497,50 @@ impl ToolFilter for ListFilter {
             method: "tools/list",
             identity: &d.identity,
             request: &d.facts,
-            context: &context,
+            context,
+        }
+    }
+
+    /// Decides every tool of one list at once (one context, one set of
+    /// module instances and one count of the metrics for the list; slow
+    /// modules on the policy pool) and records each decision.
+    async fn keep_all(&self, tools: &[Value]) -> Vec<bool> {
+        let d = &self.decider;
+        let names: Vec<Option<&str>> = tools
+            .iter()
+            .map(|t| t.get("name").and_then(Value::as_str))
+            .collect();
+        let named: Vec<&str> = names.iter().flatten().copied().collect();
+        // Learnt before their list decisions are counted, so those carry them too.
+        d.recorder.tools().observe_all(&named);
+        for (tool, name) in tools.iter().zip(&names) {
+            if let Some(name) = name {
+                d.param_headers.learn(&d.route.name, name, tool);
+            }
+        }
+        let contexts = d
+            .live
+            .for_tools(d.tasks.store().as_ref(), &d.route.name, &named);
+        let inputs: Vec<DecisionInput<'_>> = named
+            .iter()
+            .zip(&contexts)
+            .map(|(name, context)| self.input(name, context))
+            .collect();
+        let decisions = match d.live.refusal() {
+            Some(refusal) => vec![refusal; inputs.len()],
+            None => d.snapshot.policy.decide_list(&inputs, &d.budget).await,
         };
-        let decision = match d.live.refusal() {
-            Some(refusal) => refusal,
-            None => d.snapshot.policy.decide_now(&input, &d.budget),
-        };
-        d.recorder.decision(&input, &decision, &d.trace_id);
-        decision.is_allow()
+        d.recorder.list_decisions(&inputs, &decisions, &d.trace_id);
+        let mut shown = decisions.iter().map(Decision::is_allow);
+        names
+            .iter()
+            .map(|name| name.is_some() && shown.next().unwrap_or(false))
+            .collect()
+    }
+}
+
+impl ToolFilter for ListFilter {
+    fn keep<'a>(&'a self, tools: &'a [Value]) -> crate::forward::body::Kept<'a> {
+        Box::pin(self.keep_all(tools))
     }
 }

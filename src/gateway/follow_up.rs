@@ -1,9 +1,10 @@
-//! Decide stage, 2026-07-28 tasks extension: `tasks/get`, `tasks/update`
-//! and `tasks/cancel` touch an MCP task a `tools/call` started. Only the
-//! caller that started it, on the route it started on, may touch it; each
-//! follow-up is then decided by policy like a call of the task's tool
-//! (method `tasks/get`, …), in the toolgate task the call ran in, keeping
-//! the grant the call spent.
+//! Decide stage, MCP tasks: `tasks/get`, `tasks/update` and `tasks/cancel`
+//! (2026-07-28 tasks extension) and `tasks/get`, `tasks/result` and
+//! `tasks/cancel` (2025-11-25) touch an MCP task a `tools/call` started.
+//! Only the caller that started it, on the route it started on, may touch
+//! it, whatever the era; each follow-up is then decided by policy like a
+//! call of the task's tool (method `tasks/get`, …), in the toolgate task
+//! the call ran in, keeping the grant the call spent.
 
 use super::call::{Asked, Call};
 use super::mcp_tasks::McpTasks;
@@ -11,8 +12,8 @@ use super::*;
 use crate::decide::{Reason, Verdict};
 use crate::mcp::Message;
 
-/// The tasks extension's requests that touch one task.
-pub(super) const METHODS: [&str; 3] = ["tasks/get", "tasks/update", "tasks/cancel"];
+/// The requests that touch one task, in either era.
+pub(super) const METHODS: [&str; 4] = ["tasks/get", "tasks/result", "tasks/update", "tasks/cancel"];
 
 /// What becomes of one follow-up: forwarded (`None`) or answered here.
 pub(super) async fn follow_up(

@@ -42,6 +42,7 @@ impl Gateway {
         let mut list_ids: Vec<Value> = Vec::new();
         let mut dropped: Option<Problem> = None;
         let mut calls: Vec<(Value, Started)> = Vec::new();
+        let mut task_lists: Vec<Value> = Vec::new();
         let mut replacements: Vec<(usize, Value)> = Vec::new();
         for (i, message) in envelope.messages.iter().enumerate() {
             if message.kind == MessageKind::Request
@@ -49,14 +50,17 @@ impl Gateway {
             {
                 list_ids.push(message.id.clone().unwrap_or(Value::Null));
             }
-            let fate = match (era, message.method()) {
-                (Era::Modern { .. }, Some(method)) if follow_up::METHODS.contains(&method) => {
+            if message.kind == MessageKind::Request && message.method() == Some("tasks/list") {
+                task_lists.push(message.id.clone().unwrap_or(Value::Null));
+            }
+            let fate = match message.method() {
+                Some(method) if follow_up::METHODS.contains(&method) => {
                     match follow_up::follow_up(&call, &self.mcp_tasks, message, method).await? {
                         None => Fate::Forward,
                         Some(reply) => Fate::Answer(reply),
                     }
                 }
-                _ => fate(self, &call, message, era, envelope.batch).await?,
+                _ => fate(self, &call, message, (era, &parts.headers), envelope.batch).await?,
             };
             match fate {
                 Fate::Forward => forwarded.push(i),
@@ -65,7 +69,7 @@ impl Gateway {
                     if let Some(raw) = replaced {
                         replacements.push((i, raw));
                     }
-                    if declares_tasks(message) {
+                    if declares_tasks(message, era) {
                         calls.push((message.id.clone().unwrap_or(Value::Null), started));
                     }
                 }
@@ -111,7 +115,13 @@ impl Gateway {
         }
         let mut edit = call.list_edit(list_ids, false);
         edit.extra = answered;
-        if let Era::Modern { .. } = era {
+        // Every 2026-07-28 answer is watched; a legacy one only where it
+        // may create or list MCP tasks.
+        let watched = match era {
+            Era::Modern { .. } => true,
+            Era::Legacy { .. } => !calls.is_empty() || !task_lists.is_empty(),
+        };
+        if watched {
             let decider = Arc::clone(&call.decider);
             let owner = decider.owner();
             edit.watch = Some(Arc::new(CallerWatch::new(
@@ -119,22 +129,29 @@ impl Gateway {
                 Arc::clone(&self.mcp_tasks),
                 owner,
                 calls,
+                task_lists,
             )));
         }
         call.forward(parts, body, edit, envelope.batch).await
     }
 }
 
-/// True if a 2026-07-28 request declares the tasks extension (only then
-/// may its upstream answer with an MCP task).
-fn declares_tasks(message: &crate::mcp::Message) -> bool {
-    message
-        .params()
-        .and_then(|p| p.get("_meta"))
-        .and_then(|m| m.get(CLIENT_CAPABILITIES_META))
-        .and_then(|c| c.get("extensions"))
-        .and_then(|e| e.get(TASKS_EXTENSION))
-        .is_some()
+/// True if a request may be answered with an MCP task: a 2026-07-28 one
+/// that declares the tasks extension, a legacy (2025-11-25) one augmented
+/// with `params.task`.
+fn declares_tasks(message: &crate::mcp::Message, era: &Era) -> bool {
+    let params = message.params();
+    match era {
+        Era::Modern { .. } => params
+            .and_then(|p| p.get("_meta"))
+            .and_then(|m| m.get(CLIENT_CAPABILITIES_META))
+            .and_then(|c| c.get("extensions"))
+            .and_then(|e| e.get(TASKS_EXTENSION))
+            .is_some(),
+        Era::Legacy { .. } => params
+            .and_then(|p| p.get("task"))
+            .is_some_and(Value::is_object),
+    }
 }
 
 /// Decides one message where the gateway must: a `tools/call`, or a method
@@ -143,7 +160,7 @@ async fn fate(
     gateway: &Gateway,
     call: &Call<'_>,
     message: &crate::mcp::Message,
-    era: &Era,
+    (era, headers): (&Era, &http::HeaderMap),
     batch: bool,
 ) -> Result<Fate, Problem> {
     let id = message.id.clone().unwrap_or(Value::Null);
@@ -151,6 +168,17 @@ async fn fate(
         Some(Err(what)) if !batch => Err(Problem::InvalidParams { id, what }),
         Some(Err(what)) => Ok(Fate::Answer(answer::invalid_params(&id, what))),
         Some(Ok(tool)) => {
+            if let Era::Modern { .. } = era {
+                // Each mirrored header against the one argument it mirrors.
+                let route = &call.decider.route.name;
+                gateway
+                    .param_headers
+                    .check(route, tool.name, headers, tool.arguments)
+                    .map_err(|error| Problem::HeaderMismatch {
+                        id: message.id.clone(),
+                        error,
+                    })?;
+            }
             let replaced = match era {
                 Era::Modern { .. } => match gateway.unwrap_approval(call, message, &tool) {
                     Ok(replaced) => replaced,

@@ -1,7 +1,8 @@
-//! Task-context stage, for the 2026-07-28 tasks extension: which caller
-//! started which MCP task (a `tools/call` the upstream answered with
-//! `resultType: "task"`), in which toolgate task and with which grant, so
-//! that only that caller may get, update or cancel it and so that its
+//! Task-context stage, for MCP tasks (the 2026-07-28 tasks extension and
+//! the experimental tasks of 2025-11-25): which caller started which MCP
+//! task (a `tools/call` the upstream answered with a task), in which
+//! toolgate task and with which grant, so that only that caller may get,
+//! update, cancel, list or read the result of it, and so that its
 //! follow-ups are decided in the context the call started in.
 
 use dashmap::DashMap;
@@ -104,14 +105,17 @@ impl Started {
     }
 }
 
-/// The task a `CreateTaskResult` creates: `(taskId, ttlMs)`, if `result`
-/// is one (`resultType: "task"` with a string `taskId`).
+/// The task a `CreateTaskResult` creates: `(taskId, ttl in ms)`, if
+/// `result` is one: 2026-07-28 `{resultType: "task", taskId, ttlMs}`, or
+/// 2025-11-25 `{task: {taskId, ttl}}`.
 pub(crate) fn created(result: &Value) -> Option<(&str, Option<u64>)> {
-    if result.get("resultType").and_then(Value::as_str) != Some("task") {
-        return None;
-    }
-    let id = result.get("taskId").and_then(Value::as_str)?;
-    Some((id, result.get("ttlMs").and_then(Value::as_u64)))
+    let (task, ttl_key) = match (result.get("resultType"), result.get("task")) {
+        (Some(kind), _) if kind.as_str() == Some("task") => (result, "ttlMs"),
+        (Some(_), _) | (None, None) => return None,
+        (None, Some(task)) => (task, "ttl"),
+    };
+    let id = task.get("taskId").and_then(Value::as_str)?;
+    Some((id, task.get(ttl_key).and_then(Value::as_u64)))
 }
 
 #[cfg(test)]
@@ -146,9 +150,17 @@ mod tests {
         assert_eq!(created(&r), Some(("x", Some(5))));
         let r = json!({"resultType": "task", "taskId": "x", "ttlMs": null});
         assert_eq!(created(&r), Some(("x", None)));
+        // 2025-11-25: the task inside, its `ttl` in ms.
+        let r = json!({"task": {"taskId": "y", "status": "working", "ttl": 9}});
+        assert_eq!(created(&r), Some(("y", Some(9))));
+        let r = json!({"task": {"taskId": "y", "ttl": null}});
+        assert_eq!(created(&r), Some(("y", None)));
         for r in [
             json!({"resultType": "complete", "taskId": "x"}),
+            json!({"resultType": "complete", "task": {"taskId": "x"}}),
             json!({"resultType": "task", "taskId": 7}),
+            json!({"task": {"taskId": 7}}),
+            json!({"task": "x"}),
             json!({"content": []}),
         ] {
             assert_eq!(created(&r), None, "{r}");

@@ -1,9 +1,11 @@
-//! Forward stage, 2026-07-28 answers: every message an upstream sends back
-//! to one caller — on a `subscriptions/listen` stream or on the stream of
-//! one request (progress, log messages) — passes this watch as it arrives.
-//! A notification about a tool the caller may not see, or about an MCP task
-//! another caller started, is dropped; a `tools/call` result that creates
-//! an MCP task is remembered as this caller's.
+//! Forward stage, 2026-07-28 answers (and legacy answers about MCP tasks):
+//! every message an upstream sends back to one caller — on a
+//! `subscriptions/listen` stream or on the stream of one request (progress,
+//! log messages) — passes this watch as it arrives. A notification about a
+//! tool the caller may not see, or about an MCP task another caller
+//! started, is dropped; a `tools/call` result that creates an MCP task is
+//! remembered as this caller's; a `tasks/list` result keeps only the tasks
+//! this caller started here.
 
 use std::sync::Arc;
 
@@ -11,7 +13,7 @@ use serde_json::Value;
 
 use super::call::{Decider, ListFilter};
 use super::mcp_tasks::{self, McpTasks, Started};
-use crate::forward::body::{MessageWatch, ToolFilter};
+use crate::forward::body::{MessageWatch, same_id};
 
 /// `_meta` key of the task a message belongs to (2025-11-25 tasks).
 const RELATED_TASK_META: &str = "io.modelcontextprotocol/related-task";
@@ -24,6 +26,8 @@ pub(super) struct CallerWatch {
     /// The forwarded `tools/call`s whose results may create an MCP task:
     /// their ids, and what is remembered if one does.
     calls: Vec<(Value, Started)>,
+    /// The ids of the forwarded `tasks/list` requests.
+    task_lists: Vec<Value>,
 }
 
 impl CallerWatch {
@@ -32,13 +36,41 @@ impl CallerWatch {
         tasks: Arc<McpTasks>,
         owner: String,
         calls: Vec<(Value, Started)>,
+        task_lists: Vec<Value>,
     ) -> Self {
         Self {
             decider,
             tasks,
             owner,
             calls,
+            task_lists,
         }
+    }
+
+    /// Leaves in a `tasks/list` result only the tasks this caller started
+    /// on this route; true if any was taken out.
+    fn keep_own_tasks(&self, message: &mut Value) -> bool {
+        let Some(id) = message.get("id") else {
+            return false;
+        };
+        if !self.task_lists.iter().any(|l| same_id(l, id)) {
+            return false;
+        }
+        let Some(listed) = message
+            .get_mut("result")
+            .and_then(|r| r.get_mut("tasks"))
+            .and_then(Value::as_array_mut)
+        else {
+            return false;
+        };
+        let route = &self.decider.route.name;
+        let before = listed.len();
+        listed.retain(|task| {
+            task.get("taskId")
+                .and_then(Value::as_str)
+                .is_some_and(|id| self.tasks.owned(route, id, &self.owner).is_some())
+        });
+        listed.len() != before
     }
 
     /// Remembers the MCP task a `tools/call` result creates, if it does.
@@ -65,7 +97,7 @@ impl CallerWatch {
         }
         if let Some(tool) = tool_named(method, params) {
             let filter = ListFilter::new(Arc::clone(&self.decider));
-            if !filter.keep(&serde_json::json!({ "name": tool })) {
+            if !filter.shows_now(tool) {
                 tracing::debug!(route = %route, method, "dropped a notification about a tool hidden from the caller");
                 return false;
             }
@@ -91,8 +123,12 @@ impl MessageWatch for CallerWatch {
         }
     }
 
+    fn edit(&self, message: &mut Value) -> bool {
+        self.keep_own_tasks(message)
+    }
+
     fn reads_json(&self) -> bool {
-        !self.calls.is_empty()
+        !self.calls.is_empty() || !self.task_lists.is_empty()
     }
 }
 

@@ -7,6 +7,8 @@ use serde_json::Value;
 
 use super::Message;
 
+pub mod mirrored;
+
 /// Protocol versions that use `initialize` and sessions.
 pub const LEGACY_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 /// The stateless protocol version this gateway knows.
@@ -87,10 +89,9 @@ impl Era {
 /// (and is absent for every other method). `Mcp-Param-*` headers come only
 /// with `tools/call`, once each, and each must carry a value the arguments
 /// hold: which argument a header mirrors is declared in the tool's schema,
-/// which the gateway does not keep, so a conforming upstream checks that
-/// part itself. The gateway decides on the body, so a header saying
-/// otherwise is refused before an upstream that routes on headers can be
-/// misled.
+/// checked (in [`mirrored`]) where the gateway has seen the tool listed.
+/// The gateway decides on the body, so a header saying otherwise is
+/// refused before an upstream that routes on headers can be misled.
 pub fn check_modern_headers(headers: &HeaderMap, message: &Message) -> Result<(), Error> {
     let Some(method) = message.method() else {
         // A response names no method: no routing header is true of it.

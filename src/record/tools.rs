@@ -26,6 +26,31 @@ impl ToolNames {
         }
     }
 
+    /// The labels for `tools`, in order, under one look at the known names.
+    pub fn labels<'t>(&self, tools: impl Iterator<Item = &'t str>) -> Vec<&'t str> {
+        let known = self.known.read().ok();
+        tools
+            .map(|tool| match &known {
+                Some(known) if known.contains(tool) => tool,
+                Some(_) | None => OTHER,
+            })
+            .collect()
+    }
+
+    /// Learns the names of one upstream's list: [`Self::observe`] for each,
+    /// with one look at the known names when all are known already.
+    pub fn observe_all(&self, tools: &[&str]) {
+        let all_known = self.known.read().is_ok_and(|known| {
+            known.len() >= MAX_TOOL_LABELS || tools.iter().all(|t| known.contains(*t))
+        });
+        if all_known {
+            return;
+        }
+        for tool in tools {
+            self.observe(tool);
+        }
+    }
+
     /// Learns a tool name an upstream offered, or config names.
     pub fn observe(&self, tool: &str) {
         if let Ok(known) = self.known.read()
@@ -66,5 +91,22 @@ mod tests {
         }
         assert_eq!(t.label("tool0"), "tool0");
         assert_eq!(t.label(&format!("tool{}", MAX_TOOL_LABELS + 5)), OTHER);
+        let past = format!("tool{}", MAX_TOOL_LABELS + 6);
+        t.observe_all(&["tool1", &past]);
+        assert_eq!(
+            t.labels(["tool1", past.as_str(), "search"].into_iter()),
+            vec!["tool1", OTHER, "search"]
+        );
+    }
+
+    #[test]
+    fn a_list_learns_every_new_name() {
+        let t = ToolNames::default();
+        t.observe("a");
+        t.observe_all(&["a", "b", "c"]);
+        assert_eq!(
+            t.labels(["a", "b", "c", "d"].into_iter()),
+            vec!["a", "b", "c", OTHER]
+        );
     }
 }

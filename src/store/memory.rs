@@ -7,24 +7,35 @@
 //!    approve, deny, sweep) are serialized by one mutex — they are rare, and
 //!    this keeps their invariants simple. The hot path (`task`,
 //!    `live_grants`, `consume`, `begin_call`, `finish_call`) never takes it.
-//! 2. One mutex per grant (`grant_locks`): every change to a grant is made
-//!    under it — lock, read a copy, check, journal the new record, apply it
-//!    with a short map write — so counting the uses of a `max_uses` grant is
+//! 2. One mutex per grant, in the grant's own [`Slot`]: every change to a
+//!    grant is made under it — lock, read a copy, check, journal the new
+//!    record, apply it — so counting the uses of a `max_uses` grant is
 //!    exact. `consume` takes only its grant's mutex; changes of many grants
 //!    lock theirs in id order and journal them in one transaction.
 //! 3. Map entries (dashmap shard locks), only for a short read or write:
 //!    none is held across a journal write (an fsync), while taking a mutex,
 //!    or while taking another map's entry — so hot-path readers wait at most
 //!    for a copy, and there is no lock-order cycle.
+//! 4. A grant's record (a read-write lock in its slot): a leaf, held only
+//!    to copy, check or replace the record, with nothing taken under it —
+//!    so it may be read under a map entry, and never waits on an fsync.
 //!
 //! A task's counters change only under its `activity` entry: `begin_call`
 //! counts a call and returns the counters from before it in one step.
+//!
+//! Memory: a grant is one [`Slot`] (its record, without the id and task id
+//! it shares with the maps' keys, and its mutex), pointed to by the id map
+//! and by its task's [`TaskGrants`]; the task's index finds the grants that
+//! cover a call by the tool's name, so a call reads only those.
 
 mod approvals;
 mod calls;
 mod grants;
+mod index;
+mod slot;
 mod sweep;
 
+use std::hash::{BuildHasher as _, RandomState};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use dashmap::DashMap;
@@ -32,6 +43,8 @@ use dashmap::DashMap;
 use super::disk::{Durable, Key, Record};
 use super::model::{Activity, Approval, Ending, Grant, Millis, RecentCall, Task, TaskState};
 use super::{ApprovalFilter, Error, GrantFilter, RevokeScope, Store, Swept, TaskFilter};
+use index::{TaskGrants, ToolKey};
+use slot::Slot;
 
 /// Bounds on what the store holds.
 #[derive(Debug, Clone, Copy)]
@@ -61,23 +74,20 @@ impl Default for StoreLimits {
 /// Most distinct tools a task's `per_tool` counter keeps.
 const MAX_TOOLS_COUNTED: usize = 1_024;
 
-/// Serializes the changes of one grant (see the module docs).
-type GrantLock = Arc<Mutex<()>>;
-
 #[derive(Debug)]
 pub struct MemoryStore {
     tasks: DashMap<String, Task>,
-    grants: DashMap<String, Grant>,
-    /// Grant id → the mutex its changes are made under; an entry exists
-    /// exactly while the grant does.
-    grant_locks: DashMap<String, GrantLock>,
-    /// Task id → ids of its grants.
-    by_task: DashMap<String, Vec<String>>,
+    /// Grant id → the grant; the key is the slot's own id.
+    grants: DashMap<Arc<str>, Arc<Slot>>,
+    /// Task id → its grants, and the index a call finds its grants by.
+    by_task: DashMap<Arc<str>, TaskGrants>,
     approvals: DashMap<String, Approval>,
     activity: DashMap<String, Activity>,
     /// Activity and unlimited-grant use counts written by the next sweep.
     dirty_activity: DashMap<String, ()>,
-    dirty_grants: DashMap<String, ()>,
+    dirty_grants: DashMap<Arc<str>, ()>,
+    /// Hashes tool names for the tasks' indexes.
+    tools: RandomState,
     journal: Option<Arc<dyn Durable>>,
     limits: StoreLimits,
     admin: Mutex<()>,
@@ -91,12 +101,12 @@ impl MemoryStore {
         Self {
             tasks: DashMap::new(),
             grants: DashMap::new(),
-            grant_locks: DashMap::new(),
             by_task: DashMap::new(),
             approvals: DashMap::new(),
             activity: DashMap::new(),
             dirty_activity: DashMap::new(),
             dirty_grants: DashMap::new(),
+            tools: RandomState::new(),
             journal: None,
             limits,
             admin: Mutex::new(()),
@@ -151,7 +161,11 @@ impl MemoryStore {
                 Record::Task(task) => {
                     self.tasks.insert(task.id.clone(), task);
                 }
-                Record::Grant(grant) => self.apply_grant(grant),
+                Record::Grant(grant) => {
+                    if let Some(slot) = self.slot(&grant.id) {
+                        self.apply_grant(&slot, grant);
+                    }
+                }
                 Record::Approval(approval) => {
                     self.approvals.insert(approval.id.clone(), approval);
                 }
@@ -161,10 +175,15 @@ impl MemoryStore {
         Ok(())
     }
 
-    fn task_active(&self, id: &str, now: Millis) -> Result<Task, Error> {
-        let task = self.task(id).ok_or_else(|| not_found("task", id))?;
-        match task.state_at(now) {
-            TaskState::Active => Ok(task),
+    /// Refuses unless task `id` is active at `now` (without copying it).
+    fn check_active(&self, id: &str, now: Millis) -> Result<(), Error> {
+        let state = self
+            .tasks
+            .get(id)
+            .map(|t| t.state_at(now))
+            .ok_or_else(|| not_found("task", id))?;
+        match state {
+            TaskState::Active => Ok(()),
             state => Err(Error::TaskEnded {
                 id: id.to_owned(),
                 state: state.as_str(),
@@ -172,16 +191,27 @@ impl MemoryStore {
         }
     }
 
-    fn grant_ids(&self, task_id: &str) -> Vec<String> {
+    fn task_active(&self, id: &str, now: Millis) -> Result<Task, Error> {
+        self.check_active(id, now)?;
+        self.task(id).ok_or_else(|| not_found("task", id))
+    }
+
+    fn slot(&self, id: &str) -> Option<Arc<Slot>> {
+        self.grants.get(id).map(|slot| Arc::clone(&slot))
+    }
+
+    /// The grants of a task, in issue order.
+    fn task_slots(&self, task_id: &str) -> Vec<Arc<Slot>> {
         self.by_task
             .get(task_id)
-            .map(|ids| ids.clone())
+            .map(|t| t.slots().to_vec())
             .unwrap_or_default()
     }
 
     /// Refuses a new grant in a task that has as many as it may hold.
     fn check_grant_room(&self, task_id: &str) -> Result<(), Error> {
-        if self.grant_ids(task_id).len() >= self.limits.max_grants_per_task {
+        let held = self.by_task.get(task_id).map_or(0, |t| t.len());
+        if held >= self.limits.max_grants_per_task {
             return Err(Error::Limit(format!(
                 "task {task_id} already has {} grants (tasks.max_grants_per_task)",
                 self.limits.max_grants_per_task
@@ -190,23 +220,33 @@ impl MemoryStore {
         Ok(())
     }
 
-    /// Puts a new grant in the maps, its mutex first (so whoever finds the
-    /// grant finds its mutex).
+    /// Puts a new grant in the id map, then in its task's grants (and
+    /// index, unless it can no longer be used): whoever finds it by its
+    /// tool finds it by its id.
     fn add_grant(&self, grant: Grant) {
-        self.grant_locks
-            .insert(grant.id.clone(), GrantLock::default());
-        self.by_task
-            .entry(grant.task_id.clone())
-            .or_default()
-            .push(grant.id.clone());
-        self.grants.insert(grant.id.clone(), grant);
+        let key = (!index::finished(&grant)).then(|| ToolKey::of(&grant, &self.tools));
+        let task_id = match self.by_task.get(grant.task_id.as_str()) {
+            Some(task) => Arc::clone(task.key()),
+            None => Arc::from(grant.task_id.as_str()),
+        };
+        let slot = Arc::new(Slot::new(grant, Arc::clone(&task_id)));
+        self.grants.insert(Arc::clone(&slot.id), Arc::clone(&slot));
+        self.by_task.entry(task_id).or_default().add(slot, key);
     }
 
-    /// Replaces a grant's record; the caller holds its mutex.
-    fn apply_grant(&self, grant: Grant) {
-        if let Some(mut entry) = self.grants.get_mut(&grant.id) {
-            *entry = grant;
+    /// Replaces a grant's record, and takes it out of its task's index once
+    /// it can no longer be used. The caller holds the grant's mutex.
+    fn apply_grant(&self, slot: &Arc<Slot>, grant: Grant) {
+        let finished = index::finished(&grant);
+        slot.set(grant);
+        if finished && let Some(mut task) = self.by_task.get_mut(&*slot.task_id) {
+            task.unindex(slot);
         }
+    }
+
+    /// Is task `id` active at `now`?
+    fn task_is_active(&self, id: &str, now: Millis) -> bool {
+        self.tasks.get(id).is_some_and(|t| t.is_active(now))
     }
 }
 
@@ -270,7 +310,7 @@ impl Store for MemoryStore {
     fn issue_grant(&self, grant: Grant) -> Result<Grant, Error> {
         let _admin = self.admin();
         self.task_active(&grant.task_id, grant.created_at_ms)?;
-        if self.grants.contains_key(&grant.id) {
+        if self.grants.contains_key(grant.id.as_str()) {
             return Err(Error::Exists {
                 kind: "grant",
                 id: grant.id,
@@ -283,26 +323,29 @@ impl Store for MemoryStore {
     }
 
     fn grant(&self, id: &str) -> Option<Grant> {
-        self.grants.get(id).map(|g| g.clone())
+        self.grants.get(id).map(|slot| slot.grant())
     }
 
     fn grants(&self, filter: &GrantFilter, now: Millis) -> Vec<Grant> {
-        let candidates: Vec<Grant> = match &filter.task_id {
-            Some(task_id) => self
-                .grant_ids(task_id)
-                .iter()
-                .filter_map(|id| self.grant(id))
-                .collect(),
-            None => self.grants.iter().map(|g| g.clone()).collect(),
+        let wanted = |g: &Grant| {
+            filter.agent.as_ref().is_none_or(|a| &g.agent == a)
+                && (!filter.live_only || g.is_live(now))
         };
-        let mut out: Vec<Grant> = candidates
-            .into_iter()
-            .filter(|g| filter.agent.as_ref().is_none_or(|a| &g.agent == a))
-            .filter(|g| {
-                !filter.live_only
-                    || (g.is_live(now) && self.task(&g.task_id).is_some_and(|t| t.is_active(now)))
-            })
-            .collect();
+        let mut out: Vec<Grant> = match &filter.task_id {
+            Some(task_id) => self
+                .task_slots(task_id)
+                .iter()
+                .filter_map(|slot| slot.grant_if(wanted))
+                .collect(),
+            None => self
+                .grants
+                .iter()
+                .filter_map(|slot| slot.grant_if(wanted))
+                .collect(),
+        };
+        if filter.live_only {
+            out.retain(|g| self.task_is_active(&g.task_id, now));
+        }
         out.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
         out
     }
@@ -316,15 +359,17 @@ impl Store for MemoryStore {
     }
 
     fn live_grants(&self, task_id: &str, route: &str, tool: &str, now: Millis) -> Vec<Grant> {
-        let Some(ids) = self.by_task.get(task_id).map(|ids| ids.clone()) else {
+        let Some(task) = self.by_task.get(task_id) else {
             return Vec::new();
         };
-        ids.iter()
-            .filter_map(|id| {
-                let g = self.grants.get(id)?;
-                (g.is_live(now) && g.covers(route, tool)).then(|| g.clone())
-            })
-            .collect()
+        let covering = |g: &Grant| g.is_live(now) && g.covers(route, tool);
+        let mut out: Vec<Grant> = task
+            .candidates(self.tools.hash_one(tool))
+            .filter_map(|slot| slot.grant_if(covering))
+            .collect();
+        drop(task);
+        out.sort_by(|a, b| (a.created_at_ms, &a.id).cmp(&(b.created_at_ms, &b.id)));
+        out
     }
 
     fn consume(&self, grant_id: &str, now: Millis) -> Result<Grant, Error> {

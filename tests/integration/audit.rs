@@ -21,20 +21,38 @@ use crate::policy::tools_upstream;
 
 /// Waits until the log in `dir` holds `n` verified records (or 10 s).
 pub(crate) async fn records(dir: &Path, n: usize) -> Vec<Record> {
+    records_until(dir, |all| all.len() >= n, &format!("{n} records")).await
+}
+
+/// Waits until the log in `dir` holds `n` records of `call`-phase
+/// decisions (a request's records reach the log after its answer).
+pub(crate) async fn call_decisions(dir: &Path, n: usize) -> Vec<Record> {
+    let calls = |all: &[Record]| {
+        all.iter()
+            .filter(|r| matches!(&r.body, Body::Decision(d) if d.phase == "call"))
+            .count()
+    };
+    records_until(dir, |all| calls(all) >= n, &format!("{n} call decisions")).await
+}
+
+async fn records_until(dir: &Path, done: impl Fn(&[Record]) -> bool, wanted: &str) -> Vec<Record> {
     let mut last = Vec::new();
     for _ in 0..200 {
         let read: Result<Vec<Record>, _> = Records::open(&[dir.to_path_buf()])
             .expect("log dir reads")
             .collect();
         if let Ok(all) = read {
-            if all.len() >= n {
+            if done(&all) {
                 return all;
             }
             last = all;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{} records after 10s, wanted {n}: {last:#?}", last.len());
+    panic!(
+        "{} records after 10s, wanted {wanted}: {last:#?}",
+        last.len()
+    );
 }
 
 /// The records of `dir` that are not the log's own lines.

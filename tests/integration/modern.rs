@@ -1,7 +1,8 @@
 //! The 2026-07-28 revision feature by feature, through the gateway, with
-//! the real Python SDK client in the 2026-07-28 era in front and the real
-//! Python SDK server (or an in-process upstream, for answers no SDK server
-//! gives on demand) behind.
+//! the real Python SDK client in the 2026-07-28 era in front (and, in
+//! `typescript`, the real TypeScript SDK v2 client) and the real Python SDK
+//! server (or an in-process upstream, for answers no SDK server gives on
+//! demand) behind.
 
 mod approvals;
 mod lists;
@@ -9,6 +10,7 @@ mod rounds;
 mod streams;
 mod tasks;
 mod trace;
+mod typescript;
 
 use serde_json::Value;
 

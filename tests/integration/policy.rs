@@ -6,6 +6,7 @@ mod cache;
 mod grant_checks;
 mod hostile;
 mod isolation;
+mod list_pool;
 mod reload;
 
 use std::path::{Path, PathBuf};

@@ -11,7 +11,7 @@ mismatch).
 
 Usage:
     mcp_server.py [--host 127.0.0.1] [--port 0] [--header-log PATH] [--json-response]
-                  [--allow-any-host] [--public-cache] [--confirm-tool]
+                  [--allow-any-host] [--public-cache] [--confirm-tool] [--region-tool]
 
 Prints exactly one line `LISTENING <port>` on stdout once it accepts requests.
 Exits 0 on SIGTERM / SIGINT.
@@ -37,7 +37,7 @@ from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import Context, Elicit, Resolve
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.transport_security import TransportSecuritySettings
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 # --------------------------------------------------------------------------- tools
@@ -93,6 +93,17 @@ def confirm(action: str, approver: Annotated[Approver, Resolve(ask_approver)]) -
 # `--confirm-tool` (read before argparse, like `--public-cache`) adds `confirm`.
 if "--confirm-tool" in sys.argv:
     mcp.tool()(confirm)
+
+
+def deploy(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})], version: str) -> str:
+    """Deploy `version` to `region`; `region` is mirrored into the `Mcp-Param-Region`
+    header (2026-07-28, SEP-2243), which the SDK checks against the body."""
+    return f"{version} deployed to {region}"
+
+
+# `--region-tool` (read before argparse, like `--public-cache`) adds `deploy`.
+if "--region-tool" in sys.argv:
+    mcp.tool()(deploy)
 
 
 @mcp.tool()
@@ -169,6 +180,11 @@ async def main() -> int:
         "--confirm-tool",
         action="store_true",
         help="add the `confirm` tool, which asks for an approver through an input_required round",
+    )
+    parser.add_argument(
+        "--region-tool",
+        action="store_true",
+        help="add the `deploy` tool, whose `region` argument is mirrored into an Mcp-Param-Region header",
     )
     parser.add_argument(
         "--allow-any-host",

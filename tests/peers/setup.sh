@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the real MCP peers used by toolgate's integration tests:
 #   .venv/         Python venv with requirements.txt (mcp 2.3.0 SDK, both eras)
-#   node_modules/  @modelcontextprotocol/sdk from package-lock.json
+#   node_modules/  from package-lock.json: @modelcontextprotocol/sdk 1.32.2 (legacy
+#                  era) and @modelcontextprotocol/client 2.4.0 (2026-07-28 era)
 # Idempotent: each half is skipped when its stamp file holds the sha256 of the
 # file it was installed from. Works from any cwd.
 set -euo pipefail
@@ -35,8 +36,8 @@ fi
 # --- Node ---------------------------------------------------------------------
 if [[ -f package-lock.json ]]; then
     lock_sum="$(sha256_of package-lock.json)"
-    if [[ -d node_modules/@modelcontextprotocol/sdk && -f node_modules/.stamp \
-          && "$(cat node_modules/.stamp)" == "$lock_sum" ]]; then
+    if [[ -d node_modules/@modelcontextprotocol/sdk && -d node_modules/@modelcontextprotocol/client \
+          && -f node_modules/.stamp && "$(cat node_modules/.stamp)" == "$lock_sum" ]]; then
         echo "setup.sh: node_modules up to date"
     else
         echo "setup.sh: npm ci"

@@ -49,7 +49,7 @@ impl MemoryStore {
         let _admin = self.admin();
         let mut approval = self.pending(id, &ending)?;
         self.task_active(&grant.task_id, ending.at_ms)?;
-        if self.grants.contains_key(&grant.id) {
+        if self.grants.contains_key(grant.id.as_str()) {
             return Err(Error::Exists {
                 kind: "grant",
                 id: grant.id,

@@ -3,37 +3,22 @@
 //! transaction — and retiring what outlives an ended task.
 
 use std::collections::HashMap;
-use std::sync::MutexGuard;
+use std::sync::Arc;
 
-use super::{GrantLock, MemoryStore, hold, not_found};
+use super::slot::{Change, Slot};
+use super::{MemoryStore, not_found};
 use crate::store::disk::Record;
 use crate::store::model::{Approval, ApprovalState, Ending, Grant, Millis, Task, TaskState};
-use crate::store::{Error, RevokeScope, Store as _};
+use crate::store::{Error, RevokeScope};
 
 impl MemoryStore {
-    /// The mutex of a grant, cloned out of its map (never locked in it).
-    fn grant_lock(&self, id: &str) -> Option<GrantLock> {
-        self.grant_locks.get(id).map(|lock| GrantLock::clone(&lock))
-    }
-
-    /// The mutexes of the grants among `ids` (sorted, deduplicated in
-    /// place): every change of many grants locks them in id order, so two
-    /// never wait on each other.
-    pub(super) fn grant_locks_of(&self, ids: &mut Vec<String>) -> Vec<GrantLock> {
-        ids.sort_unstable();
-        ids.dedup();
-        ids.iter().filter_map(|id| self.grant_lock(id)).collect()
-    }
-
     pub(super) fn consume_one(&self, grant_id: &str, now: Millis) -> Result<Grant, Error> {
-        let lock = self
-            .grant_lock(grant_id)
-            .ok_or_else(|| not_found("grant", grant_id))?;
-        let _grant = hold(&lock);
-        let mut grant = self
-            .grant(grant_id)
-            .ok_or_else(|| not_found("grant", grant_id))?;
-        self.task_active(&grant.task_id, now)?;
+        let gone = || not_found("grant", grant_id);
+        let slot = self.slot(grant_id).ok_or_else(gone)?;
+        // Purged while this call waited for the mutex: gone, too.
+        let _held = slot.lock().ok_or_else(gone)?;
+        self.check_active(&slot.task_id, now)?;
+        let mut grant = slot.grant();
         if !grant.is_live(now) {
             return Err(Error::GrantUnusable {
                 id: grant_id.to_owned(),
@@ -44,25 +29,26 @@ impl MemoryStore {
             // Counted uses are exact across restarts: journaled under the
             // grant's mutex before the use is granted.
             self.write(&[Record::Grant(grant.clone())], &[])?;
-            self.apply_grant(grant.clone());
+            self.apply_grant(&slot, grant.clone());
         } else {
-            self.apply_grant(grant.clone());
-            self.dirty_grants.insert(grant_id.to_owned(), ());
+            self.apply_grant(&slot, grant.clone());
+            self.dirty_grants.insert(Arc::clone(&slot.id), ());
         }
         Ok(grant)
     }
 
     pub(super) fn revoke_one(&self, id: &str, ending: Ending) -> Result<Grant, Error> {
         let _admin = self.admin();
-        let lock = self.grant_lock(id).ok_or_else(|| not_found("grant", id))?;
-        let _grant = hold(&lock);
-        let mut grant = self.grant(id).ok_or_else(|| not_found("grant", id))?;
+        let gone = || not_found("grant", id);
+        let slot = self.slot(id).ok_or_else(gone)?;
+        let _held = slot.lock().ok_or_else(gone)?;
+        let mut grant = slot.grant();
         if grant.revoked.is_some() {
             return Ok(grant);
         }
         grant.revoked = Some(ending);
         self.write(&[Record::Grant(grant.clone())], &[])?;
-        self.apply_grant(grant.clone());
+        self.apply_grant(&slot, grant.clone());
         Ok(grant)
     }
 
@@ -72,30 +58,30 @@ impl MemoryStore {
         ending: Ending,
     ) -> Result<Vec<String>, Error> {
         let _admin = self.admin();
-        let ids: Vec<String> = match scope {
+        let slots: Vec<Arc<Slot>> = match scope {
             RevokeScope::Task(task_id) => {
                 if !self.tasks.contains_key(task_id) {
                     return Err(not_found("task", task_id));
                 }
-                self.grant_ids(task_id)
+                self.task_slots(task_id)
             }
             RevokeScope::Agent(agent) => self
                 .grants
                 .iter()
-                .filter(|g| &g.agent == agent)
-                .map(|g| g.id.clone())
+                .filter(|slot| slot.peek(|g| &g.agent == agent))
+                .map(|slot| Arc::clone(&slot))
                 .collect(),
         };
-        let revoked = self.revoke_batch(ids, |_| Some(ending.clone()), Vec::new())?;
+        let revoked = self.revoke_batch(slots, |_| Some(ending.clone()), Vec::new())?;
         Ok(revoked.into_iter().map(|g| g.id).collect())
     }
 
-    /// Revokes every grant among `ids` still live on its own terms when it
-    /// ends (`ending_of` says how; `None` leaves it), journaled in one
+    /// Revokes every grant among `slots` still live on its own terms when
+    /// it ends (`ending_of` says how; `None` leaves it), journaled in one
     /// transaction with `records`; returns the revoked grants.
     fn revoke_batch(
         &self,
-        mut ids: Vec<String>,
+        mut slots: Vec<Arc<Slot>>,
         ending_of: impl Fn(&Grant) -> Option<Ending>,
         mut records: Vec<Record>,
     ) -> Result<Vec<Grant>, Error> {
@@ -108,12 +94,11 @@ impl MemoryStore {
             })
         };
         // Lock only the grants worth it, then look again under their locks.
-        ids.retain(|id| self.grant(id).and_then(&revocation).is_some());
-        let locks = self.grant_locks_of(&mut ids);
-        let _grants: Vec<MutexGuard<'_, ()>> = locks.iter().map(|lock| hold(lock)).collect();
-        let revoked: Vec<Grant> = ids
+        slots.retain(|slot| revocation(slot.grant()).is_some());
+        let held = lock_all(&mut slots);
+        let revoked: Vec<Grant> = held
             .iter()
-            .filter_map(|id| self.grant(id).and_then(&revocation))
+            .filter_map(|(slot, _)| revocation(slot.grant()))
             .collect();
         records.extend(revoked.iter().cloned().map(Record::Grant));
         self.commit(records)?;
@@ -164,8 +149,8 @@ impl MemoryStore {
         let approvals = self.ended_approvals(ended, now);
         let expired = approvals.len();
         records.extend(approvals.into_iter().map(Record::Approval));
-        let ids: Vec<String> = ended.keys().flat_map(|t| self.grant_ids(t)).collect();
-        let revoked = self.revoke_batch(ids, |g| ended.get(&g.task_id).cloned(), records)?;
+        let slots: Vec<Arc<Slot>> = ended.keys().flat_map(|t| self.task_slots(t)).collect();
+        let revoked = self.revoke_batch(slots, |g| ended.get(&g.task_id).cloned(), records)?;
         Ok((revoked.len(), expired))
     }
 
@@ -185,6 +170,18 @@ impl MemoryStore {
             })
             .collect()
     }
+}
+
+/// Locks the mutexes of `slots` (sorted by id and deduplicated in place)
+/// in id order, so two changes of many grants never wait on each other;
+/// leaves out a grant purged meanwhile.
+pub(super) fn lock_all(slots: &mut Vec<Arc<Slot>>) -> Vec<(&Arc<Slot>, Change<'_>)> {
+    slots.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    slots.dedup_by(|a, b| Arc::ptr_eq(a, b));
+    slots
+        .iter()
+        .filter_map(|slot| Some((slot, slot.lock()?)))
+        .collect()
 }
 
 /// `approval` expired by toolgate at `at_ms` for `why`.

@@ -3,12 +3,15 @@
 //! unlimited grants.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::MutexGuard;
+use std::hash::Hash;
+use std::sync::Arc;
 
 use dashmap::DashMap;
 
-use super::grants::expire;
-use super::{MemoryStore, hold};
+use super::MemoryStore;
+use super::grants::{expire, lock_all};
+use super::index;
+use super::slot::Slot;
 use crate::store::disk::{Key, Record};
 use crate::store::model::{ApprovalState, Ending, Millis, Task, TaskState};
 use crate::store::{Error, Store as _, Swept};
@@ -18,6 +21,7 @@ impl MemoryStore {
         let _admin = self.admin();
         let (tasks_expired, approvals_expired) = self.expire_due(now)?;
         let (grants_dropped, purged) = self.purge_and_flush(now, now.saturating_sub(retain_ms))?;
+        self.unindex_expired(now);
         Ok(Swept {
             tasks_expired,
             approvals_expired,
@@ -54,8 +58,8 @@ impl MemoryStore {
         let mut left: Vec<String> = self
             .grants
             .iter()
-            .filter(|g| g.revoked.is_none() && now < g.expires_at_ms)
-            .map(|g| g.task_id.clone())
+            .filter(|slot| slot.peek(|g| g.revoked.is_none() && now < g.expires_at_ms))
+            .map(|slot| slot.task_id.to_string())
             .collect();
         left.extend(
             self.approvals
@@ -99,14 +103,17 @@ impl MemoryStore {
                 kept.insert(t.id.clone());
             }
         }
-        let mut old_grants: Vec<String> = self
+        let mut old_grants: Vec<Arc<Slot>> = self
             .grants
             .iter()
-            .filter(|g| {
-                let ended = g.revoked.as_ref().map_or(g.expires_at_ms, |r| r.at_ms);
-                ended.min(g.expires_at_ms) < cutoff || !kept.contains(&g.task_id)
+            .filter(|slot| {
+                let ended = slot.peek(|g| {
+                    let ended = g.revoked.as_ref().map_or(g.expires_at_ms, |r| r.at_ms);
+                    ended.min(g.expires_at_ms)
+                });
+                ended < cutoff || !kept.contains(&*slot.task_id)
             })
-            .map(|g| g.id.clone())
+            .map(|slot| Arc::clone(&slot))
             .collect();
         let old_approvals: Vec<String> = self
             .approvals
@@ -126,11 +133,14 @@ impl MemoryStore {
                 .map(|a| a.key().clone()),
         );
         // Purged grants are locked, so no use is journaled after their delete.
-        let locks = self.grant_locks_of(&mut old_grants);
-        let _grants: Vec<MutexGuard<'_, ()>> = locks.iter().map(|lock| hold(lock)).collect();
+        let mut old_grants = lock_all(&mut old_grants);
 
         let mut delete: Vec<Key> = Vec::new();
-        delete.extend(old_grants.iter().cloned().map(Key::Grant));
+        delete.extend(
+            old_grants
+                .iter()
+                .map(|(slot, _)| Key::Grant(slot.id.to_string())),
+        );
         delete.extend(old_tasks.iter().cloned().map(Key::Task));
         delete.extend(old_activity.iter().cloned().map(Key::Activity));
         delete.extend(old_approvals.iter().cloned().map(Key::Approval));
@@ -145,8 +155,8 @@ impl MemoryStore {
                 });
             }
         }
-        let purged: HashSet<&String> = old_grants.iter().collect();
-        for id in grant_marks.iter().filter(|id| !purged.contains(id)) {
+        let purged: HashSet<&str> = old_grants.iter().map(|(slot, _)| &*slot.id).collect();
+        for id in grant_marks.iter().filter(|id| !purged.contains(&***id)) {
             put.extend(self.grant(id).map(Record::Grant));
         }
         if !(put.is_empty() && delete.is_empty())
@@ -157,17 +167,19 @@ impl MemoryStore {
             return Err(error);
         }
 
-        for id in &old_grants {
-            if let Some((_, grant)) = self.grants.remove(id)
-                && let Some(mut ids) = self.by_task.get_mut(&grant.task_id)
-            {
-                ids.retain(|g| g != id);
+        for (slot, held) in &mut old_grants {
+            Slot::purge(held);
+            self.grants.remove(&*slot.id);
+            if let Some(mut task) = self.by_task.get_mut(&*slot.task_id) {
+                task.remove(slot);
             }
-            self.grant_locks.remove(id);
+            // A task kept with no grant left needs no entry.
+            self.by_task
+                .remove_if(&*slot.task_id, |_, task| task.len() == 0);
         }
         for id in &old_tasks {
             self.tasks.remove(id);
-            self.by_task.remove(id);
+            self.by_task.remove(id.as_str());
         }
         for id in &old_activity {
             self.activity.remove(id);
@@ -178,18 +190,37 @@ impl MemoryStore {
         let purged = old_grants.len() + old_tasks.len() + old_approvals.len();
         Ok((old_grants.len(), purged))
     }
+
+    /// Takes the grants that expired by `now` out of their tasks' indexes
+    /// (revoked and used-up ones leave it when that is applied). Tasks are
+    /// looked at under shared map locks first; only those with such a
+    /// grant are locked to change.
+    fn unindex_expired(&self, now: Millis) {
+        let spent = |slot: &Slot| slot.peek(|g| index::spent(g, now));
+        let stale: Vec<Arc<str>> = self
+            .by_task
+            .iter()
+            .filter(|task| task.any_indexed(spent))
+            .map(|task| Arc::clone(task.key()))
+            .collect();
+        for task_id in stale {
+            if let Some(mut task) = self.by_task.get_mut(&task_id) {
+                task.unindex_spent(spent);
+            }
+        }
+    }
 }
 
 /// Clears a map of flush marks; returns the keys it held.
-fn take_marks(marks: &DashMap<String, ()>) -> Vec<String> {
-    let keys: Vec<String> = marks.iter().map(|k| k.key().clone()).collect();
+fn take_marks<K: Clone + Eq + Hash>(marks: &DashMap<K, ()>) -> Vec<K> {
+    let keys: Vec<K> = marks.iter().map(|k| k.key().clone()).collect();
     for key in &keys {
         marks.remove(key);
     }
     keys
 }
 
-fn restore_marks(marks: &DashMap<String, ()>, keys: Vec<String>) {
+fn restore_marks<K: Eq + Hash>(marks: &DashMap<K, ()>, keys: Vec<K>) {
     for key in keys {
         marks.insert(key, ());
     }

@@ -271,7 +271,7 @@ fn expired_grants_stop_matching_at_once_and_are_swept() {
     let swept = store.sweep(later + 10, 0).unwrap();
     assert_eq!(swept.grants_dropped, 1);
     assert!(store.grant(&g.id).is_none());
-    assert!(store.grant_locks.is_empty());
+    assert!(store.grants.is_empty());
 }
 
 #[test]
@@ -743,7 +743,7 @@ fn grant_requests_dedupe_only_on_the_same_requested_grant() {
 // === purge ===
 
 #[test]
-fn purging_a_task_takes_its_approvals_grants_and_grant_locks() {
+fn purging_a_task_takes_its_approvals_grants_and_their_entries() {
     let store = MemoryStore::in_memory(StoreLimits::default());
     let t = store.create_task(task(10)).unwrap();
     let g = store.issue_grant(grant(&t, "*", None, 60_000)).unwrap();
@@ -751,7 +751,7 @@ fn purging_a_task_takes_its_approvals_grants_and_grant_locks() {
     store.begin_call(&t.id, "read_file");
     let end = t.expires_at_ms;
     store.sweep(end + 1_000, 3_600_000).unwrap();
-    assert_eq!(store.grant_locks.len(), 1);
+    assert_eq!(store.grants.len(), 1);
     // The task ended at `end`, its grant and approval a second later: the
     // task is purged first, and nothing of it may stay behind.
     let swept = store.sweep(end + 500 + 3_600_000, 3_600_000).unwrap();
@@ -759,6 +759,9 @@ fn purging_a_task_takes_its_approvals_grants_and_grant_locks() {
     assert!(store.task(&t.id).is_none());
     assert!(store.grant(&g.id).is_none());
     assert!(store.approval(&p.id).is_none());
-    assert!(store.grant_locks.is_empty());
+    assert!(store.grants.is_empty());
+    assert!(store.by_task.is_empty());
     assert!(store.activity.is_empty());
 }
+
+mod index;

@@ -126,7 +126,8 @@ async fn every_kind_of_decision_and_event_has_its_exact_line() {
     let r = raw_call(&gw, "broken", &bearer, None, "echo", args.clone()).await;
     assert!(refusal(&r).unwrap().contains("policy_error"));
 
-    let all = records(&dir, 14).await;
+    records(&dir, 14).await;
+    let all = call_decisions(&dir, 5).await;
     let ids = [
         (task.as_str(), "<task>"),
         (grant.as_str(), "<grant>"),

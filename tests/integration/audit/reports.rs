@@ -147,6 +147,7 @@ async fn scripted_calls_give_exact_denials_drift_and_trace() {
     let r = raw_call(&gw, "locked", &b, None, "echo", args.clone()).await;
     assert!(refusal(&r).unwrap().contains("no_policy"));
     records(&dir, 20).await;
+    call_decisions(&dir, 5).await;
     let mut seen = String::new();
 
     // Denials by tool and reason class, then by team label.

@@ -1,5 +1,6 @@
 //! The real MCP peers from `tests/peers/`: the Python SDK server and the
-//! Python and TypeScript SDK clients, installed once per test run.
+//! Python and TypeScript SDK clients (both TypeScript SDK lines), installed
+//! once per test run.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -139,6 +140,16 @@ pub async fn ts_client(args: &[&str]) -> Result<Value, String> {
     setup();
     run(Command::new("node")
         .arg(peers_dir().join("mcp_client.mjs"))
+        .args(args))
+    .await
+}
+
+/// Runs the TypeScript SDK v2 client (`@modelcontextprotocol/client`),
+/// pinned to the 2026-07-28 era.
+pub async fn ts_modern_client(args: &[&str]) -> Result<Value, String> {
+    setup();
+    run(Command::new("node")
+        .arg(peers_dir().join("mcp_client_v2.mjs"))
         .args(args))
     .await
 }

@@ -17,7 +17,7 @@ use crate::common::{Reply, post_mcp, send};
 use crate::tasks::{AGENT, OPERATOR_TOKEN, OTHER_AGENT, config, create_task, token};
 
 /// The approval page: opening it stands for the human approving there.
-async fn approval_page(admin: Arc<OnceLock<String>>) -> FakeUpstream {
+pub(super) async fn approval_page(admin: Arc<OnceLock<String>>) -> FakeUpstream {
     FakeUpstream::start(move |seen| {
         let admin = Arc::clone(&admin);
         async move {
@@ -43,7 +43,7 @@ async fn approval_page(admin: Arc<OnceLock<String>>) -> FakeUpstream {
     .await
 }
 
-async fn call(
+pub(super) async fn call(
     gw: &TestGateway,
     bearer: &str,
     task: Option<&str>,
@@ -70,7 +70,7 @@ async fn call(
     post_mcp(&gw.url("/tools"), &headers, &body).await
 }
 
-fn error_text(reply: &Reply) -> String {
+pub(super) fn error_text(reply: &Reply) -> String {
     let v = reply.json();
     assert_eq!(v["error"]["code"], -32602, "{v}");
     v["error"]["message"].as_str().unwrap_or("").to_owned()

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use toolgate::forward::body::MAX_PRIVATE_TTL_MS;
 
 use super::*;
-use crate::common::peers::PyServer;
+use crate::common::peers::{PyServer, ts_modern_client};
 use crate::common::upstream::{self, FakeUpstream};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,6 +78,22 @@ async fn a_tool_list_in_server_discover_is_filtered_per_caller() {
         assert_eq!(json!(names), want, "{route}: {out}");
         assert_eq!(result["cacheScope"], "private", "{route}: {out}");
         assert_eq!(result["ttlMs"], 5_000, "shorter than the cap, kept: {out}");
+
+        // The TypeScript SDK v2 client, at connect and asked again.
+        let args = ["--url", &gw.url(route), "--header", CALLER, "discover"];
+        let out = ts_modern_client(&args)
+            .await
+            .unwrap_or_else(|e| panic!("typescript v2 client on {route}: {e}"));
+        for result in [&out["at_connect"], &out["result"]] {
+            let names: Vec<&Value> = result["tools"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{route}: {out}"))
+                .iter()
+                .map(|t| &t["name"])
+                .collect();
+            assert_eq!(json!(names), want, "{route}: {out}");
+            assert_eq!(result["cacheScope"], "private", "{route}: {out}");
+        }
     }
     let methods: Vec<String> = up
         .seen()

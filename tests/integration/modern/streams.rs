@@ -17,7 +17,7 @@ use crate::common::{MCP_HEADERS, open};
 const RELATED_TASK: &str = "io.modelcontextprotocol/related-task";
 const SUBSCRIPTION: &str = "io.modelcontextprotocol/subscriptionId";
 
-fn sse(message: &Value) -> Bytes {
+pub(super) fn sse(message: &Value) -> Bytes {
     Bytes::from(format!("event: message\ndata: {message}\n\n"))
 }
 
@@ -27,7 +27,7 @@ fn note(method: &str, params: Value) -> Value {
 
 /// What a listen stream sends after its acknowledgment: one message of
 /// each kind, some the caller may see, some not.
-fn after_ack(id: &Value) -> Vec<Value> {
+pub(super) fn after_ack(id: &Value) -> Vec<Value> {
     let sub = json!({ SUBSCRIPTION: id });
     vec![
         note("notifications/tools/list_changed", json!({"_meta": sub})),
@@ -52,7 +52,7 @@ fn after_ack(id: &Value) -> Vec<Value> {
     ]
 }
 
-fn ack(id: &Value) -> Value {
+pub(super) fn ack(id: &Value) -> Value {
     note(
         "notifications/subscriptions/acknowledged",
         json!({"_meta": { SUBSCRIPTION: id }, "notifications": {"toolsListChanged": true, "resourceSubscriptions": ["file:///a", "file:///b"]}}),
