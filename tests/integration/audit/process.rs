@@ -37,7 +37,10 @@ async fn decisions_log_on_allow_and_deny_targets_and_the_log_survives_kill_9() {
     call(server.addr, "/open").await; // allowed (then the upstream is down)
     call(server.addr, "/mcp").await; // denied: no policy
     let _ = records(&audit, 3).await;
-    let log = server.log();
+    // Decision lines reach stderr up to `record::stderr::FLUSH_EVERY` late.
+    let log = server
+        .log_until(|log| log.contains("toolgate::decision::deny"))
+        .await;
     let decision = |target: &str| -> Value {
         log.lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())

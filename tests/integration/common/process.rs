@@ -150,6 +150,24 @@ impl ServerProcess {
         self.log.lock().unwrap().join("\n")
     }
 
+    /// The process's log once `done` holds for it (within 10 s; panics
+    /// with the log otherwise): for lines written late, such as the
+    /// buffered decision lines.
+    pub async fn log_until(&self, done: impl Fn(&str) -> bool) -> String {
+        let start = std::time::Instant::now();
+        loop {
+            let log = self.log();
+            if done(&log) {
+                return log;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the awaited line did not come within 10 s:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Sends a signal by name (`HUP`, `TERM`, ...) with `kill`.
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
