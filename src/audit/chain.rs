@@ -14,7 +14,14 @@ const SUFFIX_LEN: usize = HASH_KEY.len() + 64 + 2;
 
 /// Lowercase hex SHA-256 of `bytes`.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    crate::store::model::hex(digest(&SHA256, bytes).as_ref())
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 64];
+    for (pair, b) in out.chunks_exact_mut(2).zip(digest(&SHA256, bytes).as_ref()) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0f)];
+    }
+    // Hex digits are ASCII.
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Closes a serialized line (`{...,"prev":"…"}` in `buf[start..]`, no
@@ -53,6 +60,14 @@ pub(crate) fn check_line(line: &[u8]) -> Result<String, &'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashes_are_lowercase_hex_sha256() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
 
     #[test]
     fn a_sealed_line_checks_and_an_altered_one_does_not() {

@@ -17,6 +17,8 @@ use crate::decide::{Reason, Verdict};
 use crate::identify::Identity;
 use crate::store::{ApprovalKind, GrantSource, Store};
 
+mod json;
+
 /// Task facts cached per task id: `None` when the store does not know it.
 type TaskFacts = Option<Arc<(String, BTreeMap<String, String>)>>;
 
@@ -87,11 +89,26 @@ impl Renderer {
         };
         let id = self.next_id(at_ms, seq);
         let mut id_buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let id = id.hyphenated().encode_lower(&mut id_buf);
+        let ts = std::str::from_utf8(&ts_buf[..ts_len]).unwrap_or_default();
+        let body = match body {
+            Body::Decision(d) => {
+                let head = json::Head {
+                    v: VERSION,
+                    seq,
+                    id,
+                    ts,
+                };
+                json::decision(buf, &head, &d, prev);
+                return;
+            }
+            other => other,
+        };
         let line = Line {
             v: VERSION,
             seq,
-            id: Cow::Borrowed(id.hyphenated().encode_lower(&mut id_buf)),
-            ts: Cow::Borrowed(std::str::from_utf8(&ts_buf[..ts_len]).unwrap_or_default()),
+            id: Cow::Borrowed(id),
+            ts: Cow::Borrowed(ts),
             body,
             prev: Cow::Borrowed(prev),
             hash: String::new(),
