@@ -261,7 +261,7 @@ mod tests {
 
     fn line(i: usize) -> DecisionLine<'static> {
         let pick = |k: usize| s(AWKWARD[(i + k) % AWKWARD.len()]);
-        let some = |k: usize| (i + k) % 3 != 0;
+        let some = |k: usize| !(i + k).is_multiple_of(3);
         DecisionLine {
             phase: s("call"),
             route: pick(0),
