@@ -249,3 +249,49 @@ async fn records_arriving_while_the_writer_waits_out_its_interval_share_one_batc
     let summary = verify(&[tmp.path().to_path_buf()]).unwrap();
     assert_eq!(summary.lines, 103);
 }
+
+#[tokio::test]
+async fn a_queue_ahead_of_the_writer_is_drained_without_waiting_out_the_interval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path(), 64 << 20);
+    cfg.batch_interval = std::time::Duration::from_secs(2);
+    let registry = prometheus::Registry::new();
+    let log = AuditLog::start(&cfg, None, &registry).unwrap();
+    let counter = |name: &str| {
+        registry
+            .gather()
+            .iter()
+            .find(|f| f.name() == name)
+            .map_or(0.0, |f| {
+                f.get_metric()
+                    .iter()
+                    .map(|m| m.get_counter().get_value())
+                    .sum()
+            })
+    };
+    log.send(admin(0));
+    for _ in 0..200 {
+        if counter("toolgate_audit_batches_total") >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let first = std::time::Instant::now();
+    // Three full batches and one more record gather while the writer waits
+    // out its interval; at its next wake-up it takes them all, batch after
+    // batch, instead of one batch per interval (which would leave two
+    // thirds of them queued until 4 s and 6 s).
+    let n = 3 * super::writer::MAX_BATCH + 1;
+    for i in 1..=n {
+        log.send(admin(i));
+    }
+    tokio::time::sleep_until((first + std::time::Duration::from_millis(3200)).into()).await;
+    let records = counter("toolgate_audit_records_total");
+    assert_eq!(
+        records,
+        (n + 2) as f64,
+        "opened + first + {n} records by 3.2 s"
+    );
+    assert_eq!(counter("toolgate_audit_batches_total"), 5.0);
+    log.close().await;
+}

@@ -30,7 +30,7 @@ use crate::store::Store;
 pub type Permit = mpsc::OwnedPermit<Entry>;
 
 /// Most entries written in one batch.
-const MAX_BATCH: usize = 1024;
+pub(super) const MAX_BATCH: usize = 1024;
 /// How long a failed write waits before it is tried again.
 const RETRY: Duration = Duration::from_millis(250);
 /// How long shutdown waits for the writer to seal the log.
@@ -321,7 +321,13 @@ impl Writer {
             let work = stop.unwrap_or(pending.len());
             match self.write(&pending[..work]) {
                 Ok(()) => {
-                    next_batch = tokio::time::Instant::now() + self.batch_interval;
+                    // A full batch means the queue is ahead of the writer:
+                    // the next one is taken at once, so the interval never
+                    // caps the log at MAX_BATCH records per interval.
+                    next_batch = tokio::time::Instant::now();
+                    if work < MAX_BATCH {
+                        next_batch += self.batch_interval;
+                    }
                     self.shared.set_healthy(self.reopen.is_none());
                     if let Some(i) = stop {
                         self.finish();
