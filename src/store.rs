@@ -109,6 +109,13 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Issues a grant in an active task.
     fn issue_grant(&self, grant: Grant) -> Result<Grant, Error>;
     fn grant(&self, id: &str) -> Option<Grant>;
+    /// For a grant that came from an approval (source `approval` or
+    /// `policy`): that approval's id and who granted it; `None` for an
+    /// operator's grant or an unknown id. What the decision log names as a
+    /// call's approver, without a copy of the whole grant.
+    fn grant_approval(&self, id: &str) -> Option<(String, String)> {
+        self.grant(id).and_then(|g| approval_of(&g))
+    }
     fn grants(&self, filter: &GrantFilter, now: Millis) -> Vec<Grant>;
     fn revoke_grant(&self, id: &str, ending: Ending) -> Result<Grant, Error>;
     /// Revokes every live grant in scope; returns their ids.
@@ -144,4 +151,15 @@ pub trait Store: Send + Sync + fmt::Debug {
     /// Expires what is due, drops dead grants from the hot maps, purges
     /// ended records older than `retain_ms`, flushes activity.
     fn sweep(&self, now: Millis, retain_ms: Millis) -> Result<Swept, Error>;
+}
+
+/// The approval a grant came from, and who granted it (see
+/// [`Store::grant_approval`]).
+pub(crate) fn approval_of(g: &Grant) -> Option<(String, String)> {
+    match &g.source {
+        GrantSource::Operator => None,
+        GrantSource::Approval { approval_id } | GrantSource::Policy { approval_id, .. } => {
+            Some((approval_id.clone(), g.granted_by.clone()))
+        }
+    }
 }

@@ -185,13 +185,7 @@ impl Renderer {
         let mut approval = d.approval.as_deref().map(Cow::Borrowed);
         let approved_by = grants
             .iter()
-            .filter_map(|id| self.store.as_ref()?.grant(id))
-            .find_map(|g| match g.source {
-                GrantSource::Operator => None,
-                GrantSource::Approval { approval_id } | GrantSource::Policy { approval_id, .. } => {
-                    Some((approval_id, g.granted_by))
-                }
-            });
+            .find_map(|id| self.store.as_ref()?.grant_approval(id));
         let approver = if let Some((id, by)) = approved_by {
             approval.get_or_insert(Cow::Owned(id));
             Some(by)

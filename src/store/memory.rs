@@ -326,6 +326,10 @@ impl Store for MemoryStore {
         self.grants.get(id).map(|slot| slot.grant())
     }
 
+    fn grant_approval(&self, id: &str) -> Option<(String, String)> {
+        self.grants.get(id)?.peek(crate::store::approval_of)
+    }
+
     fn grants(&self, filter: &GrantFilter, now: Millis) -> Vec<Grant> {
         let wanted = |g: &Grant| {
             filter.agent.as_ref().is_none_or(|a| &g.agent == a)

@@ -765,3 +765,43 @@ fn purging_a_task_takes_its_approvals_grants_and_their_entries() {
 }
 
 mod index;
+
+#[test]
+fn a_grants_approval_is_named_without_a_copy_of_the_grant() {
+    let store =
+        MemoryStore::open(Arc::new(TestJournal::default()), StoreLimits::default()).unwrap();
+    let t = store.create_task(task(60_000)).unwrap();
+    let by_operator = store
+        .issue_grant(grant(&t, "read_file", None, 60_000))
+        .unwrap();
+    let mut approved = grant(&t, "write_file", None, 60_000);
+    approved.source = GrantSource::Approval {
+        approval_id: "appr_1".into(),
+    };
+    approved.granted_by = "alice".into();
+    let approved = store.issue_grant(approved).unwrap();
+    let mut by_policy = grant(&t, "deploy", None, 60_000);
+    by_policy.source = GrantSource::Policy {
+        approval_id: "appr_2".into(),
+        evidence: vec!["grants@0.1.0#abc".into()],
+    };
+    by_policy.granted_by = "policy".into();
+    let by_policy = store.issue_grant(by_policy).unwrap();
+    assert_eq!(store.grant_approval(&by_operator.id), None);
+    assert_eq!(
+        store.grant_approval(&approved.id),
+        Some(("appr_1".into(), "alice".into()))
+    );
+    assert_eq!(
+        store.grant_approval(&by_policy.id),
+        Some(("appr_2".into(), "policy".into()))
+    );
+    assert_eq!(store.grant_approval("grant_unknown"), None);
+    // The same answer as the default, read from a full copy.
+    for id in [&by_operator.id, &approved.id, &by_policy.id] {
+        assert_eq!(
+            store.grant_approval(id),
+            store.grant(id).and_then(|g| crate::store::approval_of(&g))
+        );
+    }
+}
