@@ -200,8 +200,18 @@ fn init_logging(filter: &str, format: LogFormat) {
         .with_env_filter(filter)
         .with_writer(crate::record::stderr::Stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    // Decision lines (one a call) by a faster writer of the same format.
+    use crate::record::decision_line::DecisionLines;
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder
+            .event_format(DecisionLines::text(tracing_subscriber::fmt::format()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .event_format(DecisionLines::json(
+                tracing_subscriber::fmt::format().json().flatten_event(true),
+            ))
+            .try_init(),
     };
 }

@@ -6,6 +6,7 @@
 //! records tokens, secrets or whole claim sets; tool names are bounded
 //! labels ([`tools`]); subjects are never labels.
 
+pub mod decision_line;
 pub mod gauges;
 pub mod request;
 pub mod stderr;
@@ -375,24 +376,29 @@ impl<'a, const N: usize> Tally<'a, N> {
 /// refused ones on `toolgate::decision::deny` (so an operator can keep one and
 /// drop the other); `tools/list` filtering at debug. Nothing is formatted for
 /// a line the filter drops; empty fields are left out.
+/// `name@version#hash=outcome` per module, comma-separated: which rule
+/// version decided; `None` when no module did.
+fn modules_field(evidence: &[crate::decide::Evidence]) -> Option<String> {
+    (!evidence.is_empty()).then(|| {
+        let mut out = String::with_capacity(64 * evidence.len());
+        for (i, e) in evidence.iter().enumerate() {
+            let outcome = match e.outcome {
+                Ok(v) => v.as_str(),
+                Err(fault) => fault,
+            };
+            if i > 0 {
+                out.push(',');
+            }
+            for part in [&*e.module, "@", &e.version, "#", &e.hash, "=", outcome] {
+                out.push_str(part);
+            }
+        }
+        out
+    })
+}
+
 fn trace(input: &DecisionInput<'_>, decision: &Decision, trace_id: &str) {
-    // name@version#hash=outcome per module: which rule version decided.
-    let modules = || {
-        (!decision.evidence.is_empty()).then(|| {
-            decision
-                .evidence
-                .iter()
-                .map(|e| {
-                    let outcome = match e.outcome {
-                        Ok(v) => v.as_str(),
-                        Err(fault) => fault,
-                    };
-                    format!("{}@{}#{}={outcome}", e.module, e.version, e.hash)
-                })
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-    };
+    let modules = || modules_field(&decision.evidence);
     macro_rules! line {
         ($target:literal, $level:expr) => {
             if tracing::enabled!(target: $target, $level) {
@@ -434,5 +440,37 @@ fn trace(input: &DecisionInput<'_>, decision: &Decision, trace_id: &str) {
 impl Default for Recorder {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::decide::Evidence;
+
+    fn evidence(module: &str, outcome: Result<Verdict, &'static str>) -> Evidence {
+        Evidence {
+            module: Arc::from(module),
+            version: Arc::from("0.1.0"),
+            hash: Arc::from("dea943f91623"),
+            outcome,
+            reason: None,
+            annotations: None,
+        }
+    }
+
+    #[test]
+    fn the_modules_field_names_each_module_version_hash_and_outcome() {
+        assert_eq!(modules_field(&[]), None);
+        let both = [
+            evidence("allowlist", Ok(Verdict::Allow)),
+            evidence("trap", Err("deadline")),
+        ];
+        assert_eq!(
+            modules_field(&both).as_deref(),
+            Some("allowlist@0.1.0#dea943f91623=allow,trap@0.1.0#dea943f91623=deadline")
+        );
     }
 }
