@@ -178,11 +178,10 @@ fn check_param_headers(headers: &HeaderMap, arguments: Option<&Value>) -> Result
 /// they read).
 fn holds(value: &Value, text: &str) -> bool {
     match value {
-        Value::String(s) => s == text,
-        Value::Bool(b) => text == if *b { "true" } else { "false" },
-        Value::Number(n) => n.to_string() == text,
         Value::Object(map) => map.values().any(|v| holds(v, text)),
-        Value::Null | Value::Array(_) => false,
+        Value::String(_) | Value::Bool(_) | Value::Number(_) | Value::Null | Value::Array(_) => {
+            mirrored::renders_as(value, text)
+        }
     }
 }
 

@@ -102,7 +102,7 @@ pub fn check(declared: &[Declared], headers: &HeaderMap, arguments: &Value) -> R
 
 /// True if a client renders `argument` (a string, integer or boolean) as
 /// `text` in a header.
-fn renders_as(argument: &Value, text: &str) -> bool {
+pub(super) fn renders_as(argument: &Value, text: &str) -> bool {
     match argument {
         Value::String(s) => s == text,
         Value::Bool(b) => text == if *b { "true" } else { "false" },
