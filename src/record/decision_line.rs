@@ -85,18 +85,18 @@ impl<F> DecisionLines<F> {
     /// Writes the line into `out`; false (and `out` left to be cleared) if
     /// the event has a field this format does not write.
     fn line(&self, out: &mut String, level: &Level, target: &str, event: &Event<'_>) -> bool {
-        let mut time = String::new();
-        if SystemTime.format_time(&mut Writer::new(&mut time)).is_err() {
+        // The timestamp (digits, `-`, `:`, `.`, `T`, `Z`) needs no escaping.
+        if self.json {
+            out.push_str("{\"timestamp\":\"");
+        }
+        if SystemTime.format_time(&mut Writer::new(out)).is_err() {
             return false;
         }
         if self.json {
-            out.push_str("{\"timestamp\":");
-            json_str(out, &time);
-            out.push_str(",\"level\":\"");
+            out.push_str("\",\"level\":\"");
             out.push_str(level.as_str());
             out.push('"');
         } else {
-            out.push_str(&time);
             out.push(' ');
             out.push_str(level_text(level));
             out.push(' ');
