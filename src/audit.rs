@@ -31,6 +31,7 @@ mod writer;
 pub use chain::GENESIS;
 pub use entry::{AdminEntry, DecisionEntry, Entry, EventEntry, Upstream};
 pub use mask::{Masks, SCRUBBED};
+pub(crate) use render::json::needs_escape as json_needs_escape;
 pub use segment::{HEAD_FILE, file_name, file_number};
 pub use writer::{AuditLog, Permit};
 

@@ -17,7 +17,7 @@ use crate::decide::{Reason, Verdict};
 use crate::identify::Identity;
 use crate::store::{ApprovalKind, GrantSource, Store};
 
-mod json;
+pub(crate) mod json;
 
 /// Task facts cached per task id: `None` when the store does not know it.
 type TaskFacts = Option<Arc<(String, BTreeMap<String, String>)>>;

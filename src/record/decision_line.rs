@@ -184,9 +184,10 @@ fn debug_str(out: &mut String, value: &str) {
     }
 }
 
-/// `value` as a JSON string, as serde_json writes it.
+/// `value` as a JSON string, as serde_json writes it (the decision log's
+/// escape scan decides whether it can be copied as it is).
 fn json_str(out: &mut String, value: &str) {
-    if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !crate::audit::json_needs_escape(value.as_bytes()) {
         out.push('"');
         out.push_str(value);
         out.push('"');

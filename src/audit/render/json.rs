@@ -202,7 +202,7 @@ fn string(buf: &mut Vec<u8>, s: &str) {
 /// Whether serde_json would escape any byte of `b`: `"`, `\` or a control
 /// character below 0x20. Whole chunks are scanned without an early exit,
 /// which the compiler turns into vector compares.
-fn needs_escape(b: &[u8]) -> bool {
+pub(crate) fn needs_escape(b: &[u8]) -> bool {
     fn bad(c: u8) -> bool {
         c < 0x20 || c == b'"' || c == b'\\'
     }
