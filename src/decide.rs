@@ -252,7 +252,8 @@ pub struct Decision {
     pub reason: Reason,
     /// Why, in words: shown to the agent's model on a refusal.
     pub message: String,
-    pub evidence: Vec<Evidence>,
+    /// Shared: the decision log's record takes it without a copy.
+    pub evidence: Arc<[Evidence]>,
     /// The task the call ran in, the grant it used, the approval it
     /// parked or was allowed by: for the decision log.
     pub task: Option<String>,
@@ -266,7 +267,7 @@ impl Decision {
             verdict,
             reason,
             message,
-            evidence: Vec::new(),
+            evidence: Arc::from([]),
             task: None,
             grant: None,
             approval: None,
@@ -525,6 +526,7 @@ where
 struct Verdicts<'t> {
     tool: &'t str,
     decision: Decision,
+    evidence: Vec<Evidence>,
     took: Duration,
 }
 
@@ -533,6 +535,7 @@ impl<'t> Verdicts<'t> {
         Self {
             tool,
             decision: Decision::new(Verdict::Allow, Reason::PolicyAllow, String::new()),
+            evidence: Vec::with_capacity(2),
             took: Duration::ZERO,
         }
     }
@@ -549,32 +552,42 @@ impl<'t> Verdicts<'t> {
         let took = started.elapsed();
         module.observe(took);
         self.took += took;
-        let (outcome, own_reason, annotations) = match &answer {
-            Ok(a) => (Ok(a.verdict), a.reason.clone(), a.annotations.clone()),
-            Err(fault) => (Err(fault.kind()), None, None),
-        };
-        self.decision.evidence.push(Evidence {
+        // The module's own reason and annotations move into its evidence.
+        let mut evidence = Evidence {
             module: Arc::clone(&module.name),
             version: Arc::clone(&module.version),
             hash: Arc::clone(&module.short_hash),
-            outcome,
-            reason: own_reason,
-            annotations,
-        });
+            outcome: answer.as_ref().map(|a| a.verdict).map_err(Fault::kind),
+            reason: None,
+            annotations: None,
+        };
         let (verdict, reason, message) = match answer {
-            Ok(a) => match a.verdict {
-                Verdict::Allow => return,
-                Verdict::Deny => (
-                    Verdict::Deny,
-                    Reason::PolicyDeny,
-                    a.reason.unwrap_or_default(),
-                ),
-                Verdict::NeedsApproval => (
-                    Verdict::NeedsApproval,
-                    Reason::NeedsApproval,
-                    a.reason.unwrap_or_default(),
-                ),
-            },
+            Ok(a) => {
+                evidence.annotations = a.annotations;
+                match a.verdict {
+                    Verdict::Allow => {
+                        evidence.reason = a.reason;
+                        self.evidence.push(evidence);
+                        return;
+                    }
+                    Verdict::Deny => {
+                        evidence.reason.clone_from(&a.reason);
+                        (
+                            Verdict::Deny,
+                            Reason::PolicyDeny,
+                            a.reason.unwrap_or_default(),
+                        )
+                    }
+                    Verdict::NeedsApproval => {
+                        evidence.reason.clone_from(&a.reason);
+                        (
+                            Verdict::NeedsApproval,
+                            Reason::NeedsApproval,
+                            a.reason.unwrap_or_default(),
+                        )
+                    }
+                }
+            }
             Err(fault) => {
                 tracing::warn!(policy = %module.name, tool = self.tool, error = %fault, "policy module failed; denying");
                 (
@@ -584,6 +597,7 @@ impl<'t> Verdicts<'t> {
                 )
             }
         };
+        self.evidence.push(evidence);
         // The strongest verdict wins; among equals the first keeps its reason.
         if rank(verdict) > rank(self.decision.verdict) {
             self.decision.verdict = verdict;
@@ -593,7 +607,8 @@ impl<'t> Verdicts<'t> {
     }
 
     /// The combined decision, and how long its evaluations took.
-    fn finish(self) -> (Decision, Duration) {
+    fn finish(mut self) -> (Decision, Duration) {
+        self.decision.evidence = self.evidence.into();
         (self.decision, self.took)
     }
 }

@@ -259,7 +259,7 @@ impl Recorder {
         self.decisions
             .with_label_values(&[route, phase, tool, decision.verdict(), reason])
             .inc();
-        for e in &decision.evidence {
+        for e in decision.evidence.iter() {
             let result = match e.outcome {
                 Ok(verdict) => verdict.as_str(),
                 Err(fault) => {
@@ -297,7 +297,7 @@ impl Recorder {
                 decision.verdict(),
                 decision.reason().as_str(),
             ]);
-            for e in &decision.evidence {
+            for e in decision.evidence.iter() {
                 let result = match e.outcome {
                     Ok(verdict) => verdict.as_str(),
                     Err(fault) => {

@@ -51,6 +51,10 @@ pub(crate) struct Plan {
     pub(crate) sse_rate: u32,
     /// Connections of the saturated runs.
     pub(crate) conns: usize,
+    /// Back-to-back short saturated runs of (c) and (g) per round, and
+    /// their length: the decision log's cost, paired (`rounds::log_pairs`).
+    pub(crate) log_pairs: usize,
+    pub(crate) log_pair_for: Duration,
     pub(crate) scale: Vec<usize>,
     pub(crate) scale_calls: usize,
     pub(crate) swap_for: Duration,
@@ -80,6 +84,8 @@ impl Plan {
             rate: 2_000,
             sse_rate: 500,
             conns: 32,
+            log_pairs: 4,
+            log_pair_for: Duration::from_secs(2),
             scale: vec![1_000, 100_000, 1_000_000],
             scale_calls: 20_000,
             swap_for: Duration::from_secs(10),
@@ -100,6 +106,8 @@ impl Plan {
             rate: 50,
             sse_rate: 50,
             conns: 4,
+            log_pairs: 1,
+            log_pair_for: Duration::from_secs(1),
             scale: vec![1_000, 10_000],
             scale_calls: 300,
             swap_for: Duration::from_secs(2),

@@ -244,13 +244,40 @@ pub(crate) fn run(plan: &Plan) {
     let mut ttfe_direct = Latencies::default();
     let mut ttfe_gateway = Latencies::default();
 
+    let mut log_pairs: Vec<f64> = Vec::new();
     for round in 0..plan.rounds {
         let order: Vec<usize> = (0..rows.len()).map(|i| (i + round) % rows.len()).collect();
         for &i in &order {
             let row = &mut rows[i];
             step!("round {} row ({}) saturated", round + 1, row.key);
             let file = raw.join(format!("round{}-{}-rps.txt", round + 1, row.key));
-            saturate(plan, use_wrk, pin, &rt, row, &file);
+            saturate(plan, use_wrk, pin, &rt, row, &file, plan.rps_for);
+        }
+        let c = rows.iter().position(|r| r.key == "c");
+        let g = rows.iter().position(|r| r.key == "g");
+        if let (Some(c), Some(g)) = (c, g) {
+            step!(
+                "round {} rows (c) and (g), {} paired runs",
+                round + 1,
+                plan.log_pairs
+            );
+            for pair in 0..plan.log_pairs {
+                let file =
+                    |key: &str| raw.join(format!("round{}-pair{}-{key}.txt", round + 1, pair + 1));
+                // Each pair runs the two rows back to back, in alternating
+                // order, so that drift of the machine between them cancels.
+                let first_c = (round * plan.log_pairs + pair).is_multiple_of(2);
+                let mut rps = [0.0; 2];
+                for (slot, i) in if first_c {
+                    [(0, c), (1, g)]
+                } else {
+                    [(1, g), (0, c)]
+                } {
+                    let f = file(rows[i].key);
+                    rps[slot] = burst(plan, use_wrk, pin, &rt, &mut rows[i], &f);
+                }
+                log_pairs.push(rps[1] / rps[0].max(f64::MIN_POSITIVE));
+            }
         }
         for &i in &order {
             let row = &mut rows[i];
@@ -320,7 +347,8 @@ pub(crate) fn run(plan: &Plan) {
         log_bytes,
         use_wrk,
         pin,
-    );
+    )
+    .with_log_pairs(log_pairs);
     report.write(&plan.out);
     println!("{}", report.table());
     // Keep the tail of the gateway's log, not gigabytes of decision lines.
@@ -351,16 +379,43 @@ fn saturate(
     rt: &tokio::runtime::Runtime,
     row: &mut Row,
     file: &Path,
+    length: Duration,
 ) {
     let (cpu0, upstream0) = (procs::cpu_us(row.pid), procs::cpu_us(row.upstream));
-    let (requests, rps, tally) = if use_wrk {
-        let run = generate::wrk(
-            &row.target,
-            plan.conns,
-            plan.rps_for,
-            pin.then_some(LOAD),
-            file,
-        );
+    let (requests, rps, tally) = run_saturated(plan, use_wrk, pin, rt, row, file, length);
+    let per_call = |us: u64| us as f64 / requests.max(1) as f64;
+    let cpu = per_call(procs::cpu_us(row.pid).saturating_sub(cpu0));
+    let upstream = per_call(procs::cpu_us(row.upstream).saturating_sub(upstream0));
+    row.result.add_saturated(rps, (cpu, upstream), tally);
+}
+
+/// One short saturated run of a (c)/(g) pair: its requests/s. Its answers
+/// are checked with the row's; its speed is kept out of the row's medians.
+fn burst(
+    plan: &Plan,
+    use_wrk: bool,
+    pin: bool,
+    rt: &tokio::runtime::Runtime,
+    row: &mut Row,
+    file: &Path,
+) -> f64 {
+    let (_, rps, tally) = run_saturated(plan, use_wrk, pin, rt, row, file, plan.log_pair_for);
+    row.result.add_tally(tally);
+    rps
+}
+
+/// Saturates `row` for `length`: requests sent, requests/s, the answers.
+fn run_saturated(
+    plan: &Plan,
+    use_wrk: bool,
+    pin: bool,
+    rt: &tokio::runtime::Runtime,
+    row: &Row,
+    file: &Path,
+    length: Duration,
+) -> (u64, f64, Tally) {
+    if use_wrk {
+        let run = generate::wrk(&row.target, plan.conns, length, pin.then_some(LOAD), file);
         let tally = Tally {
             ok: run.requests.saturating_sub(run.errors),
             bad: run.errors,
@@ -369,17 +424,13 @@ fn saturate(
         };
         (run.requests, run.rps, tally)
     } else {
-        let (tally, rps) = rt.block_on(generate::closed(&row.target, plan.conns, plan.rps_for));
+        let (tally, rps) = rt.block_on(generate::closed(&row.target, plan.conns, length));
         let _ = std::fs::write(
             file,
             format!("built-in closed loop: {rps:.0} req/s, {tally:?}\n"),
         );
         (tally.ok + tally.bad, rps, tally)
-    };
-    let per_call = |us: u64| us as f64 / requests.max(1) as f64;
-    let cpu = per_call(procs::cpu_us(row.pid).saturating_sub(cpu0));
-    let upstream = per_call(procs::cpu_us(row.upstream).saturating_sub(upstream0));
-    row.result.add_saturated(rps, (cpu, upstream), tally);
+    }
 }
 
 /// Closed-loop load on row (c) while the policy set is reloaded (and

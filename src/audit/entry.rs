@@ -34,7 +34,7 @@ pub struct DecisionEntry {
     pub verdict: Verdict,
     pub reason: Reason,
     pub message: String,
-    pub evidence: Vec<Evidence>,
+    pub evidence: std::sync::Arc<[Evidence]>,
     pub grant: Option<String>,
     pub approval: Option<String>,
     pub trace_id: String,

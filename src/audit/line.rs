@@ -110,8 +110,8 @@ pub struct TaskLine<'a> {
     /// Absent when the task is unknown (refused as `task_invalid`) or purged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<Cow<'a, str>>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "no_labels")]
+    pub labels: Cow<'a, BTreeMap<String, String>>,
 }
 
 /// What one policy module said.
@@ -270,4 +270,8 @@ pub struct HeadLine<'a> {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+fn no_labels(labels: &BTreeMap<String, String>) -> bool {
+    labels.is_empty()
 }

@@ -60,8 +60,14 @@ impl Renderer {
         prev: &str,
         buf: &mut Vec<u8>,
     ) -> &'static str {
+        // A decision's task facts are held here, so that its line borrows
+        // them rather than copying the purpose and labels for every call.
+        let facts = match entry {
+            Entry::Decision(d) => d.task.as_deref().map(|id| self.task_facts(id)),
+            Entry::Event(_) | Entry::Admin(_) | Entry::Stop(_) => None,
+        };
         let (at_ms, body) = match entry {
-            Entry::Decision(d) => (d.at_ms, self.decision(d)),
+            Entry::Decision(d) => (d.at_ms, self.decision(d, facts.as_ref())),
             Entry::Event(e) => (e.at_ms, self.event(e)),
             Entry::Admin(a) => (a.at_ms, admin(a)),
             // Never rendered: the writer stops at it.
@@ -138,7 +144,7 @@ impl Renderer {
         uuid::Builder::from_unix_timestamp_millis(at_ms, &bytes).into_uuid()
     }
 
-    fn decision<'e>(&mut self, d: &'e DecisionEntry) -> Body<'e> {
+    fn decision<'e>(&self, d: &'e DecisionEntry, facts: Option<&'e TaskFacts>) -> Body<'e> {
         let mut seen = Vec::new();
         let arguments = if self.masks.is_empty() {
             Cow::Borrowed(&d.arguments)
@@ -163,7 +169,7 @@ impl Renderer {
                     version: Cow::Borrowed(&e.version),
                     sha256: Cow::Borrowed(&e.hash),
                     verdict: Cow::Borrowed(verdict),
-                    reason: reason.map(|r| Cow::Owned(r.into_owned())),
+                    reason,
                 }
             })
             .collect();
@@ -176,7 +182,7 @@ impl Renderer {
                 .filter_map(|e| e.annotations.as_ref()?.get("grant")?.as_str());
             for id in named.chain(d.grant.as_deref()) {
                 if !grants.iter().any(|g| g == id) {
-                    grants.push(Cow::Owned(id.to_owned()));
+                    grants.push(Cow::Borrowed(id));
                 }
             }
         }
@@ -222,7 +228,7 @@ impl Renderer {
             tool: Cow::Borrowed(&d.tool),
             arguments,
             identity: identity(&d.identity),
-            task: d.task.as_deref().map(|id| self.task(id)),
+            task: d.task.as_deref().map(|id| task_line(id, facts)),
             grants,
             approval,
             approver: approver.map(Cow::Owned),
@@ -241,32 +247,22 @@ impl Renderer {
         }))
     }
 
-    fn task<'e>(&mut self, id: &'e str) -> TaskLine<'e> {
+    /// What the store says of task `id` (cached; `None` if it does not
+    /// know it).
+    fn task_facts(&mut self, id: &str) -> TaskFacts {
+        if let Some(facts) = self.tasks.get(id) {
+            return facts.clone();
+        }
         if self.tasks.len() > TASK_CACHE {
             self.tasks.clear();
         }
-        let store = self.store.as_ref();
         let facts = self
-            .tasks
-            .entry(id.to_owned())
-            .or_insert_with(|| {
-                store
-                    .and_then(|s| s.task(id))
-                    .map(|t| Arc::new((t.purpose, t.labels)))
-            })
-            .clone();
-        match facts {
-            Some(f) => TaskLine {
-                id: Cow::Borrowed(id),
-                purpose: Some(Cow::Owned(f.0.clone())),
-                labels: f.1.clone(),
-            },
-            None => TaskLine {
-                id: Cow::Borrowed(id),
-                purpose: None,
-                labels: BTreeMap::new(),
-            },
-        }
+            .store
+            .as_ref()
+            .and_then(|s| s.task(id))
+            .map(|t| Arc::new((t.purpose, t.labels)));
+        self.tasks.insert(id.to_owned(), facts.clone());
+        facts
     }
 
     fn event<'e>(&mut self, e: &'e EventEntry) -> Body<'e> {
@@ -274,7 +270,15 @@ impl Renderer {
         let mut line = EventLine {
             event: Cow::Borrowed(e.event),
             target: (!e.id.is_empty()).then_some(Cow::Borrowed(e.id.as_str())),
-            task: (!e.task.is_empty()).then(|| self.task(&e.task)),
+            task: (!e.task.is_empty()).then(|| {
+                let facts = self.task_facts(&e.task);
+                let line = task_line(&e.task, Some(&facts));
+                TaskLine {
+                    id: Cow::Borrowed(e.task.as_str()),
+                    purpose: line.purpose.map(|p| Cow::Owned(p.into_owned())),
+                    labels: Cow::Owned(line.labels.into_owned()),
+                }
+            }),
             actor: (!e.actor.is_empty()).then_some(Cow::Borrowed(e.actor.as_str())),
             count: e.count,
             grant: None,
@@ -331,6 +335,22 @@ fn grant(g: crate::store::Grant) -> GrantLine<'static> {
         approval: approval.map(Cow::Owned),
         evidence: evidence.into_iter().map(Cow::Owned).collect(),
         reason: Cow::Owned(g.reason),
+    }
+}
+
+/// The `task` of a line: its id, and its purpose and labels when known.
+fn task_line<'e>(id: &'e str, facts: Option<&'e TaskFacts>) -> TaskLine<'e> {
+    match facts.and_then(Option::as_ref) {
+        Some(f) => TaskLine {
+            id: Cow::Borrowed(id),
+            purpose: Some(Cow::Borrowed(f.0.as_str())),
+            labels: Cow::Borrowed(&f.1),
+        },
+        None => TaskLine {
+            id: Cow::Borrowed(id),
+            purpose: None,
+            labels: Cow::Owned(BTreeMap::new()),
+        },
     }
 }
 

@@ -257,9 +257,9 @@ pub(crate) async fn show(ctx: &Ctx, session: &Session, id: &str) -> Result<Respo
         .rev()
         .map(|c| CallRow {
             at: view::relative(c.at_ms, now),
-            tool: c.tool,
-            route: c.route,
-            decision: c.decision,
+            tool: c.tool.clone(),
+            route: c.route.clone(),
+            decision: c.decision.clone(),
         })
         .collect();
     let page = TaskPage {

@@ -71,7 +71,7 @@ pub async fn settle(call: Call<'_>, mut decision: Decision) -> Decision {
 /// Counts one use of every grant a module allowed because of.
 async fn use_named_grants(call: &Call<'_>, mut decision: Decision) -> Decision {
     let mut named: Vec<String> = Vec::new();
-    for e in &decision.evidence {
+    for e in decision.evidence.iter() {
         if e.outcome != Ok(Verdict::Allow) {
             continue;
         }

@@ -95,7 +95,7 @@ impl RequestLog {
                 verdict: decision.verdict,
                 reason: decision.reason,
                 message: decision.message.clone(),
-                evidence: decision.evidence.clone(),
+                evidence: std::sync::Arc::clone(&decision.evidence),
                 grant: decision.grant.clone(),
                 approval: decision.approval.clone(),
                 trace_id: trace_id.to_owned(),

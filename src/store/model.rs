@@ -419,7 +419,10 @@ pub struct RecentCall {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Activity {
     pub counters: Counters,
-    pub recent: Vec<RecentCall>,
+    /// Shared entries: every call copies its task's activity as it was
+    /// before the call, which then costs a reference count per entry
+    /// rather than three strings.
+    pub recent: Vec<std::sync::Arc<RecentCall>>,
 }
 
 /// SHA-256 (hex) of the canonical JSON of a call's arguments: object keys

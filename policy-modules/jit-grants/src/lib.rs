@@ -4,8 +4,9 @@
 //! one the call is denied or parked for approval, as configured.
 
 use serde::Deserialize;
+use serde_json::Value;
 use toolgate_policy_sdk::{
-    Decision, Grant, Input, Phase, Policy, Violation, glob, toolgate_policy,
+    Decision, Field, Grant, Input, Phase, Policy, Violation, glob, toolgate_policy,
 };
 
 toolgate_policy!(JitGrants);
@@ -39,8 +40,18 @@ pub struct JitGrants {
 impl Policy for JitGrants {
     type Config = Config;
 
-    const INPUT_FIELDS: Option<&'static [&'static str]> =
-        Some(&["/phase", "/route/name", "/tool", "/grants", "/time/unix_ms"]);
+    /// Sent as values (see `decide_values`): the grants are the only
+    /// structure read, and the arguments only when a grant that names the
+    /// call has constraints.
+    const INPUT_FIELDS: Option<&'static [&'static str]> = Some(&[
+        "/phase",
+        "/route/name",
+        "/tool/name",
+        "/tool/arguments",
+        "/grants",
+        "/time/unix_ms",
+    ]);
+    const INPUT_VALUES: bool = true;
 
     fn configure(config: Config) -> Result<Self, String> {
         Ok(Self {
@@ -49,13 +60,84 @@ impl Policy for JitGrants {
     }
 
     fn decide(&self, input: &Input) -> Decision {
-        let tool = &input.tool.name;
-        let now = input.time.unix_ms;
+        self.decide_for(&Call {
+            phase: input.phase,
+            route: &input.route.name,
+            tool: &input.tool.name,
+            arguments: &input.tool.arguments,
+            grants: &input.grants,
+            now: input.time.unix_ms,
+        })
+    }
+
+    /// Decides from the declared fields' values; anything unusual (a field
+    /// of another type, an unknown phase) is left to `decide`, which reads
+    /// the same values as a typed input and says what is wrong.
+    fn decide_values(&self, values: &[Field<'_>]) -> Option<Decision> {
+        let [phase, route, tool, arguments, grants, now] = values else {
+            return None;
+        };
+        let phase = match phase {
+            Field::Absent | Field::Null | Field::Str("call") => Phase::Call,
+            Field::Str("list") => Phase::List,
+            Field::Str("grant") => Phase::Grant,
+            Field::Str(_) | Field::Json(_) => return None,
+        };
+        let (route, tool) = (text(*route)?, text(*tool)?);
+        let now = match now {
+            Field::Absent | Field::Null => 0,
+            Field::Json(n) => n.parse().ok()?,
+            Field::Str(_) => return None,
+        };
+        let grants: Vec<Grant> = match grants {
+            Field::Absent | Field::Null => Vec::new(),
+            Field::Json(list) => serde_json::from_str(list).ok()?,
+            Field::Str(_) => return None,
+        };
+        let constrained = phase != Phase::List
+            && grants
+                .iter()
+                .any(|g| !g.constraints.is_empty() && names(g, tool, route));
+        let arguments = match arguments {
+            _ if !constrained => Value::Null,
+            Field::Absent | Field::Null => Value::Null,
+            Field::Str(s) => Value::String((*s).to_owned()),
+            Field::Json(json) => serde_json::from_str(json).ok()?,
+        };
+        Some(self.decide_for(&Call {
+            phase,
+            route,
+            tool,
+            arguments: &arguments,
+            grants: &grants,
+            now,
+        }))
+    }
+}
+
+/// What a decision reads, from either form of the input.
+struct Call<'a> {
+    phase: Phase,
+    route: &'a str,
+    tool: &'a str,
+    /// `null` when no grant naming the call has constraints (values form).
+    arguments: &'a Value,
+    grants: &'a [Grant],
+    now: u64,
+}
+
+impl JitGrants {
+    fn decide_for(&self, call: &Call<'_>) -> Decision {
+        let (tool, now) = (call.tool, call.now);
         let mut nearest: Option<Miss<'_>> = None;
-        for grant in input.grants.iter().filter(|g| names_call(g, input)) {
+        for grant in call
+            .grants
+            .iter()
+            .filter(|g| names(g, call.tool, call.route))
+        {
             let miss = if !grant.is_live(now) {
                 Miss::Dead(grant)
-            } else if input.phase == Phase::List {
+            } else if call.phase == Phase::List {
                 // Listing shows a tool any live grant names; the arguments
                 // are not known until the call.
                 return allowed(grant);
@@ -63,7 +145,7 @@ impl Policy for JitGrants {
                 match grant
                     .constraints
                     .iter()
-                    .try_for_each(|c| c.check(&input.tool.arguments))
+                    .try_for_each(|c| c.check(call.arguments))
                 {
                     Ok(()) => return allowed(grant),
                     Err(violation) => Miss::Constraint(grant, violation),
@@ -73,7 +155,7 @@ impl Policy for JitGrants {
                 nearest = Some(miss);
             }
         }
-        let mut reason = match input.phase {
+        let mut reason = match call.phase {
             Phase::List => format!("no live grant covers tool {tool:?}"),
             Phase::Call | Phase::Grant => {
                 format!("no live grant covers tool {tool:?} with these arguments")
@@ -91,12 +173,16 @@ impl Policy for JitGrants {
 }
 
 /// Whether a grant is for this tool (glob) on this route (if it names one).
-fn names_call(grant: &Grant, input: &Input) -> bool {
-    glob::matches(&grant.tool, &input.tool.name)
-        && grant
-            .route
-            .as_ref()
-            .is_none_or(|route| *route == input.route.name)
+fn names(grant: &Grant, tool: &str, route: &str) -> bool {
+    glob::matches(&grant.tool, tool) && grant.route.as_deref().is_none_or(|r| r == route)
+}
+
+/// A string field; absent or `null` reads as empty, as in the typed input.
+fn text(field: Field<'_>) -> Option<&str> {
+    match field {
+        Field::Absent | Field::Null => Some(""),
+        other => other.as_str(),
+    }
 }
 
 fn allowed(grant: &Grant) -> Decision {

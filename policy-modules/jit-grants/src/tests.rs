@@ -78,3 +78,43 @@ fn unknown_missing_value_is_a_config_error() {
     let out = decide(json!({"missing": "allow"}), json!({}));
     assert!(out["error"].is_string());
 }
+
+/// The values path and the typed path decide every vector alike (the
+/// vectors themselves run through the values path).
+#[test]
+fn values_and_typed_paths_agree_on_every_vector() {
+    use toolgate_policy_sdk::{Field, Input, Policy};
+
+    let doc: Value = serde_json::from_str(include_str!("../vectors.json")).unwrap();
+    let config: super::Config = serde_json::from_value(doc["config"].clone()).unwrap_or_default();
+    let policy = JitGrants::configure(config).unwrap();
+    let fields = JitGrants::INPUT_FIELDS.unwrap();
+    let vectors = doc["vectors"].as_array().unwrap();
+    assert!(!vectors.is_empty());
+    for vector in vectors {
+        let input = &vector["input"];
+        let texts: Vec<Option<(bool, String)>> = fields
+            .iter()
+            .map(|f| match input.pointer(f) {
+                None => None,
+                Some(Value::String(s)) => Some((true, s.clone())),
+                Some(other) => Some((false, other.to_string())),
+            })
+            .collect();
+        let values: Vec<Field<'_>> = fields
+            .iter()
+            .zip(&texts)
+            .map(|(f, t)| match (input.pointer(f), t) {
+                (Some(Value::Null), _) => Field::Null,
+                (_, None) => Field::Absent,
+                (_, Some((true, s))) => Field::Str(s),
+                (_, Some((false, json))) => Field::Json(json),
+            })
+            .collect();
+        let typed = policy.decide(&serde_json::from_value::<Input>(input.clone()).unwrap());
+        let fast = policy
+            .decide_values(&values)
+            .expect("the values path answers every vector");
+        assert_eq!(fast, typed, "vector {}", vector["name"]);
+    }
+}

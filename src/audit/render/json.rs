@@ -284,7 +284,7 @@ mod tests {
             task: some(5).then(|| TaskLine {
                 id: pick(1),
                 purpose: some(6).then(|| pick(2)),
-                labels: if some(7) {
+                labels: Cow::Owned(if some(7) {
                     BTreeMap::from([
                         (
                             AWKWARD[(i + 3) % 8].to_owned(),
@@ -294,7 +294,7 @@ mod tests {
                     ])
                 } else {
                     BTreeMap::new()
-                },
+                }),
             }),
             grants: if some(8) { vec![pick(3)] } else { vec![] },
             approval: some(9).then(|| pick(4)),

@@ -253,6 +253,7 @@ fn the_values_form_holds_the_value_at_each_pointer() {
         "/task/id",
         "/grants",
         "/time",
+        "/time/unix_ms",
         "/phase/x",
         "/nothing",
     ];
@@ -281,4 +282,58 @@ fn the_values_form_holds_the_value_at_each_pointer() {
         // The time is read once per decision, so the two agree on it too.
         assert_eq!(sent, declared.encode_value(&full), "{identity:?}");
     }
+}
+
+/// The fields written straight from the decision input rather than read
+/// from a trimmed document (`/tool/arguments`, `/grants`, `/time/unix_ms`)
+/// hold the document's values when a task has grants too.
+#[test]
+fn values_written_directly_match_the_document_with_grants() {
+    let snap = snapshot();
+    let (route, _) = snap.route_for("/r").expect("route");
+    let args = json!({"text": "hello", "n": [1, 2]});
+    let grants = json!([{"id": "g-1", "tool": "search", "route": null, "constraints": [],
+                          "expires_at": 4_000_000_000u64, "uses_left": 3, "reason": "r \"q\"",
+                          "granted_by": "op"}]);
+    let context = ContextWire {
+        task: None,
+        grants: serde_json::value::to_raw_value(&grants).ok().map(Arc::from),
+        counters: crate::decide::LazyJson::NONE,
+        recent_calls: crate::decide::LazyJson::NONE,
+    };
+    let identity = workload();
+    let facts = RequestFacts::default();
+    let input = DecisionInput {
+        phase: Phase::Call,
+        route,
+        tool: "search",
+        arguments: &args,
+        method: "tools/call",
+        identity: &identity,
+        request: &facts,
+        context: &context,
+    };
+    let pointers = ["/tool/arguments", "/grants", "/time/unix_ms"];
+    let declared =
+        serde_json::to_string(&json!({"fields": pointers, "form": "values"})).expect("JSON");
+    let declared = Arc::new(
+        Declared::parse(declared.as_bytes())
+            .ok()
+            .flatten()
+            .expect("fields"),
+    );
+    let encoded = encode(&input);
+    let full = doc(&encoded, None);
+    let sent = encoded.with(Some(&declared), <[u8]>::to_vec);
+    // Read the values back: header, then tag, length, JSON text for each.
+    let mut rest = &sent[2..];
+    for pointer in pointers {
+        assert_eq!(rest[0], 3, "{pointer} is sent as JSON");
+        let len = u32::from_le_bytes(rest[1..5].try_into().expect("length")) as usize;
+        let got: Value = serde_json::from_slice(&rest[5..5 + len]).expect("JSON value");
+        assert_eq!(Some(&got), full.pointer(pointer), "{pointer}");
+        rest = &rest[5 + len..];
+    }
+    assert!(rest.is_empty());
+    assert_eq!(full["grants"], grants);
 }

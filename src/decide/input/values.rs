@@ -36,6 +36,9 @@ pub(super) enum Leaf {
     IdentityIssuer,
     IdentityTrustDomain,
     IdentityPath,
+    ToolArguments,
+    Grants,
+    TimeUnixMs,
     /// Anything else: read from the document trimmed to this one field.
     Other {
         pointer: String,
@@ -59,6 +62,9 @@ impl Leaf {
             ["identity", "issuer"] => Self::IdentityIssuer,
             ["identity", "spiffe", "trust_domain"] => Self::IdentityTrustDomain,
             ["identity", "spiffe", "path"] => Self::IdentityPath,
+            ["tool", "arguments"] => Self::ToolArguments,
+            ["grants"] => Self::Grants,
+            ["time", "unix_ms"] => Self::TimeUnixMs,
             _ => Self::Other {
                 pointer: pointer.to_owned(),
                 fields,
@@ -106,6 +112,19 @@ pub(super) fn write(
             Leaf::IdentityIssuer => string(out, workload.map(|w| w.issuer.as_str())),
             Leaf::IdentityTrustDomain => string(out, spiffe.map(|s| s.trust_domain.as_str())),
             Leaf::IdentityPath => string(out, spiffe.map(|s| s.path.as_str())),
+            Leaf::ToolArguments => value(out, Some(input.arguments)),
+            // The task's grants as the document carries them: already JSON.
+            Leaf::Grants => entry(
+                out,
+                JSON,
+                input
+                    .context
+                    .grants
+                    .as_deref()
+                    .map_or("[]", |g| g.get())
+                    .as_bytes(),
+            ),
+            Leaf::TimeUnixMs => entry(out, JSON, itoa::Buffer::new().format(now_ms()).as_bytes()),
             Leaf::Other { pointer, fields } => {
                 let mut doc = Vec::new();
                 wire::write(input, now_ms, Some(fields), &mut doc);

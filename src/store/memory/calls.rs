@@ -35,7 +35,7 @@ impl MemoryStore {
         if denied {
             entry.counters.denied += 1;
         }
-        entry.recent.push(call);
+        entry.recent.push(std::sync::Arc::new(call));
         let excess = entry.recent.len().saturating_sub(self.limits.recent_calls);
         entry.recent.drain(..excess);
         drop(entry);

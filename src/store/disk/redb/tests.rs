@@ -87,12 +87,12 @@ fn activity() -> Activity {
             denied: 1,
             per_tool: BTreeMap::from([("pay".into(), 2)]),
         },
-        recent: vec![RecentCall {
+        recent: vec![std::sync::Arc::new(RecentCall {
             tool: "pay".into(),
             route: "bank".into(),
             decision: "deny".into(),
             at_ms: 3,
-        }],
+        })],
     }
 }
 
