@@ -251,7 +251,7 @@ pub(crate) fn run(plan: &Plan) {
             let row = &mut rows[i];
             step!("round {} row ({}) saturated", round + 1, row.key);
             let file = raw.join(format!("round{}-{}-rps.txt", round + 1, row.key));
-            saturate(plan, use_wrk, pin, &rt, row, &file, plan.rps_for);
+            saturate(plan, use_wrk, pin, &rt, row, &file);
         }
         let c = rows.iter().position(|r| r.key == "c");
         let g = rows.iter().position(|r| r.key == "g");
@@ -379,10 +379,9 @@ fn saturate(
     rt: &tokio::runtime::Runtime,
     row: &mut Row,
     file: &Path,
-    length: Duration,
 ) {
     let (cpu0, upstream0) = (procs::cpu_us(row.pid), procs::cpu_us(row.upstream));
-    let (requests, rps, tally) = run_saturated(plan, use_wrk, pin, rt, row, file, length);
+    let (requests, rps, tally) = run_saturated(plan, use_wrk, pin, rt, row, file, plan.rps_for);
     let per_call = |us: u64| us as f64 / requests.max(1) as f64;
     let cpu = per_call(procs::cpu_us(row.pid).saturating_sub(cpu0));
     let upstream = per_call(procs::cpu_us(row.upstream).saturating_sub(upstream0));
