@@ -53,7 +53,7 @@ fn decisions(c: &mut Criterion) {
         claims: serde_json::Map::new(),
         delegation: Delegation::default(),
         task_id: None,
-        wire: Default::default(),
+        derived: Default::default(),
     }));
     let arguments = json!({"repo": "acme/app", "query": "label:bug state:open", "limit": 20, "token": "s3cr3t-value"});
     let facts = RequestFacts::default();

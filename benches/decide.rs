@@ -83,7 +83,7 @@ fn identity() -> Identity {
         claims: serde_json::Map::new(),
         delegation: Delegation::default(),
         task_id: None,
-        wire: Default::default(),
+        derived: Default::default(),
     }))
 }
 

@@ -29,7 +29,7 @@ mod segment;
 mod writer;
 
 pub use chain::GENESIS;
-pub use entry::{AdminEntry, DecisionEntry, Entry, EventEntry, Upstream};
+pub use entry::{AdminEntry, DecisionEntry, Entry, EventEntry, TEXTS, Text, Texts, Upstream};
 pub use mask::{Masks, SCRUBBED};
 pub(crate) use render::json::needs_escape as json_needs_escape;
 pub use segment::{HEAD_FILE, file_name, file_number};

@@ -91,7 +91,10 @@ pub async fn start(config: &Config) -> Result<Running, Error> {
         source,
     })?;
     let gw = Arc::clone(&gateway);
-    let handler = move |req, conn: ConnInfo| Arc::clone(&gw).handle(req, conn);
+    // Boxed: the request's future is large (every stage's state), and
+    // hyper moves the service's future a few times before polling it; a
+    // box makes each move a pointer's, not a memcpy of kilobytes a call.
+    let handler = move |req, conn: ConnInfo| Box::pin(Arc::clone(&gw).handle(req, conn));
     let mut tasks = vec![
         sweeper,
         tokio::spawn(listener::serve_with(

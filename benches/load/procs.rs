@@ -133,7 +133,27 @@ fn clk_tck() -> u64 {
 
 /// CPU time (user + system, every thread) a process has used, in µs.
 pub(crate) fn cpu_us(pid: u32) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat_cpu_us(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU time (user + system) the threads of `pid` named `name` have used,
+/// in µs: e.g. the decision log's writer, `toolgate-audit`.
+pub(crate) fn thread_cpu_us(pid: u32, name: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim_end() == name)
+        })
+        .map(|t| stat_cpu_us(&t.path().join("stat").to_string_lossy()))
+        .sum()
+}
+
+/// utime + stime of a `stat` file (a process's or a thread's), in µs.
+fn stat_cpu_us(path: &str) -> u64 {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
     // Fields after the command name (which may hold spaces) in parentheses.
     let rest = text.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();

@@ -371,7 +371,13 @@ fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// Saturates a row: requests/s and the CPU its process spent per call.
+/// The decision log's writer thread (`audit::writer`), whose CPU a row
+/// reports apart: the log's cost, read off directly rather than as a
+/// difference of two rows' noisy throughputs.
+const WRITER_THREAD: &str = "toolgate-audit";
+
+/// Saturates a row: requests/s and the CPU its process (and, of it, the
+/// decision log's writer thread) spent per call.
 fn saturate(
     plan: &Plan,
     use_wrk: bool,
@@ -381,11 +387,14 @@ fn saturate(
     file: &Path,
 ) {
     let (cpu0, upstream0) = (procs::cpu_us(row.pid), procs::cpu_us(row.upstream));
+    let writer0 = procs::thread_cpu_us(row.pid, WRITER_THREAD);
     let (requests, rps, tally) = run_saturated(plan, use_wrk, pin, rt, row, file, plan.rps_for);
     let per_call = |us: u64| us as f64 / requests.max(1) as f64;
     let cpu = per_call(procs::cpu_us(row.pid).saturating_sub(cpu0));
     let upstream = per_call(procs::cpu_us(row.upstream).saturating_sub(upstream0));
-    row.result.add_saturated(rps, (cpu, upstream), tally);
+    let writer = per_call(procs::thread_cpu_us(row.pid, WRITER_THREAD).saturating_sub(writer0));
+    row.result
+        .add_saturated(rps, (cpu, upstream, writer), tally);
 }
 
 /// One short saturated run of a (c)/(g) pair: its requests/s. Its answers

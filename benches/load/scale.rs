@@ -192,6 +192,6 @@ fn identity(task: &str) -> Identity {
         claims: serde_json::Map::new(),
         delegation: Delegation::default(),
         task_id: Some(task.to_owned()),
-        wire: Default::default(),
+        derived: Default::default(),
     }))
 }

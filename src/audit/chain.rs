@@ -20,8 +20,8 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
         pair[0] = DIGITS[usize::from(b >> 4)];
         pair[1] = DIGITS[usize::from(b & 0x0f)];
     }
-    // Hex digits are ASCII.
-    String::from_utf8_lossy(&out).into_owned()
+    // Hex digits are ASCII: this never falls back.
+    std::str::from_utf8(&out).unwrap_or_default().to_owned()
 }
 
 /// Closes a serialized line (`{...,"prev":"…"}` in `buf[start..]`, no

@@ -1,6 +1,7 @@
 //! Record stage: the compact owned records the request path hands the
-//! writer thread. Building one copies a few strings and bumps a few
-//! reference counts; no formatting, no serialization, no hashing.
+//! writer thread. Building one copies a few strings (into one allocation)
+//! and bumps a few reference counts; no formatting, no serialization, no
+//! hashing.
 
 use std::time::Duration;
 
@@ -24,25 +25,105 @@ pub enum Entry {
 pub struct DecisionEntry {
     pub at_ms: u64,
     pub phase: Phase,
-    pub route: String,
-    pub method: String,
-    pub tool: String,
+    /// Route, method, tool, task, message, grant, approval, trace id.
+    pub text: Texts,
     /// Unmasked: the writer masks them before anything else sees them.
     pub arguments: Value,
     pub identity: Identity,
-    pub task: Option<String>,
     pub verdict: Verdict,
     pub reason: Reason,
-    pub message: String,
     pub evidence: std::sync::Arc<[Evidence]>,
-    pub grant: Option<String>,
-    pub approval: Option<String>,
-    pub trace_id: String,
     pub identify: Duration,
     pub decide: Duration,
     /// From the start of the request until the record was handed over.
     pub total: Duration,
     pub upstream: Option<Upstream>,
+}
+
+impl DecisionEntry {
+    pub fn route(&self) -> &str {
+        self.text.get(Text::Route).unwrap_or_default()
+    }
+    pub fn method(&self) -> &str {
+        self.text.get(Text::Method).unwrap_or_default()
+    }
+    pub fn tool(&self) -> &str {
+        self.text.get(Text::Tool).unwrap_or_default()
+    }
+    pub fn task(&self) -> Option<&str> {
+        self.text.get(Text::Task)
+    }
+    /// The decision's message; empty when it has none.
+    pub fn message(&self) -> &str {
+        self.text.get(Text::Message).unwrap_or_default()
+    }
+    pub fn grant(&self) -> Option<&str> {
+        self.text.get(Text::Grant)
+    }
+    pub fn approval(&self) -> Option<&str> {
+        self.text.get(Text::Approval)
+    }
+    /// The call's trace id; empty when it has none.
+    pub fn trace_id(&self) -> &str {
+        self.text.get(Text::TraceId).unwrap_or_default()
+    }
+}
+
+/// The strings of a [`DecisionEntry`], by [`Text`].
+pub const TEXTS: usize = 8;
+
+/// Which of a record's strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Text {
+    Route,
+    Method,
+    Tool,
+    Task,
+    Message,
+    Grant,
+    Approval,
+    TraceId,
+}
+
+/// A record's strings in one allocation: the request path makes one and
+/// the writer frees one, where a string each would be eight allocations
+/// freed on another thread (which costs both threads) and eight places
+/// for the writer to miss the cache on.
+#[derive(Debug, Default)]
+pub struct Texts {
+    text: String,
+    /// Where each string ends in `text` (each starts where the one before ends).
+    ends: [usize; TEXTS],
+    /// Bit `i`: string `i` is present (else it reads as `None`).
+    present: u8,
+}
+
+impl Texts {
+    /// The strings in [`Text`] order; `None` for one that is absent.
+    pub fn new(strings: [Option<&str>; TEXTS]) -> Self {
+        let len = strings.iter().flatten().map(|s| s.len()).sum();
+        let mut out = Self {
+            text: String::with_capacity(len),
+            ..Self::default()
+        };
+        for (i, s) in strings.iter().enumerate() {
+            if let Some(s) = s {
+                out.text.push_str(s);
+                out.present |= 1 << i;
+            }
+            out.ends[i] = out.text.len();
+        }
+        out
+    }
+
+    pub fn get(&self, which: Text) -> Option<&str> {
+        let i = which as usize;
+        if self.present & (1 << i) == 0 {
+            return None;
+        }
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.text.get(start..self.ends[i])
+    }
 }
 
 /// What the upstream answered an allowed call.
@@ -79,4 +160,37 @@ pub struct AdminEntry {
     /// `ok` or the error code.
     pub outcome: String,
     pub remote: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_keep_each_string_and_tell_absent_from_empty() {
+        let t = Texts::new([
+            Some("tools"),
+            Some("tools/call"),
+            Some(""),
+            None,
+            Some("denied: no grant"),
+            Some("grant_1"),
+            None,
+            Some("ab12"),
+        ]);
+        assert_eq!(t.get(Text::Route), Some("tools"));
+        assert_eq!(t.get(Text::Method), Some("tools/call"));
+        assert_eq!(t.get(Text::Tool), Some(""));
+        assert_eq!(t.get(Text::Task), None);
+        assert_eq!(t.get(Text::Message), Some("denied: no grant"));
+        assert_eq!(t.get(Text::Grant), Some("grant_1"));
+        assert_eq!(t.get(Text::Approval), None);
+        assert_eq!(t.get(Text::TraceId), Some("ab12"));
+        let none = Texts::new([None; TEXTS]);
+        assert!(
+            [Text::Route, Text::TraceId, Text::Approval]
+                .iter()
+                .all(|&w| none.get(w).is_none())
+        );
+    }
 }

@@ -63,7 +63,7 @@ impl Renderer {
         // A decision's task facts are held here, so that its line borrows
         // them rather than copying the purpose and labels for every call.
         let facts = match entry {
-            Entry::Decision(d) => d.task.as_deref().map(|id| self.task_facts(id)),
+            Entry::Decision(d) => d.task().map(|id| self.task_facts(id)),
             Entry::Event(_) | Entry::Admin(_) | Entry::Stop(_) => None,
         };
         let (at_ms, body) = match entry {
@@ -180,7 +180,7 @@ impl Renderer {
                 .iter()
                 .filter(|e| e.outcome == Ok(Verdict::Allow))
                 .filter_map(|e| e.annotations.as_ref()?.get("grant")?.as_str());
-            for id in named.chain(d.grant.as_deref()) {
+            for id in named.chain(d.grant()) {
                 if !grants.iter().any(|g| g == id) {
                     grants.push(Cow::Borrowed(id));
                 }
@@ -188,7 +188,7 @@ impl Renderer {
         }
         // A grant from an approval names who approved: the approver acted
         // for this call, whichever module allowed it by that grant.
-        let mut approval = d.approval.as_deref().map(Cow::Borrowed);
+        let mut approval = d.approval().map(Cow::Borrowed);
         let approved_by = grants
             .iter()
             .find_map(|id| self.store.as_ref()?.grant_approval(id));
@@ -196,8 +196,7 @@ impl Renderer {
             approval.get_or_insert(Cow::Owned(id));
             Some(by)
         } else if d.reason == Reason::ApprovalDenied {
-            d.approval
-                .as_deref()
+            d.approval()
                 .and_then(|id| self.store.as_ref()?.approval(id)?.decided)
                 .map(|e| e.by)
         } else {
@@ -220,15 +219,15 @@ impl Renderer {
                 Some(micros(t)),
             ),
         };
-        let message = (!d.message.is_empty()).then(|| Masks::scrub(&d.message, &seen));
+        let message = (!d.message().is_empty()).then(|| Masks::scrub(d.message(), &seen));
         Body::Decision(Box::new(DecisionLine {
             phase: Cow::Borrowed(d.phase.as_str()),
-            route: Cow::Borrowed(&d.route),
-            method: Cow::Borrowed(&d.method),
-            tool: Cow::Borrowed(&d.tool),
+            route: Cow::Borrowed(d.route()),
+            method: Cow::Borrowed(d.method()),
+            tool: Cow::Borrowed(d.tool()),
             arguments,
             identity: identity(&d.identity),
-            task: d.task.as_deref().map(|id| task_line(id, facts)),
+            task: d.task().map(|id| task_line(id, facts)),
             grants,
             approval,
             approver: approver.map(Cow::Owned),
@@ -243,7 +242,7 @@ impl Renderer {
                 total: micros(d.total),
             },
             upstream,
-            trace_id: (!d.trace_id.is_empty()).then_some(Cow::Borrowed(d.trace_id.as_str())),
+            trace_id: (!d.trace_id().is_empty()).then_some(Cow::Borrowed(d.trace_id())),
         }))
     }
 
@@ -270,13 +269,14 @@ impl Renderer {
         let mut line = EventLine {
             event: Cow::Borrowed(e.event),
             target: (!e.id.is_empty()).then_some(Cow::Borrowed(e.id.as_str())),
+            // Events are few: their task line owns a copy of the facts.
             task: (!e.task.is_empty()).then(|| {
                 let facts = self.task_facts(&e.task);
-                let line = task_line(&e.task, Some(&facts));
+                let (purpose, labels) = facts.as_deref().cloned().unzip();
                 TaskLine {
                     id: Cow::Borrowed(e.task.as_str()),
-                    purpose: line.purpose.map(|p| Cow::Owned(p.into_owned())),
-                    labels: Cow::Owned(line.labels.into_owned()),
+                    purpose: purpose.map(Cow::Owned),
+                    labels: Cow::Owned(labels.unwrap_or_default()),
                 }
             }),
             actor: (!e.actor.is_empty()).then_some(Cow::Borrowed(e.actor.as_str())),

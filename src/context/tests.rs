@@ -25,7 +25,7 @@ fn who(subject: &str, task: Option<&str>, acting: Option<&str>) -> Identity {
         claims: serde_json::Map::new(),
         delegation,
         task_id: task.map(str::to_owned),
-        wire: Default::default(),
+        derived: Default::default(),
     }))
 }
 

@@ -153,13 +153,18 @@ impl Trace {
 
     fn fresh() -> Self {
         let bytes = random_24();
-        // One buffer, no per-byte formatting: this runs on every call
-        // without a caller's trace context.
+        // One buffer, no per-byte formatting and no per-char `String`
+        // building (`hex::encode`): this runs on every call without a
+        // caller's trace context.
+        let mut digits = [0u8; 48];
+        // Cannot fail: the output is exactly twice the input.
+        let _ = hex::encode_to_slice(bytes, &mut digits);
+        let digits = std::str::from_utf8(&digits).unwrap_or_default();
         let mut traceparent = String::with_capacity(55);
         traceparent.push_str("00-");
-        traceparent.push_str(&hex::encode(&bytes[..16]));
+        traceparent.push_str(digits.get(..32).unwrap_or_default());
         traceparent.push('-');
-        traceparent.push_str(&hex::encode(&bytes[16..]));
+        traceparent.push_str(digits.get(32..).unwrap_or_default());
         traceparent.push_str("-01");
         Self {
             traceparent,
@@ -221,6 +226,10 @@ mod tests {
         let t = Trace::from_headers(&h);
         assert!(!t.inherited);
         assert!(valid_traceparent(&t.traceparent));
+        // A fresh context: lowercase hex, random each time.
+        assert_eq!(t.traceparent.len(), 55);
+        assert_eq!(t.traceparent, t.traceparent.to_ascii_lowercase());
+        assert_ne!(t.traceparent, Trace::from_headers(&h).traceparent);
         let agent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
         // No header: the _meta context is the call's, forwarded as the header.
         let t = Trace::from_headers(&HeaderMap::new()).with_meta(Some(agent));

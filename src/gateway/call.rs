@@ -167,7 +167,7 @@ impl Decider {
     /// Who owns what this caller starts (MCP tasks): its principal, `""`
     /// for anonymous callers.
     pub(super) fn owner(&self) -> String {
-        self.identity.principal().unwrap_or_default()
+        self.identity.principal().unwrap_or_default().to_owned()
     }
 
     /// The request has its answer: nothing it spent went undelivered.
@@ -334,11 +334,12 @@ impl Call<'_> {
         let owned = Owned::from(asked);
         let left = CancellationToken::new();
         let caller_left = left.clone().drop_guard();
-        let decided =
-            tokio::spawn(
-                async move { decider.decide(owned.asked(), carried.as_ref(), &left).await },
-            )
-            .await;
+        // Boxed: the decision's future is large, and a box is moved into
+        // the task by pointer instead of copied there.
+        let decided = tokio::spawn(Box::pin(async move {
+            decider.decide(owned.asked(), carried.as_ref(), &left).await
+        }))
+        .await;
         caller_left.disarm();
         decided.unwrap_or_else(|e| {
             tracing::error!(route = %self.decider.route.name, error = %e, "a decision task failed");

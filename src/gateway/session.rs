@@ -29,7 +29,7 @@ impl Gateway {
             && !self
                 .identifier
                 .sessions
-                .owned_by(&route.name, id, &principal)
+                .owned_by(&route.name, id, principal)
         {
             let id = match understood {
                 Understood::Mcp { envelope, .. } if !envelope.batch => {
@@ -39,7 +39,7 @@ impl Gateway {
             };
             return Err(Problem::SessionNotFound { id });
         }
-        Ok(Some((principal, session)))
+        Ok(Some((principal.to_owned(), session)))
     }
 
     /// Binds a session the upstream just opened; forgets one it just ended.

@@ -26,7 +26,7 @@ impl Identity {
         static ANONYMOUS: OnceLock<Box<RawValue>> = OnceLock::new();
         let cell = match self {
             Self::Anonymous => &ANONYMOUS,
-            Self::Workload(w) => &w.wire.0,
+            Self::Workload(w) => &w.derived.wire,
         };
         cell.get_or_init(|| {
             serde_json::value::to_raw_value(self).unwrap_or_else(|_| {
@@ -66,23 +66,27 @@ pub struct Workload {
     pub delegation: Delegation,
     /// From the configured task claim, if any.
     pub task_id: Option<String>,
-    /// This workload as policy input JSON, made once: the identity is
+    /// What is made of this workload once, not per call: the identity is
     /// shared by every call made with the same (cached) token.
     #[serde(skip)]
-    pub wire: WireCache,
+    pub derived: Derived,
 }
 
-/// A lazily built JSON form; never part of equality.
+/// Forms of a workload built lazily, once: its policy input JSON and its
+/// principal. Never part of equality.
 #[derive(Debug, Clone, Default)]
-pub struct WireCache(OnceLock<Box<RawValue>>);
+pub struct Derived {
+    wire: OnceLock<Box<RawValue>>,
+    principal: OnceLock<String>,
+}
 
-impl PartialEq for WireCache {
+impl PartialEq for Derived {
     fn eq(&self, _: &Self) -> bool {
         true
     }
 }
 
-impl Eq for WireCache {}
+impl Eq for Derived {}
 
 /// The RFC 8693 `act` chain of a token.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -102,10 +106,10 @@ fn serialize_workload<S: Serializer>(workload: &Arc<Workload>, s: S) -> Result<S
 impl Identity {
     /// Who owns what this caller opens (MCP sessions): issuer, subject and
     /// the acting agents. `None` for anonymous callers, who own nothing.
-    pub fn principal(&self) -> Option<String> {
+    pub fn principal(&self) -> Option<&str> {
         match self {
             Self::Anonymous => None,
-            Self::Workload(w) => {
+            Self::Workload(w) => Some(w.derived.principal.get_or_init(|| {
                 let mut key = format!("{}\n{}", w.issuer, w.subject);
                 for actor in w
                     .delegation
@@ -116,8 +120,8 @@ impl Identity {
                     key.push('\n');
                     key.push_str(actor);
                 }
-                Some(key)
-            }
+                key
+            })),
         }
     }
 }
@@ -138,7 +142,7 @@ mod tests {
             claims: serde_json::Map::new(),
             delegation: Delegation::default(),
             task_id: None,
-            wire: Default::default(),
+            derived: Default::default(),
         };
         let identity = Identity::Workload(Arc::new(workload));
         assert_eq!(identity.subject(), "spiffe://example.org/agent");

@@ -172,16 +172,29 @@ impl Visit for Fields<'_> {
 /// `value` as `{:?}` writes it: quoted, copied as it is when it holds only
 /// printable ASCII other than `"` and `\`.
 fn debug_str(out: &mut String, value: &str) {
-    if value
-        .bytes()
-        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-    {
+    if plain_ascii(value.as_bytes()) {
         out.push('"');
         out.push_str(value);
         out.push('"');
     } else {
         let _ = write!(out, "{value:?}");
     }
+}
+
+/// Whether every byte of `b` is printable ASCII other than `"` and `\`
+/// (`{:?}` copies such a string as it is). Whole chunks are scanned without
+/// an early exit, which the compiler turns into vector compares.
+fn plain_ascii(b: &[u8]) -> bool {
+    fn odd(c: u8) -> bool {
+        !(0x20..0x7f).contains(&c) || c == b'"' || c == b'\\'
+    }
+    let mut chunks = b.chunks_exact(16);
+    for chunk in &mut chunks {
+        if chunk.iter().fold(false, |any, &c| any | odd(c)) {
+            return false;
+        }
+    }
+    !chunks.remainder().iter().any(|&c| odd(c))
 }
 
 /// `value` as a JSON string, as serde_json writes it (the decision log's
@@ -337,5 +350,21 @@ mod tests {
         out.clear();
         json_str(&mut out, "tab\t");
         assert_eq!(out, "\"tab\\t\"");
+    }
+
+    #[test]
+    fn debug_strings_match_debug_formatting_wherever_the_odd_byte_falls() {
+        let base = "spiffe://toolgate.dev/agent/x-0123456789";
+        for odd in ["\"", "\\", "\t", "\u{7f}", "é", "\n"] {
+            for at in [0, 1, 15, 16, 17, 31, 32, base.len()] {
+                let value = format!("{}{odd}{}", &base[..at], &base[at..]);
+                let mut out = String::new();
+                debug_str(&mut out, &value);
+                assert_eq!(out, format!("{value:?}"), "{odd:?} at {at}");
+            }
+        }
+        let mut out = String::new();
+        debug_str(&mut out, base);
+        assert_eq!(out, format!("{base:?}"));
     }
 }

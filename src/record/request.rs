@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::audit::{DecisionEntry, Entry, Masks, Permit, Upstream};
+use crate::audit::{DecisionEntry, Entry, Masks, Permit, Texts, Upstream};
 use crate::decide::{Decision, DecisionInput, Phase, Reason, Verdict};
 
 use super::Recorder;
@@ -83,22 +83,25 @@ impl RequestLog {
         self.recorder.decision(input, &decision, trace_id);
         self.recorder.decide_latency(&self.route, decide);
         if let Some(permit) = permit {
+            let text = Texts::new([
+                Some(&input.route.name),
+                Some(input.method),
+                Some(input.tool),
+                decision.task.as_deref(),
+                Some(&decision.message),
+                decision.grant.as_deref(),
+                decision.approval.as_deref(),
+                Some(trace_id),
+            ]);
             let entry = Box::new(DecisionEntry {
                 at_ms: crate::audit::now_ms(),
                 phase: input.phase,
-                route: input.route.name.clone(),
-                method: input.method.to_owned(),
-                tool: input.tool.to_owned(),
+                text,
                 arguments: input.arguments.clone(),
                 identity: input.identity.clone(),
-                task: decision.task.clone(),
                 verdict: decision.verdict,
                 reason: decision.reason,
-                message: decision.message.clone(),
                 evidence: std::sync::Arc::clone(&decision.evidence),
-                grant: decision.grant.clone(),
-                approval: decision.approval.clone(),
-                trace_id: trace_id.to_owned(),
                 identify: self.identify,
                 decide,
                 total: Duration::ZERO,

@@ -28,7 +28,7 @@ fn workload() -> Identity {
         claims: serde_json::Map::from_iter([("email".to_owned(), json!("a@example.org"))]),
         delegation: Delegation::default(),
         task_id: Some("t-1".into()),
-        wire: Default::default(),
+        derived: Default::default(),
     }))
 }
 

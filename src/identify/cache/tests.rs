@@ -17,7 +17,7 @@ fn identity(subject: &str, expires_at: u64) -> Identity {
         claims: serde_json::Map::new(),
         delegation: Delegation::default(),
         task_id: None,
-        wire: Default::default(),
+        derived: Default::default(),
     }))
 }
 

@@ -124,7 +124,7 @@ pub(super) fn identity(
         claims: selected,
         delegation,
         task_id,
-        wire: Default::default(),
+        derived: Default::default(),
     })))
 }
 
