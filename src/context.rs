@@ -27,7 +27,8 @@ pub use settle::{Call as Settle, settle};
 pub enum Scope {
     /// No task named: policy decides without one.
     None,
-    Active(Task),
+    /// Shared with the task's JSON for policy, made only if a module reads it.
+    Active(Arc<Task>),
     /// The named task cannot be used: every call is refused.
     Refused {
         reason: Reason,
@@ -99,7 +100,7 @@ pub fn resolve(store: &dyn Store, identity: &Identity, facts: &RequestFacts, now
         );
     }
     match task.state_at(now) {
-        TaskState::Active => Scope::Active(task),
+        TaskState::Active => Scope::Active(Arc::new(task)),
         state => refused(
             Reason::TaskEnded,
             named,
@@ -123,7 +124,7 @@ fn refused(reason: Reason, task_id: &str, message: String) -> Scope {
 #[derive(Debug, Clone)]
 pub struct Live {
     pub scope: Scope,
-    task: Option<Arc<RawValue>>,
+    task: LazyJson,
     /// The task's counters and recent calls for the `list` phase, read at
     /// the first listed tool (a `tools/call` counts and reads its own).
     listed: std::sync::OnceLock<ListedActivity>,
@@ -136,7 +137,7 @@ impl Live {
     pub fn none() -> Self {
         Self {
             scope: Scope::None,
-            task: None,
+            task: LazyJson::NONE,
             listed: std::sync::OnceLock::new(),
         }
     }
@@ -150,8 +151,9 @@ impl Live {
                 ..Self::none()
             };
         };
+        let task = Arc::clone(task);
         Self {
-            task: wire::task(task, now),
+            task: LazyJson::new(move || wire::task(&task, now)),
             listed: std::sync::OnceLock::new(),
             scope,
         }
@@ -159,7 +161,7 @@ impl Live {
 
     pub fn task(&self) -> Option<&Task> {
         match &self.scope {
-            Scope::Active(task) => Some(task),
+            Scope::Active(task) => Some(task.as_ref()),
             Scope::None | Scope::Refused { .. } => None,
         }
     }

@@ -73,7 +73,7 @@ pub struct RequestFacts {
 /// context stage; `None` fields are sent as `null` / `[]`.
 #[derive(Debug, Clone, Default)]
 pub struct ContextWire {
-    pub task: Option<Arc<serde_json::value::RawValue>>,
+    pub task: LazyJson,
     pub grants: Option<Arc<serde_json::value::RawValue>>,
     pub counters: LazyJson,
     pub recent_calls: LazyJson,
@@ -83,7 +83,7 @@ impl ContextWire {
     /// No task: every field empty.
     pub fn none() -> &'static Self {
         static NONE: ContextWire = ContextWire {
-            task: None,
+            task: LazyJson::NONE,
             grants: None,
             counters: LazyJson::NONE,
             recent_calls: LazyJson::NONE,
@@ -93,9 +93,9 @@ impl ContextWire {
 }
 
 /// A context field serialized when a module first reads it, once for every
-/// module and decision that share it. Few modules read the counters or the
-/// recent calls, and serializing those was a good part of every call's
-/// cost (README "Performance").
+/// module and decision that share it. Few modules read the task, its
+/// counters or its recent calls, and serializing those was a good part of
+/// every call's cost (README "Performance").
 #[derive(Clone, Default)]
 pub struct LazyJson(Option<Arc<Pending>>);
 

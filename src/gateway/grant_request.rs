@@ -10,7 +10,7 @@ use super::*;
 use crate::context::{Live, Scope};
 use crate::decide::{Decision, Verdict};
 use crate::store::model::{argument_digest, new_id, now_ms};
-use crate::store::{Approval, ApprovalKind, ApprovalState, GrantSource, RequestedGrant};
+use crate::store::{Approval, ApprovalKind, ApprovalState, GrantSource, RequestedGrant, Task};
 use crate::tasks::{ApproveRequest, Caps, GrantRequest, requests};
 
 /// Where agents ask for grants, on the main listener.
@@ -93,7 +93,7 @@ impl Gateway {
         }
         let live = Live::build(self.tasks.store().as_ref(), &identity, &facts);
         let task = match &live.scope {
-            Scope::Active(task) => task.clone(),
+            Scope::Active(task) => Task::clone(task),
             Scope::None => {
                 return Err(Problem::BadRequest(
                     "a grant is given within a task: name it in \"task_id\" or in your token's task claim",

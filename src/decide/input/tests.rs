@@ -296,7 +296,7 @@ fn values_written_directly_match_the_document_with_grants() {
                           "expires_at": 4_000_000_000u64, "uses_left": 3, "reason": "r \"q\"",
                           "granted_by": "op"}]);
     let context = ContextWire {
-        task: None,
+        task: crate::decide::LazyJson::NONE,
         grants: serde_json::value::to_raw_value(&grants).ok().map(Arc::from),
         counters: crate::decide::LazyJson::NONE,
         recent_calls: crate::decide::LazyJson::NONE,

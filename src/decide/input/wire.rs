@@ -112,7 +112,7 @@ pub(super) fn write(
     // The task context arrives serialized: sent whole when anything in it is.
     let context = input.context;
     if wanted(selection, "task").is_some() {
-        raw(doc.key("task"), context.task.as_deref(), b"null");
+        raw(doc.key("task"), context.task.get(), b"null");
     }
     if wanted(selection, "grants").is_some() {
         raw(doc.key("grants"), context.grants.as_deref(), b"[]");
