@@ -31,7 +31,7 @@ mod writer;
 pub use chain::GENESIS;
 pub use entry::{AdminEntry, DecisionEntry, Entry, EventEntry, TEXTS, Text, Texts, Upstream};
 pub use mask::{Masks, SCRUBBED};
-pub(crate) use render::json::needs_escape as json_needs_escape;
+pub(crate) use render::json::{any_byte, needs_escape as json_needs_escape};
 pub use segment::{HEAD_FILE, file_name, file_number};
 pub use writer::{AuditLog, Permit};
 

@@ -14,12 +14,9 @@ const SUFFIX_LEN: usize = HASH_KEY.len() + 64 + 2;
 
 /// Lowercase hex SHA-256 of `bytes`.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 64];
-    for (pair, b) in out.chunks_exact_mut(2).zip(digest(&SHA256, bytes).as_ref()) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0x0f)];
-    }
+    // Cannot fail: a digest is 32 bytes, its hex 64.
+    let _ = hex::encode_to_slice(digest(&SHA256, bytes), &mut out);
     // Hex digits are ASCII: this never falls back.
     std::str::from_utf8(&out).unwrap_or_default().to_owned()
 }

@@ -182,19 +182,9 @@ fn debug_str(out: &mut String, value: &str) {
 }
 
 /// Whether every byte of `b` is printable ASCII other than `"` and `\`
-/// (`{:?}` copies such a string as it is). Whole chunks are scanned without
-/// an early exit, which the compiler turns into vector compares.
+/// (`{:?}` copies such a string as it is).
 fn plain_ascii(b: &[u8]) -> bool {
-    fn odd(c: u8) -> bool {
-        !(0x20..0x7f).contains(&c) || c == b'"' || c == b'\\'
-    }
-    let mut chunks = b.chunks_exact(16);
-    for chunk in &mut chunks {
-        if chunk.iter().fold(false, |any, &c| any | odd(c)) {
-            return false;
-        }
-    }
-    !chunks.remainder().iter().any(|&c| odd(c))
+    !crate::audit::any_byte(b, |c| !(0x20..0x7f).contains(&c) || c == b'"' || c == b'\\')
 }
 
 /// `value` as a JSON string, as serde_json writes it (the decision log's

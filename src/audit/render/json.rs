@@ -200,19 +200,23 @@ fn string(buf: &mut Vec<u8>, s: &str) {
 }
 
 /// Whether serde_json would escape any byte of `b`: `"`, `\` or a control
-/// character below 0x20. Whole chunks are scanned without an early exit,
-/// which the compiler turns into vector compares.
+/// character below 0x20.
 pub(crate) fn needs_escape(b: &[u8]) -> bool {
-    fn bad(c: u8) -> bool {
-        c < 0x20 || c == b'"' || c == b'\\'
-    }
+    any_byte(b, |c| c < 0x20 || c == b'"' || c == b'\\')
+}
+
+/// Whether `odd` holds for any byte of `b`. Whole chunks are scanned
+/// without an early exit, which the compiler turns into vector compares
+/// (an early exit per byte it cannot vectorize).
+#[inline]
+pub(crate) fn any_byte(b: &[u8], odd: impl Fn(u8) -> bool) -> bool {
     let mut chunks = b.chunks_exact(16);
     for chunk in &mut chunks {
-        if chunk.iter().fold(false, |any, &c| any | bad(c)) {
+        if chunk.iter().fold(false, |any, &c| any | odd(c)) {
             return true;
         }
     }
-    chunks.remainder().iter().any(|&c| bad(c))
+    chunks.remainder().iter().any(|&c| odd(c))
 }
 
 #[cfg(test)]
