@@ -69,10 +69,11 @@ impl DecisionEntry {
     }
 }
 
-/// The strings of a [`DecisionEntry`], by [`Text`].
-pub const TEXTS: usize = 8;
+/// How many strings a [`DecisionEntry`] holds: one per [`Text`].
+pub const TEXTS: usize = Text::TraceId as usize + 1;
 
-/// Which of a record's strings.
+/// Which of a record's strings, in the order [`Texts::new`] takes them
+/// (`TraceId` last: [`TEXTS`] counts from it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Text {
     Route,
