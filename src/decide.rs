@@ -243,7 +243,10 @@ pub struct Evidence {
     pub outcome: Result<Verdict, &'static str>,
     /// The module's own reason, if it gave one.
     pub reason: Option<String>,
-    pub annotations: Option<Value>,
+    /// The grant its `annotations` name (`"grant": "<id>"`): the one an
+    /// allow was given by. The only annotation anything reads, taken out
+    /// here so that neither settling nor the decision log walks the map.
+    pub grant: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -552,18 +555,18 @@ impl<'t> Verdicts<'t> {
         let took = started.elapsed();
         module.observe(took);
         self.took += took;
-        // The module's own reason and annotations move into its evidence.
+        // The module's own reason and named grant move into its evidence.
         let mut evidence = Evidence {
             module: Arc::clone(&module.name),
             version: Arc::clone(&module.version),
             hash: Arc::clone(&module.short_hash),
             outcome: answer.as_ref().map(|a| a.verdict).map_err(Fault::kind),
             reason: None,
-            annotations: None,
+            grant: None,
         };
         let (verdict, reason, message) = match answer {
             Ok(a) => {
-                evidence.annotations = a.annotations;
+                evidence.grant = a.named_grant();
                 match a.verdict {
                     Verdict::Allow => {
                         evidence.reason = a.reason;

@@ -317,7 +317,7 @@ impl Recorder {
     /// Records a change requested through the admin API in the decision log.
     pub fn admin_event(&self, entry: AdminEntry) {
         if let Some(audit) = &self.audit {
-            audit.send(Entry::Admin(entry));
+            audit.send(Entry::Admin(Box::new(entry)));
         }
     }
 
@@ -457,7 +457,7 @@ mod tests {
             hash: Arc::from("dea943f91623"),
             outcome,
             reason: None,
-            annotations: None,
+            grant: None,
         }
     }
 

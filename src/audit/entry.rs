@@ -10,12 +10,12 @@ use serde_json::Value;
 use crate::decide::{Evidence, Phase, Reason, Verdict};
 use crate::identify::Identity;
 
-/// One thing to write.
+/// One thing to write. Every kind is boxed: the queue moves a pointer.
 #[derive(Debug)]
 pub enum Entry {
     Decision(Box<DecisionEntry>),
-    Event(EventEntry),
-    Admin(AdminEntry),
+    Event(Box<EventEntry>),
+    Admin(Box<AdminEntry>),
     /// Seal the file and stop; the sender is told when done.
     Stop(std::sync::mpsc::Sender<()>),
 }
@@ -25,10 +25,15 @@ pub enum Entry {
 pub struct DecisionEntry {
     pub at_ms: u64,
     pub phase: Phase,
-    /// Route, method, tool, task, message, grant, approval, trace id.
+    /// Route, method, tool, task, message, grant, approval, arguments
+    /// (as JSON, when no mask applies), trace id.
     pub text: Texts,
-    /// Unmasked: the writer masks them before anything else sees them.
-    pub arguments: Value,
+    /// The arguments when `audit.mask` rules apply, unmasked: the writer
+    /// masks them before anything else sees them. Without rules they are
+    /// serialized on the request path instead (`Text::Arguments`): a
+    /// string, where a copy of the value would be a tree of allocations
+    /// made on one thread and freed on another.
+    pub arguments: Option<Value>,
     pub identity: Identity,
     pub verdict: Verdict,
     pub reason: Reason,
@@ -63,6 +68,10 @@ impl DecisionEntry {
     pub fn approval(&self) -> Option<&str> {
         self.text.get(Text::Approval)
     }
+    /// The arguments as JSON text, when no mask applies.
+    pub fn arguments_json(&self) -> Option<&str> {
+        self.text.get(Text::Arguments)
+    }
     /// The call's trace id; empty when it has none.
     pub fn trace_id(&self) -> &str {
         self.text.get(Text::TraceId).unwrap_or_default()
@@ -71,6 +80,8 @@ impl DecisionEntry {
 
 /// How many strings a [`DecisionEntry`] holds: one per [`Text`].
 pub const TEXTS: usize = Text::TraceId as usize + 1;
+// Each string has a bit in `Texts::present`.
+const _: () = assert!(TEXTS <= u16::BITS as usize);
 
 /// Which of a record's strings, in the order [`Texts::new`] takes them
 /// (`TraceId` last: [`TEXTS`] counts from it).
@@ -83,12 +94,13 @@ pub enum Text {
     Message,
     Grant,
     Approval,
+    Arguments,
     TraceId,
 }
 
 /// A record's strings in one allocation: the request path makes one and
-/// the writer frees one, where a string each would be eight allocations
-/// freed on another thread (which costs both threads) and eight places
+/// the writer frees one, where a string each would be nine allocations
+/// freed on another thread (which costs both threads) and nine places
 /// for the writer to miss the cache on.
 #[derive(Debug, Default)]
 pub struct Texts {
@@ -96,7 +108,7 @@ pub struct Texts {
     /// Where each string ends in `text` (each starts where the one before ends).
     ends: [usize; TEXTS],
     /// Bit `i`: string `i` is present (else it reads as `None`).
-    present: u8,
+    present: u16,
 }
 
 impl Texts {
@@ -177,6 +189,7 @@ mod tests {
             Some("denied: no grant"),
             Some("grant_1"),
             None,
+            Some(r#"{"a":1}"#),
             Some("ab12"),
         ]);
         assert_eq!(t.get(Text::Route), Some("tools"));
@@ -186,6 +199,7 @@ mod tests {
         assert_eq!(t.get(Text::Message), Some("denied: no grant"));
         assert_eq!(t.get(Text::Grant), Some("grant_1"));
         assert_eq!(t.get(Text::Approval), None);
+        assert_eq!(t.get(Text::Arguments), Some(r#"{"a":1}"#));
         assert_eq!(t.get(Text::TraceId), Some("ab12"));
         let none = Texts::new([None; TEXTS]);
         assert!(

@@ -57,7 +57,7 @@ pub struct DecisionLine<'a> {
     pub method: Cow<'a, str>,
     pub tool: Cow<'a, str>,
     /// Masked per `audit.mask`.
-    pub arguments: Cow<'a, Value>,
+    pub arguments: Arguments<'a>,
     pub identity: IdentityLine<'a>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<TaskLine<'a>>,
@@ -83,6 +83,53 @@ pub struct DecisionLine<'a> {
     pub upstream: Option<UpstreamLine<'a>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<Cow<'a, str>>,
+}
+
+/// A call's arguments in a decision line: a value (masked by the writer,
+/// or read back), or JSON text serde_json made on the request path when no
+/// mask applies, written out as it is. Either serializes as the same JSON
+/// and compares by value; reading back always gives a value.
+#[derive(Debug, Clone)]
+pub enum Arguments<'a> {
+    Value(Cow<'a, Value>),
+    Json(Cow<'a, str>),
+}
+
+impl Arguments<'_> {
+    /// The arguments as a value (text that is not JSON reads as `null`).
+    pub fn to_value(&self) -> Value {
+        match self {
+            Self::Value(v) => v.clone().into_owned(),
+            Self::Json(text) => serde_json::from_str(text).unwrap_or(Value::Null),
+        }
+    }
+}
+
+impl PartialEq for Arguments<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Value(a), Self::Value(b)) => a == b,
+            (Self::Json(a), Self::Json(b)) => a == b,
+            (a, b) => a.to_value() == b.to_value(),
+        }
+    }
+}
+
+impl Serialize for Arguments<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Value(v) => v.serialize(s),
+            Self::Json(text) => serde_json::value::RawValue::from_string(text.clone().into_owned())
+                .map_err(serde::ser::Error::custom)?
+                .serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Arguments<'_> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Value::deserialize(d).map(|v| Self::Value(Cow::Owned(v)))
+    }
 }
 
 /// The caller: never a token or a claim set.

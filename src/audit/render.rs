@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::entry::{AdminEntry, DecisionEntry, Entry, EventEntry, Upstream};
 use super::line::{
-    AdminLine, ApprovalLine, Body, DecisionLine, EventLine, GrantLine, IdentityLine, LatencyLine,
+    AdminLine, Arguments, ApprovalLine, Body, DecisionLine, EventLine, GrantLine, IdentityLine, LatencyLine,
     Line, LogLine, ModuleLine, TaskLine, UpstreamLine, VERSION,
 };
 use super::mask::Masks;
@@ -30,6 +30,8 @@ pub(crate) struct Renderer {
     /// The millisecond of the last id, and the ids given within it.
     id_ms: u64,
     id_seq: u16,
+    /// The millisecond of the last line and its RFC 3339 text.
+    ts: (u64, String),
     masks: Arc<Masks>,
     store: Option<Arc<dyn Store>>,
     tasks: HashMap<String, TaskFacts>,
@@ -46,6 +48,7 @@ impl Renderer {
         Self {
             id_ms: 0,
             id_seq: 0,
+            ts: (0, String::new()),
             masks,
             store,
             tasks: HashMap::new(),
@@ -84,19 +87,14 @@ impl Renderer {
     }
 
     fn write(&mut self, at_ms: u64, seq: u64, prev: &str, body: Body<'_>, buf: &mut Vec<u8>) {
-        let ms = i64::try_from(at_ms).unwrap_or(i64::MAX);
-        let ts = jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-        let mut ts_buf = [0u8; 40];
-        let ts_len = {
-            let mut out = &mut ts_buf[..];
-            // An RFC 3339 UTC timestamp with milliseconds is 24 bytes.
-            let _ = std::io::Write::write_fmt(&mut out, format_args!("{ts:.3}"));
-            40 - out.len()
-        };
+        // Under load many lines share a millisecond: its text is made once.
+        if self.ts.0 != at_ms || self.ts.1.is_empty() {
+            self.ts = (at_ms, timestamp(at_ms));
+        }
         let id = self.next_id(at_ms, seq);
         let mut id_buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
         let id = id.hyphenated().encode_lower(&mut id_buf);
-        let ts = std::str::from_utf8(&ts_buf[..ts_len]).unwrap_or_default();
+        let ts = self.ts.1.as_str();
         let body = match body {
             Body::Decision(d) => {
                 let head = json::Head {
@@ -146,12 +144,14 @@ impl Renderer {
 
     fn decision<'e>(&self, d: &'e DecisionEntry, facts: Option<&'e TaskFacts>) -> Body<'e> {
         let mut seen = Vec::new();
-        let arguments = if self.masks.is_empty() {
-            Cow::Borrowed(&d.arguments)
-        } else {
-            let mut args = d.arguments.clone();
-            self.masks.apply(&mut args, &mut seen);
-            Cow::Owned(args)
+        let arguments = match (&d.arguments, d.arguments_json()) {
+            (Some(args), _) => {
+                let mut args = args.clone();
+                self.masks.apply(&mut args, &mut seen);
+                Arguments::Value(Cow::Owned(args))
+            }
+            (None, Some(json)) => Arguments::Json(Cow::Borrowed(json)),
+            (None, None) => Arguments::Value(Cow::Owned(serde_json::Value::Null)),
         };
         let modules = d
             .evidence
@@ -179,7 +179,7 @@ impl Renderer {
                 .evidence
                 .iter()
                 .filter(|e| e.outcome == Ok(Verdict::Allow))
-                .filter_map(|e| e.annotations.as_ref()?.get("grant")?.as_str());
+                .filter_map(|e| e.grant.as_deref());
             for id in named.chain(d.grant()) {
                 if !grants.iter().any(|g| g == id) {
                     grants.push(Cow::Borrowed(id));
@@ -410,6 +410,13 @@ pub(crate) fn kind_of(body: &Body<'_>) -> &'static str {
     }
 }
 
+/// `at_ms` as an RFC 3339 UTC timestamp with milliseconds.
+fn timestamp(at_ms: u64) -> String {
+    let ms = i64::try_from(at_ms).unwrap_or(i64::MAX);
+    let ts = jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    format!("{ts:.3}")
+}
+
 fn micros(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
@@ -451,9 +458,28 @@ mod tests {
 
     #[test]
     fn timestamps_have_milliseconds() {
-        let ts = jiff::Timestamp::from_millisecond(1_764_843_072_005).unwrap();
-        assert_eq!(format!("{ts:.3}"), "2025-12-04T10:11:12.005Z");
-        let whole = jiff::Timestamp::from_millisecond(1_764_843_072_000).unwrap();
-        assert_eq!(format!("{whole:.3}"), "2025-12-04T10:11:12.000Z");
+        assert_eq!(timestamp(1_764_843_072_005), "2025-12-04T10:11:12.005Z");
+        assert_eq!(timestamp(1_764_843_072_000), "2025-12-04T10:11:12.000Z");
+    }
+
+    #[test]
+    fn each_line_is_stamped_with_its_own_millisecond() {
+        let mut r = Renderer::new(Arc::new(Masks::new(&[], None)), None);
+        let mut stamps = Vec::new();
+        for (seq, at_ms) in [(1, 1_764_843_072_005), (2, 1_764_843_072_005), (3, 1_764_843_072_006), (4, 5)] {
+            let mut line = Vec::new();
+            r.write(at_ms, seq, crate::audit::chain::GENESIS, log("opened", None), &mut line);
+            let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+            stamps.push(v["ts"].as_str().unwrap().to_owned());
+        }
+        assert_eq!(
+            stamps,
+            [
+                "2025-12-04T10:11:12.005Z",
+                "2025-12-04T10:11:12.005Z",
+                "2025-12-04T10:11:12.006Z",
+                "1970-01-01T00:00:00.005Z"
+            ]
+        );
     }
 }

@@ -17,7 +17,7 @@ fn config(dir: &Path, max_file_size: u64) -> Audit {
 }
 
 fn admin(n: usize) -> Entry {
-    Entry::Admin(AdminEntry {
+    Entry::Admin(Box::new(AdminEntry {
         at_ms: 1_764_843_072_000 + n as u64,
         actor: format!("ops-{n}"),
         role: "operator",
@@ -25,7 +25,7 @@ fn admin(n: usize) -> Entry {
         target: Some(format!("grant_{n:04}")),
         outcome: "ok".into(),
         remote: None,
-    })
+    }))
 }
 
 /// Writes `n` admin records into `dir` and closes the log.

@@ -75,11 +75,7 @@ async fn use_named_grants(call: &Call<'_>, mut decision: Decision) -> Decision {
         if e.outcome != Ok(Verdict::Allow) {
             continue;
         }
-        if let Some(id) = e
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get("grant"))
-            .and_then(Value::as_str)
+        if let Some(id) = e.grant.as_deref()
             && !named.iter().any(|n| n == id)
         {
             named.push(id.to_owned());

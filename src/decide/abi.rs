@@ -50,6 +50,14 @@ pub struct Answer {
     pub annotations: Option<Value>,
 }
 
+impl Answer {
+    /// The grant the answer names in `annotations.grant` (a string), if any.
+    pub fn named_grant(&self) -> Option<String> {
+        let id = self.annotations.as_ref()?.get("grant")?.as_str()?;
+        Some(id.to_owned())
+    }
+}
+
 /// The imports a module may use: `toolgate.log` and `toolgate.now_ms`.
 pub fn linker(engine: &PolicyEngine) -> Result<Linker<HostState>, Fault> {
     let mut linker = Linker::new(&engine.engine);

@@ -83,21 +83,26 @@ impl RequestLog {
         self.recorder.decision(input, &decision, trace_id);
         self.recorder.decide_latency(&self.route, decide);
         if let Some(permit) = permit {
-            let text = Texts::new([
-                Some(&input.route.name),
-                Some(input.method),
-                Some(input.tool),
-                decision.task.as_deref(),
-                Some(&decision.message),
-                decision.grant.as_deref(),
-                decision.approval.as_deref(),
-                Some(trace_id),
-            ]);
+            // Masks need the value; without any, its JSON text will do.
+            let masked = !audit.masks().is_empty();
+            let text = with_json((!masked).then_some(input.arguments), |arguments| {
+                Texts::new([
+                    Some(&input.route.name),
+                    Some(input.method),
+                    Some(input.tool),
+                    decision.task.as_deref(),
+                    Some(&decision.message),
+                    decision.grant.as_deref(),
+                    decision.approval.as_deref(),
+                    arguments,
+                    Some(trace_id),
+                ])
+            });
             let entry = Box::new(DecisionEntry {
                 at_ms: crate::audit::now_ms(),
                 phase: input.phase,
                 text,
-                arguments: input.arguments.clone(),
+                arguments: masked.then(|| input.arguments.clone()),
                 identity: input.identity.clone(),
                 verdict: decision.verdict,
                 reason: decision.reason,
@@ -120,6 +125,35 @@ impl RequestLog {
             *slot = Some(upstream);
         }
     }
+}
+
+thread_local! {
+    /// Where arguments are serialized before they are copied into a record.
+    static JSON: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Calls `f` with `value` as JSON text (`None` for none), serialized into
+/// a buffer this thread keeps.
+fn with_json<R>(value: Option<&serde_json::Value>, f: impl FnOnce(Option<&str>) -> R) -> R {
+    let Some(value) = value else {
+        return f(None);
+    };
+    JSON.with(|cell| {
+        let Ok(mut buf) = cell.try_borrow_mut() else {
+            // Re-entered (never, in practice): a buffer of its own.
+            return f(Some(&value.to_string()));
+        };
+        buf.clear();
+        // A `Value` always serializes, into valid UTF-8.
+        let _ = serde_json::to_writer(&mut *buf, value);
+        let text = std::str::from_utf8(&buf).ok();
+        let out = f(text);
+        // A huge argument does not stay pinned in the buffer.
+        if buf.capacity() > 64 * 1024 {
+            *buf = Vec::new();
+        }
+        out
+    })
 }
 
 impl Drop for RequestLog {

@@ -112,14 +112,14 @@ impl Events {
             && event.logged_as_count()
             && let Some(audit) = self.audit.get()
         {
-            audit.send(Entry::Event(EventEntry {
+            audit.send(Entry::Event(Box::new(EventEntry {
                 at_ms: crate::audit::now_ms(),
                 event: event.as_str(),
                 id: String::new(),
                 task: String::new(),
                 actor: String::new(),
                 count: Some(u64::try_from(n).unwrap_or(u64::MAX)),
-            }));
+            })));
         }
     }
 
@@ -128,14 +128,14 @@ impl Events {
         self.counter.with_label_values(&[event.as_str()]).inc();
         tracing::info!(target: "toolgate::grants", event = event.as_str(), id, task, actor);
         if let Some(audit) = self.audit.get() {
-            audit.send(Entry::Event(EventEntry {
+            audit.send(Entry::Event(Box::new(EventEntry {
                 at_ms: crate::audit::now_ms(),
                 event: event.as_str(),
                 id: id.to_owned(),
                 task: task.to_owned(),
                 actor: actor.to_owned(),
                 count: None,
-            }));
+            })));
         }
     }
 }
