@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use super::entry::{AdminEntry, DecisionEntry, Entry, EventEntry, Upstream};
 use super::line::{
-    AdminLine, Arguments, ApprovalLine, Body, DecisionLine, EventLine, GrantLine, IdentityLine, LatencyLine,
-    Line, LogLine, ModuleLine, TaskLine, UpstreamLine, VERSION,
+    AdminLine, ApprovalLine, Arguments, Body, DecisionLine, EventLine, GrantLine, IdentityLine,
+    LatencyLine, Line, LogLine, ModuleLine, TaskLine, UpstreamLine, VERSION,
 };
 use super::mask::Masks;
 use crate::decide::{Reason, Verdict};
@@ -466,9 +466,20 @@ mod tests {
     fn each_line_is_stamped_with_its_own_millisecond() {
         let mut r = Renderer::new(Arc::new(Masks::new(&[], None)), None);
         let mut stamps = Vec::new();
-        for (seq, at_ms) in [(1, 1_764_843_072_005), (2, 1_764_843_072_005), (3, 1_764_843_072_006), (4, 5)] {
+        for (seq, at_ms) in [
+            (1, 1_764_843_072_005),
+            (2, 1_764_843_072_005),
+            (3, 1_764_843_072_006),
+            (4, 5),
+        ] {
             let mut line = Vec::new();
-            r.write(at_ms, seq, crate::audit::chain::GENESIS, log("opened", None), &mut line);
+            r.write(
+                at_ms,
+                seq,
+                crate::audit::chain::GENESIS,
+                log("opened", None),
+                &mut line,
+            );
             let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
             stamps.push(v["ts"].as_str().unwrap().to_owned());
         }

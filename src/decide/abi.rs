@@ -315,4 +315,26 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn the_named_grant_is_a_string_under_annotations_grant() {
+        let named = |json: &str| parse_answer(json.as_bytes()).unwrap().named_grant();
+        assert_eq!(
+            named(r#"{"decision":"allow","annotations":{"grant":"grant_1","rule":"r"}}"#),
+            Some("grant_1".to_owned())
+        );
+        assert_eq!(
+            named(r#"{"decision":"allow","annotations":{"grant":7}}"#),
+            None
+        );
+        assert_eq!(
+            named(r#"{"decision":"allow","annotations":{"rule":"r"}}"#),
+            None
+        );
+        assert_eq!(
+            named(r#"{"decision":"allow","annotations":["grant"]}"#),
+            None
+        );
+        assert_eq!(named(r#"{"decision":"allow"}"#), None);
+    }
 }

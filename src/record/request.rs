@@ -173,3 +173,21 @@ impl Drop for RequestLog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::with_json;
+
+    #[test]
+    fn arguments_are_serialized_as_serde_json_writes_them_and_none_stays_none() {
+        let v = json!({"q": "a \"quoted\" é\n", "n": [1, 2.5, null], "o": {}});
+        let text = with_json(Some(&v), |t| t.map(str::to_owned));
+        assert_eq!(text.as_deref(), Some(v.to_string().as_str()));
+        // The buffer is reused: a shorter value leaves nothing of the last.
+        let short = with_json(Some(&json!(1)), |t| t.map(str::to_owned));
+        assert_eq!(short.as_deref(), Some("1"));
+        assert_eq!(with_json(None, |t| t.map(str::to_owned)), None);
+    }
+}
