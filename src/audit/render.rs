@@ -151,6 +151,7 @@ impl Renderer {
                 Arguments::Value(Cow::Owned(args))
             }
             (None, Some(json)) => Arguments::Json(Cow::Borrowed(json)),
+            // Never: the request path fills one or the other.
             (None, None) => Arguments::Value(Cow::Owned(serde_json::Value::Null)),
         };
         let modules = d
