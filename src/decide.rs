@@ -249,6 +249,15 @@ pub struct Evidence {
     pub grant: Option<String>,
 }
 
+/// The grants the allowing modules of `evidence` named, in order (a
+/// grant named twice comes twice).
+pub fn named_grants(evidence: &[Evidence]) -> impl Iterator<Item = &str> {
+    evidence
+        .iter()
+        .filter(|e| e.outcome == Ok(Verdict::Allow))
+        .filter_map(|e| e.grant.as_deref())
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     pub verdict: Verdict,
@@ -637,5 +646,37 @@ fn route_default(input: &DecisionInput<'_>) -> Decision {
                 input.tool, input.route.name
             ),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn evidence(outcome: Result<Verdict, &'static str>, grant: Option<&str>) -> Evidence {
+        Evidence {
+            module: Arc::from("m"),
+            version: Arc::from("0.1.0"),
+            hash: Arc::from("dea943f91623"),
+            outcome,
+            reason: None,
+            grant: grant.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn only_allowing_modules_name_grants() {
+        let evidence = [
+            evidence(Ok(Verdict::Allow), Some("grant_a")),
+            evidence(Ok(Verdict::Deny), Some("grant_denied")),
+            evidence(Err("trap"), Some("grant_fault")),
+            evidence(Ok(Verdict::Allow), None),
+            evidence(Ok(Verdict::NeedsApproval), Some("grant_parked")),
+            evidence(Ok(Verdict::Allow), Some("grant_b")),
+        ];
+        assert_eq!(
+            named_grants(&evidence).collect::<Vec<_>>(),
+            ["grant_a", "grant_b"]
+        );
     }
 }

@@ -176,12 +176,7 @@ impl Renderer {
             .collect();
         let mut grants: Vec<Cow<'e, str>> = Vec::new();
         if d.verdict == Verdict::Allow {
-            let named = d
-                .evidence
-                .iter()
-                .filter(|e| e.outcome == Ok(Verdict::Allow))
-                .filter_map(|e| e.grant.as_deref());
-            for id in named.chain(d.grant()) {
+            for id in crate::decide::named_grants(&d.evidence).chain(d.grant()) {
                 if !grants.iter().any(|g| g == id) {
                     grants.push(Cow::Borrowed(id));
                 }

@@ -71,13 +71,8 @@ pub async fn settle(call: Call<'_>, mut decision: Decision) -> Decision {
 /// Counts one use of every grant a module allowed because of.
 async fn use_named_grants(call: &Call<'_>, mut decision: Decision) -> Decision {
     let mut named: Vec<String> = Vec::new();
-    for e in decision.evidence.iter() {
-        if e.outcome != Ok(Verdict::Allow) {
-            continue;
-        }
-        if let Some(id) = e.grant.as_deref()
-            && !named.iter().any(|n| n == id)
-        {
+    for id in crate::decide::named_grants(&decision.evidence) {
+        if !named.iter().any(|n| n == id) {
             named.push(id.to_owned());
         }
     }
