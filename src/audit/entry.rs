@@ -114,19 +114,30 @@ pub struct Texts {
 impl Texts {
     /// The strings in [`Text`] order; `None` for one that is absent.
     pub fn new(strings: [Option<&str>; TEXTS]) -> Self {
+        let mut out = Self::default();
+        out.set(strings);
+        out
+    }
+
+    /// Replaces every string (as [`Texts::new`] takes them), in the
+    /// allocation already held when it is big enough: a recycled record's.
+    pub fn set(&mut self, strings: [Option<&str>; TEXTS]) {
         let len = strings.iter().flatten().map(|s| s.len()).sum();
-        let mut out = Self {
-            text: String::with_capacity(len),
-            ..Self::default()
-        };
+        self.text.clear();
+        self.text.reserve(len);
+        self.present = 0;
         for (i, s) in strings.iter().enumerate() {
             if let Some(s) = s {
-                out.text.push_str(s);
-                out.present |= 1 << i;
+                self.text.push_str(s);
+                self.present |= 1 << i;
             }
-            out.ends[i] = out.text.len();
+            self.ends[i] = self.text.len();
         }
-        out
+    }
+
+    /// Bytes allocated for the strings.
+    pub fn capacity(&self) -> usize {
+        self.text.capacity()
     }
 
     pub fn get(&self, which: Text) -> Option<&str> {
@@ -207,5 +218,41 @@ mod tests {
                 .iter()
                 .all(|&w| none.get(w).is_none())
         );
+    }
+
+    #[test]
+    fn set_replaces_every_string_and_keeps_the_allocation() {
+        let mut t = Texts::new([
+            Some("a long route name"),
+            Some("tools/call"),
+            Some("echo"),
+            Some("task_1"),
+            Some("a message"),
+            Some("grant_1"),
+            Some("appr_1"),
+            Some(r#"{"text":"hello"}"#),
+            Some("0af7651916cd43dd8448eb211c80319c"),
+        ]);
+        let held = t.capacity();
+        t.set([
+            Some("r"),
+            Some("tools/call"),
+            Some("t"),
+            None,
+            Some(""),
+            None,
+            None,
+            Some("{}"),
+            None,
+        ]);
+        assert_eq!(t.capacity(), held, "no new allocation for shorter strings");
+        assert_eq!(t.get(Text::Route), Some("r"));
+        assert_eq!(t.get(Text::Tool), Some("t"));
+        assert_eq!(t.get(Text::Task), None, "a string absent now is absent");
+        assert_eq!(t.get(Text::Message), Some(""));
+        assert_eq!(t.get(Text::Grant), None);
+        assert_eq!(t.get(Text::Approval), None);
+        assert_eq!(t.get(Text::Arguments), Some("{}"));
+        assert_eq!(t.get(Text::TraceId), None);
     }
 }

@@ -295,3 +295,59 @@ async fn a_queue_ahead_of_the_writer_is_drained_without_waiting_out_the_interval
     assert_eq!(counter("toolgate_audit_batches_total"), 5.0);
     log.close().await;
 }
+
+fn decision(n: usize, text: &str) -> Entry {
+    use super::entry::{DecisionEntry, TEXTS, Texts};
+    let mut strings: [Option<&str>; TEXTS] = [None; TEXTS];
+    strings[0] = Some("tools");
+    strings[1] = Some("tools/call");
+    strings[2] = Some(text);
+    Entry::Decision(Box::new(DecisionEntry {
+        at_ms: 1_764_843_072_000 + n as u64,
+        phase: crate::decide::Phase::Call,
+        text: Texts::new(strings),
+        arguments: None,
+        identity: crate::identify::Identity::Anonymous,
+        verdict: crate::decide::Verdict::Deny,
+        reason: crate::decide::Reason::NoPolicy,
+        evidence: std::sync::Arc::from(Vec::new()),
+        identify: std::time::Duration::ZERO,
+        decide: std::time::Duration::ZERO,
+        total: std::time::Duration::ZERO,
+        upstream: None,
+    }))
+}
+
+#[tokio::test]
+async fn written_decision_records_are_handed_back_for_reuse_and_big_ones_are_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = prometheus::Registry::new();
+    let log = AuditLog::start(&config(tmp.path(), 1 << 20), None, &registry).unwrap();
+    assert!(log.spare().is_none(), "nothing written yet");
+    let big = "x".repeat(64 * 1024);
+    log.send(decision(0, "echo"));
+    log.send(decision(1, &big));
+    log.send(admin(2));
+    let mut kept = Vec::new();
+    for _ in 0..200 {
+        if let Some(spare) = log.spare() {
+            kept.push(spare);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // Let the whole batch be taken back before looking for more.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    while let Some(spare) = log.spare() {
+        kept.push(spare);
+    }
+    let tools: Vec<&str> = kept.iter().map(|d| d.tool()).collect();
+    assert_eq!(
+        tools,
+        ["echo"],
+        "the small record only: a 64 KiB one is freed"
+    );
+    log.close().await;
+    let summary = verify(&[tmp.path().to_path_buf()]).unwrap();
+    assert_eq!(summary.lines, 5, "opened, 3 records, sealed");
+}

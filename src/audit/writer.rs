@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use super::Error;
 use super::chain::{self, GENESIS};
-use super::entry::Entry;
+use super::entry::{DecisionEntry, Entry};
 use super::line::{HeadLine, LogLine, PreviousLine};
 use super::mask::Masks;
 use super::metrics::AuditMetrics;
@@ -31,6 +31,10 @@ pub type Permit = mpsc::OwnedPermit<Entry>;
 
 /// Most entries written in one batch.
 pub(super) const MAX_BATCH: usize = 1024;
+/// Most written decision records kept for the request path to fill again.
+const SPARE: usize = 2 * MAX_BATCH;
+/// A record whose strings hold more than this is freed, not kept.
+const SPARE_TEXT: usize = 4096;
 /// How long a failed write waits before it is tried again.
 const RETRY: Duration = Duration::from_millis(250);
 /// How long shutdown waits for the writer to seal the log.
@@ -54,6 +58,11 @@ struct Shared {
     unreported: AtomicU64,
     dropped: AtomicU64,
     metrics: AuditMetrics,
+    /// Written decision records, handed back for reuse: the thread that
+    /// fills one again reuses its allocations and frees what it held, so
+    /// that records are not allocated on one thread and freed on another
+    /// (which costs both: the allocator's cross-thread free lists).
+    spare: std::sync::Mutex<Vec<Box<DecisionEntry>>>,
 }
 
 impl AuditLog {
@@ -79,6 +88,7 @@ impl AuditLog {
             unreported: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             metrics: AuditMetrics::new(registry),
+            spare: std::sync::Mutex::new(Vec::new()),
         });
         let writer = Writer::open(
             cfg,
@@ -123,6 +133,12 @@ impl AuditLog {
             return None;
         }
         self.tx.clone().try_reserve_owned().ok()
+    }
+
+    /// A written record to fill again, if one is spare: its fields still
+    /// hold the last call's, to be overwritten (and freed) by the caller.
+    pub fn spare(&self) -> Option<Box<DecisionEntry>> {
+        self.shared.spare.lock().ok()?.pop()
     }
 
     /// False while writing fails (and is being retried).
@@ -174,6 +190,27 @@ impl Shared {
         if (total - n).leading_zeros() != total.leading_zeros() || total == n {
             tracing::error!(target: "toolgate::audit", cause, total, "decision-log records dropped");
         }
+    }
+
+    /// Keeps `written`'s decision records for [`AuditLog::spare`] (up to
+    /// [`SPARE`]), and empties it.
+    fn recycle(&self, written: &mut Vec<Entry>) {
+        let mut rest = Vec::new();
+        if let Ok(mut spare) = self.spare.lock() {
+            for entry in written.drain(..) {
+                match entry {
+                    Entry::Decision(d)
+                        if spare.len() < SPARE && d.text.capacity() <= SPARE_TEXT =>
+                    {
+                        spare.push(d);
+                    }
+                    other => rest.push(other),
+                }
+            }
+        }
+        // Freed after the lock is let go; `written` keeps its capacity.
+        drop(rest);
+        written.clear();
     }
 
     fn set_healthy(&self, healthy: bool) {
@@ -336,7 +373,7 @@ impl Writer {
                         }
                         return;
                     }
-                    pending.clear();
+                    self.shared.recycle(&mut pending);
                 }
                 Err(e) => {
                     self.shared.metrics.write_errors.inc();

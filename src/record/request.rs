@@ -85,8 +85,17 @@ impl RequestLog {
         if let Some(permit) = permit {
             // Masks need the value; without any, its JSON text will do.
             let masked = !audit.masks().is_empty();
-            let text = with_json((!masked).then_some(input.arguments), |arguments| {
-                Texts::new([
+            // A written record handed back, if one is spare: refilled, its
+            // allocations are reused and what it held is freed here.
+            let (spare, mut text) = match audit.spare() {
+                Some(mut spare) => {
+                    let text = std::mem::take(&mut spare.text);
+                    (Some(spare), text)
+                }
+                None => (None, Texts::default()),
+            };
+            with_json((!masked).then_some(input.arguments), |arguments| {
+                text.set([
                     Some(&input.route.name),
                     Some(input.method),
                     Some(input.tool),
@@ -96,9 +105,9 @@ impl RequestLog {
                     decision.approval.as_deref(),
                     arguments,
                     Some(trace_id),
-                ])
+                ]);
             });
-            let entry = Box::new(DecisionEntry {
+            let record = DecisionEntry {
                 at_ms: crate::audit::now_ms(),
                 phase: input.phase,
                 text,
@@ -111,7 +120,14 @@ impl RequestLog {
                 decide,
                 total: Duration::ZERO,
                 upstream: None,
-            });
+            };
+            let entry = match spare {
+                Some(mut spare) => {
+                    *spare = record;
+                    spare
+                }
+                None => Box::new(record),
+            };
             if let Ok(mut pending) = self.pending.lock() {
                 pending.push((entry, permit));
             }
