@@ -245,6 +245,7 @@ pub(crate) fn run(plan: &Plan) {
     let mut ttfe_gateway = Latencies::default();
 
     let mut log_pairs: Vec<f64> = Vec::new();
+    let mut log_together: Vec<f64> = Vec::new();
     for round in 0..plan.rounds {
         let order: Vec<usize> = (0..rows.len()).map(|i| (i + round) % rows.len()).collect();
         for &i in &order {
@@ -277,6 +278,20 @@ pub(crate) fn run(plan: &Plan) {
                     rps[slot] = burst(plan, use_wrk, pin, &rt, &mut rows[i], &f);
                 }
                 log_pairs.push(rps[1] / rps[0].max(f64::MIN_POSITIVE));
+            }
+            step!(
+                "round {} rows (c) and (g) side by side, {} runs",
+                round + 1,
+                plan.log_pairs
+            );
+            for run in 0..plan.log_pairs {
+                let file = |key: &str| {
+                    raw.join(format!("round{}-together{}-{key}.txt", round + 1, run + 1))
+                };
+                let files = [file("c"), file("g")];
+                if let Some(ratio) = together(plan, use_wrk, pin, &rt, &mut rows, [c, g], &files) {
+                    log_together.push(ratio);
+                }
             }
         }
         for &i in &order {
@@ -348,7 +363,7 @@ pub(crate) fn run(plan: &Plan) {
         use_wrk,
         pin,
     )
-    .with_log_pairs(log_pairs);
+    .with_log_pairs(log_pairs, log_together);
     report.write(&plan.out);
     println!("{}", report.table());
     // Keep the tail of the gateway's log, not gigabytes of decision lines.
@@ -410,6 +425,72 @@ fn burst(
     let (_, rps, tally) = run_saturated(plan, use_wrk, pin, rt, row, file, plan.log_pair_for);
     row.result.add_tally(tally);
     rps
+}
+
+/// Rows (c) and (g) loaded at once, each by its own generator, for twice a
+/// pair's length: the two gateways share the CPU under test at every
+/// moment, so whatever the machine does hits both alike. Returns (c)'s
+/// CPU per call over (g)'s (the writer thread counted in (g)'s): the
+/// throughput (g) keeps, each on a CPU of its own. `None` if either
+/// answered nothing.
+fn together(
+    plan: &Plan,
+    use_wrk: bool,
+    pin: bool,
+    rt: &tokio::runtime::Runtime,
+    rows: &mut [Row],
+    [c, g]: [usize; 2],
+    files: &[std::path::PathBuf; 2],
+) -> Option<f64> {
+    let length = plan.log_pair_for * 2;
+    let targets = [Arc::clone(&rows[c].target), Arc::clone(&rows[g].target)];
+    let pids = [rows[c].pid, rows[g].pid];
+    let cpu0 = pids.map(procs::cpu_us);
+    let runs: [(u64, Tally); 2] = if use_wrk {
+        std::thread::scope(|s| {
+            let go = |i: usize| {
+                let (target, file) = (&targets[i], &files[i]);
+                s.spawn(move || {
+                    let run = generate::wrk(target, plan.conns, length, pin.then_some(LOAD), file);
+                    let tally = Tally {
+                        ok: run.requests.saturating_sub(run.errors),
+                        bad: run.errors,
+                        first_bad: (run.errors > 0)
+                            .then(|| format!("wrk: {} errors, see {}", run.errors, file.display())),
+                    };
+                    (run.requests, tally)
+                })
+            };
+            let (hc, hg) = (go(0), go(1));
+            [hc.join().expect("wrk (c)"), hg.join().expect("wrk (g)")]
+        })
+    } else {
+        let ((tc, _), (tg, _)) = rt.block_on(async {
+            tokio::join!(
+                generate::closed(&targets[0], plan.conns, length),
+                generate::closed(&targets[1], plan.conns, length)
+            )
+        });
+        [(tc.ok + tc.bad, tc), (tg.ok + tg.bad, tg)]
+    };
+    let cpu = [0, 1].map(|i| procs::cpu_us(pids[i]).saturating_sub(cpu0[i]));
+    let [(nc, tc), (ng, tg)] = runs;
+    for (i, line) in [
+        (0, format!("{nc} requests, {} CPU-µs\n", cpu[0])),
+        (1, format!("{ng} requests, {} CPU-µs\n", cpu[1])),
+    ] {
+        let _ = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&files[i])
+            .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+    }
+    rows[c].result.add_tally(tc);
+    rows[g].result.add_tally(tg);
+    if nc == 0 || ng == 0 || cpu[1] == 0 {
+        return None;
+    }
+    Some((cpu[0] as f64 / nc as f64) / (cpu[1] as f64 / ng as f64))
 }
 
 /// Saturates `row` for `length`: requests sent, requests/s, the answers.
