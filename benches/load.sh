@@ -15,6 +15,8 @@
 # some rows; also swap, scale), --no-wrk, --no-pin). Results go to
 # target/load/: table.md, results.json and raw/ (every wrk output, the
 # scale rows, the gateway's config and the tail of its log).
+# LOAD_AUDIT_TOML adds settings to row (g)'s [audit] section, e.g.
+#   LOAD_AUDIT_TOML='batch_interval = "10ms"' benches/load.sh --rows c,g --rounds 2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -108,9 +108,12 @@ pub(crate) async fn start(
          {policy}\n\
          [[routes]]\nname = \"tools\"\npath = \"/mcp\"\nupstream = \"http://127.0.0.1:{upstream}/mcp\"\n\
          [routes.auth]\nissuers = [\"dev\"]\n{audit}",
+        // `LOAD_AUDIT_TOML`: more `[audit]` settings to try under load
+        // (e.g. `batch_interval = "10ms"`).
         audit = audit.map_or(String::new(), |dir| format!(
-            "\n[audit]\ndir = {}\n",
-            toml::Value::String(dir.display().to_string())
+            "\n[audit]\ndir = {}\n{}\n",
+            toml::Value::String(dir.display().to_string()),
+            std::env::var("LOAD_AUDIT_TOML").unwrap_or_default()
         )),
         hash = toolgate::admin::auth::hash_token_hex(ADMIN_TOKEN),
         issuer = mint::DEV_ISSUER,
