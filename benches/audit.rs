@@ -74,16 +74,17 @@ fn decisions(c: &mut Criterion) {
         tmp.path().display().to_string()
     ))
     .expect("audit config");
-    let plain = Recorder::new();
+    let plain = std::sync::Arc::new(Recorder::new());
     let recorder = Recorder::new();
     let audit =
         toolgate::audit::AuditLog::start(&audit_cfg, None, recorder.registry()).expect("log");
-    let recorder = recorder.with_audit(audit);
+    // Shared as the gateway shares it: one count a request.
+    let recorder = std::sync::Arc::new(recorder.with_audit(audit));
 
     let mut g = c.benchmark_group("audit");
-    let record = |r: &Recorder| {
+    let record = |r: &std::sync::Arc<Recorder>| {
         let log = RequestLog::new(
-            r.clone(),
+            std::sync::Arc::clone(r),
             "github",
             Instant::now(),
             Duration::from_micros(3),

@@ -45,7 +45,9 @@ use crate::understand::{Understood, understand};
 #[derive(Debug)]
 pub struct Gateway {
     snapshot: ArcSwap<Snapshot>,
-    recorder: Recorder,
+    /// Shared with each request's [`RequestLog`]: a clone is one count,
+    /// not one per metric handle.
+    recorder: Arc<Recorder>,
     identifier: Identifier,
     policy_watch: std::sync::Mutex<Option<crate::decide::reload::PolicyWatch>>,
     tasks: Arc<Tasks>,
@@ -86,7 +88,7 @@ impl Gateway {
     pub fn new(snapshot: Snapshot, recorder: Recorder, tasks: Arc<Tasks>) -> Arc<Self> {
         Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
-            recorder,
+            recorder: Arc::new(recorder),
             identifier: Identifier::new(),
             policy_watch: std::sync::Mutex::new(None),
             tasks,
@@ -246,7 +248,7 @@ impl Gateway {
                 }
             })?;
         let log = RequestLog::new(
-            self.recorder.clone(),
+            Arc::clone(&self.recorder),
             &route.name,
             started,
             started.elapsed(),

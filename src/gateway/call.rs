@@ -28,7 +28,7 @@ pub(super) struct Call<'a> {
 /// request dropped before its answer is counted as `caller_gone`, with a
 /// line for every grant use its calls spent.
 pub(super) struct Decider {
-    pub(super) recorder: Recorder,
+    pub(super) recorder: Arc<Recorder>,
     pub(super) snapshot: Arc<Snapshot>,
     pub(super) route: Arc<Route>,
     pub(super) identity: Identity,
@@ -128,7 +128,7 @@ impl Decider {
     ) -> Self {
         let live = Live::build(gateway.tasks.store().as_ref(), &identity, &facts);
         Self {
-            recorder: gateway.recorder.clone(),
+            recorder: Arc::clone(&gateway.recorder),
             snapshot: Arc::clone(snapshot),
             route: Arc::clone(route),
             identity,

@@ -74,7 +74,7 @@ impl Gateway {
                 }
             })?;
         let log = RequestLog::new(
-            self.recorder.clone(),
+            Arc::clone(&self.recorder),
             &route.name,
             started,
             started.elapsed(),

@@ -16,7 +16,7 @@ use super::Recorder;
 /// The decision records of one request.
 #[derive(Debug)]
 pub struct RequestLog {
-    recorder: Recorder,
+    recorder: std::sync::Arc<Recorder>,
     route: String,
     started: Instant,
     identify: Duration,
@@ -27,7 +27,12 @@ pub struct RequestLog {
 impl RequestLog {
     /// For a request on `route` that started at `started` and took
     /// `identify` to identify its caller.
-    pub fn new(recorder: Recorder, route: &str, started: Instant, identify: Duration) -> Self {
+    pub fn new(
+        recorder: std::sync::Arc<Recorder>,
+        route: &str,
+        started: Instant,
+        identify: Duration,
+    ) -> Self {
         recorder.identify_latency(route, identify);
         Self {
             recorder,
