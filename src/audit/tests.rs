@@ -16,7 +16,7 @@ fn config(dir: &Path, max_file_size: u64) -> Audit {
     toml::from_str(&text).unwrap()
 }
 
-fn admin(n: usize) -> Entry {
+pub(super) fn admin(n: usize) -> Entry {
     Entry::Admin(Box::new(AdminEntry {
         at_ms: 1_764_843_072_000 + n as u64,
         actor: format!("ops-{n}"),

@@ -700,19 +700,8 @@ fn sync_dir(dir: &Path) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::admin;
     use super::*;
-
-    fn admin(n: usize) -> Entry {
-        Entry::Admin(Box::new(super::super::entry::AdminEntry {
-            at_ms: 1_764_843_072_000 + n as u64,
-            actor: format!("ops-{n}-{}", "x".repeat(400)),
-            role: "operator",
-            action: "issue_grant".into(),
-            target: Some(format!("grant_{n:04}")),
-            outcome: "ok".into(),
-            remote: None,
-        }))
-    }
 
     #[test]
     fn a_batch_written_in_chunks_counts_whole_or_not_at_all() {
@@ -732,8 +721,8 @@ mod tests {
         });
         let renderer = Renderer::new(Arc::new(Masks::new(&[], None)), None);
         let mut w = Writer::open(&cfg, renderer, shared).unwrap();
-        // ≈ 500-byte lines: 400 of them are three chunks or more.
-        let batch: Vec<Entry> = (0..400).map(admin).collect();
+        // ≈ 250-byte lines: 1,000 of them are three chunks or more.
+        let batch: Vec<Entry> = (0..1000).map(admin).collect();
         let (len, seq) = (w.len, w.seq);
         let first = w.dir.join(file_name(w.number));
         w.fail_after = Some(1);
@@ -748,7 +737,7 @@ mod tests {
         w.write(&batch).unwrap();
         assert_eq!(
             w.seq,
-            seq + 1 + 400,
+            seq + 1 + 1000,
             "a new file's first line, then the batch"
         );
         w.finish();
@@ -760,6 +749,6 @@ mod tests {
                     .is_ok_and(|r| matches!(r.body, super::super::line::Body::Admin(_)))
             })
             .count();
-        assert_eq!(records, 400, "each record once: {summary:?}");
+        assert_eq!(records, 1000, "each record once: {summary:?}");
     }
 }
