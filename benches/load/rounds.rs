@@ -452,13 +452,7 @@ fn together(
                 let (target, file) = (&targets[i], &files[i]);
                 s.spawn(move || {
                     let run = generate::wrk(target, plan.conns, length, pin.then_some(LOAD), file);
-                    let tally = Tally {
-                        ok: run.requests.saturating_sub(run.errors),
-                        bad: run.errors,
-                        first_bad: (run.errors > 0)
-                            .then(|| format!("wrk: {} errors, see {}", run.errors, file.display())),
-                    };
-                    (run.requests, tally)
+                    (run.requests, wrk_tally(&run, file))
                 })
             };
             let (hc, hg) = (go(0), go(1));
@@ -487,7 +481,7 @@ fn together(
     }
     rows[c].result.add_tally(tc);
     rows[g].result.add_tally(tg);
-    if nc == 0 || ng == 0 || cpu[1] == 0 {
+    if nc == 0 || ng == 0 || cpu.contains(&0) {
         return None;
     }
     Some((cpu[0] as f64 / nc as f64) / (cpu[1] as f64 / ng as f64))
@@ -505,13 +499,7 @@ fn run_saturated(
 ) -> (u64, f64, Tally) {
     if use_wrk {
         let run = generate::wrk(&row.target, plan.conns, length, pin.then_some(LOAD), file);
-        let tally = Tally {
-            ok: run.requests.saturating_sub(run.errors),
-            bad: run.errors,
-            first_bad: (run.errors > 0)
-                .then(|| format!("wrk: {} errors, see {}", run.errors, file.display())),
-        };
-        (run.requests, run.rps, tally)
+        (run.requests, run.rps, wrk_tally(&run, file))
     } else {
         let (tally, rps) = rt.block_on(generate::closed(&row.target, plan.conns, length));
         let _ = std::fs::write(
@@ -519,6 +507,16 @@ fn run_saturated(
             format!("built-in closed loop: {rps:.0} req/s, {tally:?}\n"),
         );
         (tally.ok + tally.bad, rps, tally)
+    }
+}
+
+/// A `wrk` run's answers: its non-2xx/3xx responses and socket errors are the bad ones.
+fn wrk_tally(run: &generate::WrkRun, file: &Path) -> Tally {
+    Tally {
+        ok: run.requests.saturating_sub(run.errors),
+        bad: run.errors,
+        first_bad: (run.errors > 0)
+            .then(|| format!("wrk: {} errors, see {}", run.errors, file.display())),
     }
 }
 
