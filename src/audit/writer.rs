@@ -63,10 +63,13 @@ struct Shared {
     unreported: AtomicU64,
     dropped: AtomicU64,
     metrics: AuditMetrics,
-    /// Written decision records, handed back for reuse: the thread that
-    /// fills one again reuses its allocations and frees what it held, so
-    /// that records are not allocated on one thread and freed on another
-    /// (which costs both: the allocator's cross-thread free lists).
+    /// Written decision records, handed back for reuse: the request-path
+    /// thread that fills one again reuses its allocations and frees what it
+    /// held, so that the writer frees none of them (a record allocated on
+    /// one thread and freed on another costs both: the allocator's
+    /// cross-thread free lists). With one worker thread every record is
+    /// allocated and freed by that thread; with several, a record may be
+    /// refilled by another worker than the one that filled it last.
     #[expect(
         clippy::vec_box,
         reason = "the boxes are what is reused: a queue entry is a box"
