@@ -17,6 +17,10 @@
 # scale rows, the gateway's config and the tail of its log).
 # LOAD_AUDIT_TOML adds settings to row (g)'s [audit] section, e.g.
 #   LOAD_AUDIT_TOML='batch_interval = "10ms"' benches/load.sh --rows c,g --rounds 2
+# LOAD_C_BIN=PATH runs another toolgate build as row (c); with LOAD_C_AUDIT=1 it
+# writes the decision log too, so that the side-by-side figure compares two
+# builds' logs (e.g. the last commit's binary against a change):
+#   LOAD_C_BIN=/tmp/toolgate-before LOAD_C_AUDIT=1 benches/load.sh --rows c,g --rounds 2
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

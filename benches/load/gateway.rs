@@ -85,7 +85,8 @@ pub(crate) struct Gateway {
 
 /// Starts `toolgate serve` in front of `upstream`, pinned to `cpu`, with
 /// one tokio worker when `one_worker`, under `wrap` (a profiler's command
-/// line) when not empty, writing the decision log to `audit` when given;
+/// line) when not empty, writing the decision log to `audit` when given,
+/// running `bin` instead of this build's binary when given (`LOAD_C_BIN`);
 /// sets up the task, grant and session.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn start(
@@ -97,6 +98,7 @@ pub(crate) async fn start(
     one_worker: bool,
     wrap: &[String],
     audit: Option<&Path>,
+    bin: Option<&Path>,
 ) -> Gateway {
     let (port, admin) = (procs::free_port(), procs::free_port());
     let config = format!(
@@ -120,14 +122,14 @@ pub(crate) async fn start(
         jwks = repo.join("config/dev/jwks.json").display(),
         policy = profiled_limits(&policy_toml(wasm), wrap),
     );
-    let name = if audit.is_some() {
-        "gateway-audit"
-    } else {
-        "gateway"
+    let name = match (audit, bin) {
+        (None, _) => "gateway",
+        (Some(_), None) => "gateway-audit",
+        (Some(_), Some(_)) => "gateway-base-audit",
     };
     let path = out.join(format!("{name}.toml"));
     std::fs::write(&path, config).expect("gateway config");
-    let toolgate = Path::new(env!("CARGO_BIN_EXE_toolgate"));
+    let toolgate = bin.unwrap_or(Path::new(env!("CARGO_BIN_EXE_toolgate")));
     let mut cmd = match wrap.split_first() {
         Some((program, args)) => {
             let mut cmd = procs::command(Path::new(program), cpu);

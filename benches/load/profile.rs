@@ -115,6 +115,7 @@ pub(crate) fn run(seconds: u64, row: Row) {
         true,
         &wrap,
         audit.then(|| out.join("audit")).as_deref(),
+        None,
     ));
     let (body, expect) = row.request();
     let target = Arc::new(Target {

@@ -3,7 +3,7 @@
 //! rate (latency), rows in a rotating order — then the SSE rows, the scale
 //! rows and the hot swap; then the report.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +94,13 @@ pub(crate) fn run(plan: &Plan) {
         .build()
         .expect("runtime");
     step!("starting toolgate");
+    // `LOAD_C_BIN` (with `LOAD_C_AUDIT`): row (c) is another build,
+    // writing the log too — two builds' costs side by side.
+    let base_bin = std::env::var_os("LOAD_C_BIN").map(PathBuf::from);
+    let base_audit = std::env::var_os("LOAD_C_AUDIT").map(|_| plan.out.join("audit-c"));
+    if let Some(dir) = &base_audit {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     let gw = rt.block_on(gateway::start(
         &repo(),
         &wasm,
@@ -102,7 +109,8 @@ pub(crate) fn run(plan: &Plan) {
         cpu(UNDER_TEST),
         true,
         &[],
-        None,
+        base_audit.as_deref(),
+        base_bin.as_deref(),
     ));
     // (g): the same gateway writing the decision log, on the same CPU (one
     // of the two is under load at a time).
@@ -117,6 +125,7 @@ pub(crate) fn run(plan: &Plan) {
         true,
         &[],
         Some(&audit_dir),
+        None,
     ));
 
     let headers_of = |gw: &gateway::Gateway, auth: bool| {

@@ -78,6 +78,24 @@ impl DecisionEntry {
     }
 }
 
+impl Entry {
+    /// Loads one byte of each place the writer reads for this entry — the
+    /// record, its strings, its evidence, its workload — and nothing else.
+    /// The request path wrote them up to a batch interval ago, on another
+    /// thread: cold. Warmed while the line before is written, their cache
+    /// misses overlap that work instead of stalling this line's.
+    pub fn warm(&self) {
+        if let Self::Decision(d) = self {
+            std::hint::black_box(d.text.text.as_bytes().first().copied());
+            std::hint::black_box(d.evidence.first().map(|e| e.outcome));
+            std::hint::black_box(d.evidence.last().map(|e| e.outcome));
+            if let Identity::Workload(w) = &d.identity {
+                std::hint::black_box(w.subject.as_bytes().first().copied());
+            }
+        }
+    }
+}
+
 /// How many strings a [`DecisionEntry`] holds: one per [`Text`].
 pub const TEXTS: usize = Text::TraceId as usize + 1;
 // Each string has a bit in `Texts::present`.

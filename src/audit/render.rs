@@ -13,17 +13,39 @@ use super::line::{
     LatencyLine, Line, LogLine, ModuleLine, TaskLine, UpstreamLine, VERSION,
 };
 use super::mask::Masks;
-use crate::decide::{Reason, Verdict};
+use crate::decide::{Evidence, Reason, Verdict};
 use crate::identify::Identity;
 use crate::store::{ApprovalKind, GrantSource, Store};
 
 pub(crate) mod json;
 
 /// Task facts cached per task id: `None` when the store does not know it.
-type TaskFacts = Option<Arc<(String, BTreeMap<String, String>)>>;
+type TaskFacts = Option<Arc<TaskMemo>>;
+
+/// What the store says of a task, and its lines' `task` object, made once.
+#[derive(Debug)]
+struct TaskMemo {
+    purpose: String,
+    labels: BTreeMap<String, String>,
+    json: Box<[u8]>,
+}
+
+/// A loaded module's `{"name":…,"version":…,"sha256":…`, made once. Its
+/// strings are the module's own, shared with every decision's evidence:
+/// the memo holds them, so a pointer seen again is the same module.
+#[derive(Debug)]
+struct ModuleMemo {
+    name: Arc<str>,
+    version: Arc<str>,
+    hash: Arc<str>,
+    head: Box<[u8]>,
+}
 
 /// Cached task facts past this many are forgotten at once.
 const TASK_CACHE: usize = 4096;
+
+/// Module memos past this many (reloads make new ones) are forgotten at once.
+const MODULE_CACHE: usize = 64;
 
 /// Turns entries into lines.
 pub(crate) struct Renderer {
@@ -35,6 +57,12 @@ pub(crate) struct Renderer {
     masks: Arc<Masks>,
     store: Option<Arc<dyn Store>>,
     tasks: HashMap<String, TaskFacts>,
+    /// The last task looked up: busy logs name the same task line after line.
+    last_task: Option<(String, TaskFacts)>,
+    modules: Vec<ModuleMemo>,
+    /// The last grant whose approval was looked up, and the answer (a
+    /// grant's approval and approver never change).
+    last_grant: Option<(String, Option<(String, String)>)>,
 }
 
 impl std::fmt::Debug for Renderer {
@@ -52,6 +80,9 @@ impl Renderer {
             masks,
             store,
             tasks: HashMap::new(),
+            last_task: None,
+            modules: Vec::new(),
+            last_grant: None,
         }
     }
 
@@ -63,14 +94,11 @@ impl Renderer {
         prev: &str,
         buf: &mut Vec<u8>,
     ) -> &'static str {
-        // A decision's task facts are held here, so that its line borrows
-        // them rather than copying the purpose and labels for every call.
-        let facts = match entry {
-            Entry::Decision(d) => d.task().map(|id| self.task_facts(id)),
-            Entry::Event(_) | Entry::Admin(_) | Entry::Stop(_) => None,
-        };
         let (at_ms, body) = match entry {
-            Entry::Decision(d) => (d.at_ms, self.decision(d, facts.as_ref())),
+            Entry::Decision(d) => {
+                self.write_decision(d, seq, prev, buf);
+                return "decision";
+            }
             Entry::Event(e) => (e.at_ms, self.event(e)),
             Entry::Admin(a) => (a.at_ms, admin(a)),
             // Never rendered: the writer stops at it.
@@ -86,33 +114,49 @@ impl Renderer {
         self.write(super::now_ms(), seq, prev, Body::Log(line), buf);
     }
 
-    fn write(&mut self, at_ms: u64, seq: u64, prev: &str, body: Body<'_>, buf: &mut Vec<u8>) {
-        // Under load many lines share a millisecond: its text is made once.
-        if self.ts.0 != at_ms || self.ts.1.is_empty() {
-            self.ts = (at_ms, timestamp(at_ms));
+    /// A decision: the line nearly every line of a busy log is, written
+    /// without serde and with its identity, task and modules' parts copied
+    /// from what earlier lines made of them.
+    fn write_decision(&mut self, d: &DecisionEntry, seq: u64, prev: &str, buf: &mut Vec<u8>) {
+        // The task's facts are held here, so that the line borrows them
+        // rather than copying the purpose and labels for every call.
+        let facts = d.task().map(|id| self.task_facts(id));
+        let approved_by = self.approved_by(d);
+        self.remember_modules(&d.evidence);
+        self.stamp(d.at_ms);
+        let id = self.next_id(d.at_ms, seq);
+        let mut id_buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let head = json::Head {
+            v: VERSION,
+            seq,
+            id: id.hyphenated().encode_lower(&mut id_buf),
+            ts: self.ts.1.as_str(),
+        };
+        let line = self.decision(d, facts.as_ref(), approved_by);
+        let mut made = json::Made {
+            identity: match &d.identity {
+                Identity::Workload(w) => Some(w.log_json(|| json::identity_json(&line.identity))),
+                Identity::Anonymous => None,
+            },
+            task: facts.as_ref().and_then(Option::as_ref).map(|m| &*m.json),
+            ..json::Made::default()
+        };
+        for (slot, e) in made.modules.iter_mut().zip(d.evidence.iter()) {
+            *slot = self.module_memo(e).map(|m| &*m.head);
         }
+        json::decision(buf, &head, &line, &made, prev);
+    }
+
+    fn write(&mut self, at_ms: u64, seq: u64, prev: &str, body: Body<'_>, buf: &mut Vec<u8>) {
+        self.stamp(at_ms);
         let id = self.next_id(at_ms, seq);
         let mut id_buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
         let id = id.hyphenated().encode_lower(&mut id_buf);
-        let ts = self.ts.1.as_str();
-        let body = match body {
-            Body::Decision(d) => {
-                let head = json::Head {
-                    v: VERSION,
-                    seq,
-                    id,
-                    ts,
-                };
-                json::decision(buf, &head, &d, prev);
-                return;
-            }
-            other => other,
-        };
         let line = Line {
             v: VERSION,
             seq,
             id: Cow::Borrowed(id),
-            ts: Cow::Borrowed(ts),
+            ts: Cow::Borrowed(self.ts.1.as_str()),
             body,
             prev: Cow::Borrowed(prev),
             hash: String::new(),
@@ -120,6 +164,14 @@ impl Renderer {
         // Plain data always serializes; a failure would leave no line.
         if serde_json::to_writer(&mut *buf, &line).is_err() {
             tracing::error!("a decision-log line could not be serialized");
+        }
+    }
+
+    /// Makes `ts` the text of `at_ms`: under load many lines share a
+    /// millisecond, and its text is made once.
+    fn stamp(&mut self, at_ms: u64) {
+        if self.ts.0 != at_ms || self.ts.1.is_empty() {
+            self.ts = (at_ms, timestamp(at_ms));
         }
     }
 
@@ -142,7 +194,12 @@ impl Renderer {
         uuid::Builder::from_unix_timestamp_millis(at_ms, &bytes).into_uuid()
     }
 
-    fn decision<'e>(&self, d: &'e DecisionEntry, facts: Option<&'e TaskFacts>) -> Body<'e> {
+    fn decision<'e>(
+        &self,
+        d: &'e DecisionEntry,
+        facts: Option<&'e TaskFacts>,
+        approved_by: Option<(String, String)>,
+    ) -> DecisionLine<'e> {
         let mut seen = Vec::new();
         let arguments = match (&d.arguments, d.arguments_json()) {
             (Some(args), _) => {
@@ -185,9 +242,6 @@ impl Renderer {
         // A grant from an approval names who approved: the approver acted
         // for this call, whichever module allowed it by that grant.
         let mut approval = d.approval().map(Cow::Borrowed);
-        let approved_by = grants
-            .iter()
-            .find_map(|id| self.store.as_ref()?.grant_approval(id));
         let approver = if let Some((id, by)) = approved_by {
             approval.get_or_insert(Cow::Owned(id));
             Some(by)
@@ -216,7 +270,7 @@ impl Renderer {
             ),
         };
         let message = (!d.message().is_empty()).then(|| Masks::scrub(d.message(), &seen));
-        Body::Decision(Box::new(DecisionLine {
+        DecisionLine {
             phase: Cow::Borrowed(d.phase.as_str()),
             route: Cow::Borrowed(d.route()),
             method: Cow::Borrowed(d.method()),
@@ -239,24 +293,89 @@ impl Renderer {
             },
             upstream,
             trace_id: (!d.trace_id().is_empty()).then_some(Cow::Borrowed(d.trace_id())),
-        }))
+        }
+    }
+
+    /// The approval, and who answered it, of the first grant that allowed
+    /// `d` and came from one (the last grant asked about is remembered).
+    fn approved_by(&mut self, d: &DecisionEntry) -> Option<(String, String)> {
+        if d.verdict != Verdict::Allow {
+            return None;
+        }
+        for id in crate::decide::named_grants(&d.evidence).chain(d.grant()) {
+            let found = match &self.last_grant {
+                Some((last, found)) if last == id => found.clone(),
+                _ => {
+                    let found = self.store.as_ref().and_then(|s| s.grant_approval(id));
+                    self.last_grant = Some((id.to_owned(), found.clone()));
+                    found
+                }
+            };
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    }
+
+    /// Makes a memo for each module of `evidence` not seen before.
+    fn remember_modules(&mut self, evidence: &[Evidence]) {
+        for e in evidence {
+            if self.module_memo(e).is_some() {
+                continue;
+            }
+            if self.modules.len() >= MODULE_CACHE {
+                self.modules.clear();
+            }
+            self.modules.push(ModuleMemo {
+                name: Arc::clone(&e.module),
+                version: Arc::clone(&e.version),
+                hash: Arc::clone(&e.hash),
+                head: json::module_head(&e.module, &e.version, &e.hash).into_boxed_slice(),
+            });
+        }
+    }
+
+    fn module_memo(&self, e: &Evidence) -> Option<&ModuleMemo> {
+        self.modules.iter().find(|m| {
+            Arc::ptr_eq(&m.hash, &e.hash)
+                && Arc::ptr_eq(&m.name, &e.module)
+                && Arc::ptr_eq(&m.version, &e.version)
+        })
     }
 
     /// What the store says of task `id` (cached; `None` if it does not
     /// know it).
     fn task_facts(&mut self, id: &str) -> TaskFacts {
-        if let Some(facts) = self.tasks.get(id) {
+        if let Some((last, facts)) = &self.last_task
+            && last == id
+        {
             return facts.clone();
         }
-        if self.tasks.len() > TASK_CACHE {
-            self.tasks.clear();
-        }
-        let facts = self
-            .store
-            .as_ref()
-            .and_then(|s| s.task(id))
-            .map(|t| Arc::new((t.purpose, t.labels)));
-        self.tasks.insert(id.to_owned(), facts.clone());
+        let facts = match self.tasks.get(id) {
+            Some(facts) => facts.clone(),
+            None => {
+                if self.tasks.len() > TASK_CACHE {
+                    self.tasks.clear();
+                }
+                let facts = self.store.as_ref().and_then(|s| s.task(id)).map(|t| {
+                    let line = TaskLine {
+                        id: Cow::Borrowed(id),
+                        purpose: Some(Cow::Borrowed(t.purpose.as_str())),
+                        labels: Cow::Borrowed(&t.labels),
+                    };
+                    let json = json::task_json(&line).into_boxed_slice();
+                    Arc::new(TaskMemo {
+                        purpose: t.purpose,
+                        labels: t.labels,
+                        json,
+                    })
+                });
+                self.tasks.insert(id.to_owned(), facts.clone());
+                facts
+            }
+        };
+        self.last_task = Some((id.to_owned(), facts.clone()));
         facts
     }
 
@@ -268,7 +387,10 @@ impl Renderer {
             // Events are few: their task line owns a copy of the facts.
             task: (!e.task.is_empty()).then(|| {
                 let facts = self.task_facts(&e.task);
-                let (purpose, labels) = facts.as_deref().cloned().unzip();
+                let (purpose, labels) = facts
+                    .as_deref()
+                    .map(|m| (m.purpose.clone(), m.labels.clone()))
+                    .unzip();
                 TaskLine {
                     id: Cow::Borrowed(e.task.as_str()),
                     purpose: purpose.map(Cow::Owned),
@@ -339,8 +461,8 @@ fn task_line<'e>(id: &'e str, facts: Option<&'e TaskFacts>) -> TaskLine<'e> {
     match facts.and_then(Option::as_ref) {
         Some(f) => TaskLine {
             id: Cow::Borrowed(id),
-            purpose: Some(Cow::Borrowed(f.0.as_str())),
-            labels: Cow::Borrowed(&f.1),
+            purpose: Some(Cow::Borrowed(f.purpose.as_str())),
+            labels: Cow::Borrowed(&f.labels),
         },
         None => TaskLine {
             id: Cow::Borrowed(id),

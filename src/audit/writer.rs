@@ -431,7 +431,10 @@ impl Writer {
             kinds.push("log");
         }
         let mut written = Ok(());
-        for entry in entries {
+        for (i, entry) in entries.iter().enumerate() {
+            if let Some(next) = entries.get(i + 1) {
+                next.warm();
+            }
             let start = self.buf.len();
             kinds.push(self.renderer.entry(entry, seq + 1, &prev, &mut self.buf));
             prev = chain::seal_line(&mut self.buf, start);

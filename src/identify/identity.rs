@@ -72,12 +72,13 @@ pub struct Workload {
     pub derived: Derived,
 }
 
-/// Forms of a workload built lazily, once: its policy input JSON and its
-/// principal. Never part of equality.
+/// Forms of a workload built lazily, once: its policy input JSON, its
+/// principal and its decision-log form. Never part of equality.
 #[derive(Debug, Clone, Default)]
 pub struct Derived {
     wire: OnceLock<Box<RawValue>>,
     principal: OnceLock<String>,
+    log: OnceLock<Box<[u8]>>,
 }
 
 impl PartialEq for Derived {
@@ -101,6 +102,15 @@ pub struct Delegation {
 
 fn serialize_workload<S: Serializer>(workload: &Arc<Workload>, s: S) -> Result<S::Ok, S::Error> {
     Workload::serialize(workload, s)
+}
+
+impl Workload {
+    /// The decision log's `identity` object for this workload: made by
+    /// `make` the first time it is asked for, then kept with the workload
+    /// (which every call with the same cached token shares).
+    pub fn log_json(&self, make: impl FnOnce() -> Vec<u8>) -> &[u8] {
+        self.derived.log.get_or_init(|| make().into_boxed_slice())
+    }
 }
 
 impl Identity {

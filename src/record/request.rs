@@ -20,8 +20,43 @@ pub struct RequestLog {
     route: String,
     started: Instant,
     identify: Duration,
-    pending: Mutex<Vec<(Box<DecisionEntry>, Permit)>>,
+    pending: Mutex<Pending<Waiting>>,
     upstream: Mutex<Option<Upstream>>,
+}
+
+/// A record waiting for its request to end, with its place in the queue.
+type Waiting = (Box<DecisionEntry>, Permit);
+
+/// The records a request waits with: one for a call (held in place, no
+/// allocation), more for a batch.
+#[derive(Debug)]
+struct Pending<T> {
+    first: Option<T>,
+    more: Vec<T>,
+}
+
+impl<T> Default for Pending<T> {
+    fn default() -> Self {
+        Self {
+            first: None,
+            more: Vec::new(),
+        }
+    }
+}
+
+impl<T> Pending<T> {
+    fn push(&mut self, waiting: T) {
+        if self.first.is_none() {
+            self.first = Some(waiting);
+        } else {
+            self.more.push(waiting);
+        }
+    }
+
+    /// Every record, in the order pushed; empty after.
+    fn drain(&mut self) -> impl Iterator<Item = T> + '_ {
+        self.first.take().into_iter().chain(self.more.drain(..))
+    }
 }
 
 impl RequestLog {
@@ -39,7 +74,7 @@ impl RequestLog {
             route: route.to_owned(),
             started,
             identify,
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
             upstream: Mutex::new(None),
         }
     }
@@ -185,7 +220,7 @@ impl Drop for RequestLog {
         let Ok(pending) = self.pending.get_mut() else {
             return;
         };
-        for (mut entry, permit) in pending.drain(..) {
+        for (mut entry, permit) in pending.drain() {
             entry.total = total;
             if entry.verdict == Verdict::Allow && entry.phase == Phase::Call {
                 entry.upstream = upstream;
@@ -199,7 +234,21 @@ impl Drop for RequestLog {
 mod tests {
     use serde_json::json;
 
-    use super::with_json;
+    use super::{Pending, with_json};
+
+    #[test]
+    fn pending_records_leave_in_the_order_they_came_and_only_once() {
+        let mut p = Pending::default();
+        assert_eq!(p.drain().count(), 0);
+        p.push(1);
+        assert_eq!(p.more.capacity(), 0, "one record needs no allocation");
+        p.push(2);
+        p.push(3);
+        assert_eq!(p.drain().collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(p.drain().count(), 0);
+        p.push(4);
+        assert_eq!(p.drain().collect::<Vec<_>>(), [4]);
+    }
 
     #[test]
     fn arguments_are_serialized_as_serde_json_writes_them_and_none_stays_none() {
