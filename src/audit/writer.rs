@@ -150,7 +150,13 @@ impl AuditLog {
     /// A written record to fill again, if one is spare: its fields still
     /// hold the last call's, to be overwritten (and freed) by the caller.
     pub fn spare(&self) -> Option<Box<DecisionEntry>> {
-        self.shared.spare.lock().ok()?.pop()
+        let mut spare = self.shared.spare.lock().ok()?;
+        let one = spare.pop();
+        // The next call's: written by the writer a while ago, cold by now.
+        if let Some(next) = spare.last() {
+            next.warm();
+        }
+        one
     }
 
     /// False while writing fails (and is being retried).
