@@ -194,6 +194,10 @@ impl Report {
             "fixed_rate_s": plan.latency_for.as_secs(),
             "sse_rate": plan.sse_rate,
             "pinned": pinned,
+            // Row (c) is another build (benches/load.sh, `LOAD_C_BIN`):
+            // its figures, and (c) over (g), compare two builds.
+            "row_c_binary": std::env::var("LOAD_C_BIN").ok(),
+            "row_c_audit": std::env::var_os("LOAD_C_AUDIT").is_some(),
         });
         Self {
             rows,
@@ -399,6 +403,16 @@ impl Report {
             h["fixed_rate"],
             h["fixed_rate_s"],
         );
+        if let Some(bin) = h["row_c_binary"].as_str() {
+            t.push_str(&format!(
+                "row (c) is another build: {bin}{} — (c) over (g) compares the two builds, not the log's cost\n\n",
+                if h["row_c_audit"].as_bool() == Some(true) {
+                    ", writing the decision log too"
+                } else {
+                    ""
+                }
+            ));
+        }
         t.push_str("| row | what | req/s | × (b) | CPU-µs/call | upstream CPU-µs/call | p50 µs | p99 µs | p99.9 µs | +p50 over (a) | +p99 over (a) | peak RSS |\n");
         t.push_str("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         let a = self.row("a");
