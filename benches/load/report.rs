@@ -25,6 +25,9 @@ pub(crate) struct RowResult {
     tally: Tally,
     /// Every fixed-rate latency, µs.
     latencies: Vec<u32>,
+    /// The open-loop rate its latencies were measured at, when the row
+    /// serves less than the run's fixed rate (see [`RowResult::fixed_rate`]).
+    lower_rate: Option<u32>,
     pub(crate) peak_rss_kib: u64,
 }
 
@@ -42,6 +45,28 @@ impl RowResult {
     /// Answers of a run that measured nothing for this row's figures.
     pub(crate) fn add_tally(&mut self, tally: Tally) {
         self.tally.merge(tally);
+    }
+
+    /// The open-loop rate to measure this row's latencies at: the run's
+    /// `rate`, or half of what the row served saturated (its first run,
+    /// then kept for every round) when that is less — a rate past what
+    /// the process can serve measures its queue growing for the whole run
+    /// (seconds), not its latency.
+    pub(crate) fn fixed_rate(&mut self, rate: u32) -> u32 {
+        if let Some(lower) = self.lower_rate {
+            return lower;
+        }
+        let Some(&first) = self.rps.first() else {
+            return rate;
+        };
+        let half = (first / 2.0 / 50.0).floor() * 50.0;
+        if half < f64::from(rate) {
+            // At least 50 req/s: a row this slow still gets measured.
+            let lower = (half as u32).max(50);
+            self.lower_rate = Some(lower);
+            return lower;
+        }
+        rate
     }
 
     pub(crate) fn add_latencies(&mut self, lat: Latencies) {
@@ -75,6 +100,8 @@ pub(crate) struct Swap {
 struct Row {
     key: &'static str,
     what: &'static str,
+    /// Set when its latencies were measured below the run's fixed rate.
+    lower_rate: Option<u32>,
     rps: f64,
     ratio: f64,
     cpu_us: f64,
@@ -151,6 +178,7 @@ impl Report {
                 Row {
                     key,
                     what,
+                    lower_rate: r.lower_rate,
                     rps: median(&r.rps),
                     ratio: median(&ratios),
                     cpu_us: median(&r.cpu_us),
@@ -427,10 +455,17 @@ impl Report {
                 (Some(_), "a") | (None, _) => "—".to_owned(),
                 (Some(a), _) => format!("{:+}", i64::from(f(r)) - i64::from(f(a))),
             };
+            let what = match r.lower_rate {
+                Some(rate) => format!(
+                    "{}; latencies at {rate} req/s (half its saturated rate)",
+                    r.what
+                ),
+                None => r.what.to_owned(),
+            };
             t.push_str(&format!(
                 "| ({}) | {} | {:.0} | {:.2} | {:.1} | {:.1} | {} | {} | {} | {} | {} | {:.1} MiB |\n",
                 r.key,
-                r.what,
+                what,
                 r.rps,
                 r.ratio,
                 r.cpu_us,
@@ -501,6 +536,7 @@ impl Report {
                     "cpu_us_per_call": r.cpu_us, "upstream_cpu_us_per_call": r.upstream_cpu_us,
                     "log_writer_cpu_us_per_call": r.writer_cpu_us, "p50_us": r.p50, "p99_us": r.p99,
                     "p999_us": r.p999, "latency_samples": r.samples,
+                    "fixed_rate": r.lower_rate.unwrap_or(self.header["fixed_rate"].as_u64().unwrap_or(0) as u32),
                     "peak_rss_kib": r.peak_rss_kib, "ok": r.tally.ok, "wrong": r.tally.bad,
                 })
             })

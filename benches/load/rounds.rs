@@ -305,15 +305,11 @@ pub(crate) fn run(plan: &Plan) {
         }
         for &i in &order {
             let row = &mut rows[i];
-            step!(
-                "round {} row ({}) at {} req/s",
-                round + 1,
-                row.key,
-                plan.rate
-            );
+            let rate = row.result.fixed_rate(plan.rate);
+            step!("round {} row ({}) at {} req/s", round + 1, row.key, rate);
             let lat = rt.block_on(generate::open(
                 &row.target,
-                plan.rate,
+                rate,
                 plan.latency_for,
                 16,
                 false,
