@@ -25,9 +25,6 @@ pub(crate) struct RowResult {
     tally: Tally,
     /// Every fixed-rate latency, µs.
     latencies: Vec<u32>,
-    /// The open-loop rate its latencies were measured at, when the row
-    /// serves less than the run's fixed rate (see [`RowResult::fixed_rate`]).
-    lower_rate: Option<u32>,
     pub(crate) peak_rss_kib: u64,
 }
 
@@ -48,25 +45,20 @@ impl RowResult {
     }
 
     /// The open-loop rate to measure this row's latencies at: the run's
-    /// `rate`, or half of what the row served saturated (its first run,
-    /// then kept for every round) when that is less — a rate past what
+    /// `rate`, or half of what the row served in its first saturated run
+    /// (the same for every round) when that is less — a rate past what
     /// the process can serve measures its queue growing for the whole run
-    /// (seconds), not its latency.
-    pub(crate) fn fixed_rate(&mut self, rate: u32) -> u32 {
-        if let Some(lower) = self.lower_rate {
-            return lower;
-        }
+    /// (seconds), not its latency. At least 50 req/s.
+    pub(crate) fn fixed_rate(&self, rate: u32) -> u32 {
         let Some(&first) = self.rps.first() else {
             return rate;
         };
         let half = (first / 2.0 / 50.0).floor() * 50.0;
         if half < f64::from(rate) {
-            // At least 50 req/s: a row this slow still gets measured.
-            let lower = (half as u32).max(50);
-            self.lower_rate = Some(lower);
-            return lower;
+            (half as u32).max(50).min(rate)
+        } else {
+            rate
         }
-        rate
     }
 
     pub(crate) fn add_latencies(&mut self, lat: Latencies) {
@@ -178,7 +170,7 @@ impl Report {
                 Row {
                     key,
                     what,
-                    lower_rate: r.lower_rate,
+                    lower_rate: Some(r.fixed_rate(plan.rate)).filter(|&x| x < plan.rate),
                     rps: median(&r.rps),
                     ratio: median(&ratios),
                     cpu_us: median(&r.cpu_us),
