@@ -1,16 +1,18 @@
 //! Record stage, the decision log: one JSON line per call-phase decision and
 //! per task, grant, approval and admin event, hash-chained so that an edit,
 //! a removed or moved line, or a cut-off tail is found by `toolgate audit
-//! verify`. The request path only builds a compact owned [`Entry`] and hands
-//! it to a bounded queue; the writer thread masks arguments, looks up task
-//! facts, serializes, hashes, writes, rotates and syncs.
+//! verify`. The request path reserves a place in a bounded outbox when it
+//! decides, and copies the record's facts into it when the request ends;
+//! the writer thread takes the whole outbox once a batch interval, masks
+//! arguments, looks up task facts, serializes, hashes, writes, rotates and
+//! syncs.
 //!
 //! ```text
-//!  request path                       writer thread (its own)
-//!  ────────────                       ───────────────────────
-//!  reserve a slot ─▶ queue (bounded) ─▶ mask ─▶ line ─▶ hash chain ─▶ file
-//!  (none: fail closed                    │                        HEAD ◀┘
-//!   or count a drop)                     └─ rotate · retain · fsync
+//!  request path                        writer thread (its own)
+//!  ────────────                        ───────────────────────
+//!  reserve a place ─▶ outbox (bounded) ─▶ mask ─▶ line ─▶ hash chain ─▶ file
+//!  (none: fail closed   flat mail,          │                        HEAD ◀┘
+//!   or count a drop)    swapped whole       └─ rotate · retain · fsync
 //! ```
 //!
 //! [`read::Records`] reads a log back as typed, verified records; reports
@@ -22,6 +24,7 @@ mod entry;
 pub mod line;
 mod mask;
 mod metrics;
+mod outbox;
 pub mod read;
 mod render;
 pub mod report;

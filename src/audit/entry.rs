@@ -78,50 +78,6 @@ impl DecisionEntry {
     }
 }
 
-impl Entry {
-    /// Asks for the memory the writer reads for this entry — the record,
-    /// its strings, its evidence — to be brought into the cache. The
-    /// request path wrote it up to a batch interval ago: cold. Asked for
-    /// while the line before is written, its cache misses overlap that
-    /// work instead of stalling this line's.
-    pub fn warm(&self) {
-        if let Self::Decision(d) = self {
-            d.warm();
-            prefetch(d.evidence.as_ptr());
-        }
-    }
-}
-
-impl DecisionEntry {
-    /// Asks for the record and its strings' buffer to be brought into the
-    /// cache (see [`prefetch`]): for the writer about to read it, or for
-    /// the request path about to fill a spare one again.
-    pub fn warm(&self) {
-        let record: *const Self = self;
-        let bytes = record.cast::<u8>();
-        for line in (0..std::mem::size_of::<Self>()).step_by(64) {
-            prefetch(bytes.wrapping_add(line));
-        }
-        prefetch(self.text.text.as_ptr());
-    }
-}
-
-/// Asks the CPU to bring the cache line holding `p` in, without waiting
-/// for it: a hint, which never faults and changes nothing, whatever `p`
-/// points at. On other CPUs than x86-64, nothing.
-#[inline]
-#[allow(unsafe_code)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `prefetcht0` is a hint: it cannot fault or alter memory for
-    // any address, valid or not; SSE is part of every x86-64 CPU.
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
-
 /// How many strings a [`DecisionEntry`] holds: one per [`Text`].
 pub const TEXTS: usize = Text::TraceId as usize + 1;
 // Each string has a bit in `Texts::present`.
@@ -182,6 +138,24 @@ impl Texts {
     /// Bytes allocated for the strings.
     pub fn capacity(&self) -> usize {
         self.text.capacity()
+    }
+
+    /// The strings back to back, where each ends, which are present: what
+    /// the hand-off copies.
+    pub(super) fn parts(&self) -> (&str, &[usize; TEXTS], u16) {
+        (&self.text, &self.ends, self.present)
+    }
+
+    /// Replaces every string with `text` cut at `ends` (as [`Texts::parts`]
+    /// gave them), in the allocation already held when it is big enough.
+    pub(super) fn set_parts(&mut self, text: &str, ends: &[u32; TEXTS], present: u16) {
+        self.text.clear();
+        self.text.push_str(text);
+        for (to, end) in self.ends.iter_mut().zip(ends) {
+            // A cut inside a character reads as absent, never as a panic.
+            *to = (*end as usize).min(text.len());
+        }
+        self.present = present;
     }
 
     pub fn get(&self, which: Text) -> Option<&str> {

@@ -117,7 +117,13 @@ impl Renderer {
     /// A decision: the line nearly every line of a busy log is, written
     /// without serde and with its identity, task and modules' parts copied
     /// from what earlier lines made of them.
-    fn write_decision(&mut self, d: &DecisionEntry, seq: u64, prev: &str, buf: &mut Vec<u8>) {
+    pub(crate) fn write_decision(
+        &mut self,
+        d: &DecisionEntry,
+        seq: u64,
+        prev: &str,
+        buf: &mut Vec<u8>,
+    ) {
         // The task's facts are held here, so that the line borrows them
         // rather than copying the purpose and labels for every call.
         let facts = d.task().map(|id| self.task_facts(id));

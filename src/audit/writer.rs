@@ -1,6 +1,6 @@
-//! Record stage: the decision log's writer — a bounded queue the request
-//! path reserves a slot in (never waiting), and one thread of its own that
-//! drains it in batches: render, hash-chain, write, rewrite `HEAD`, sync per
+//! Record stage: the decision log's writer — a bounded outbox the request
+//! path reserves a place in (never waiting), and one thread of its own that
+//! takes what it holds once a batch interval and writes it in batches: render, hash-chain, write, rewrite `HEAD`, sync per
 //! `audit.fsync`, rotate past `audit.max_file_size`, delete files past
 //! `audit.retain`. A failed write marks the log unhealthy (calls are then
 //! refused, or their records counted as dropped, per `audit.on_failure`)
@@ -13,21 +13,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-
 use super::Error;
 use super::chain::{self, GENESIS};
-use super::entry::{DecisionEntry, Entry};
+use super::entry::Entry;
 use super::line::{HeadLine, LogLine, PreviousLine};
 use super::mask::Masks;
 use super::metrics::AuditMetrics;
+pub use super::outbox::Permit;
+use super::outbox::{Cursor, Decoder, Item, Mail, Outbox};
 use super::render::Renderer;
 use super::segment::{self, Head, file_name};
 use crate::config::{self, Fsync, OnFailure};
 use crate::store::Store;
-
-/// A reserved place in the queue: sending on it cannot fail.
-pub type Permit = mpsc::OwnedPermit<Entry>;
 
 /// Most entries written in one batch.
 pub(super) const MAX_BATCH: usize = 1024;
@@ -36,19 +33,24 @@ pub(super) const MAX_BATCH: usize = 1024;
 /// size of a whole batch (≈ 750 KB at 15k decisions a second and 50 ms)
 /// is cold again each time it is filled, and is read back cold by `write`.
 const WRITE_CHUNK: usize = 64 * 1024;
-/// Most written decision records kept for the request path to fill again.
-const SPARE: usize = 2 * MAX_BATCH;
-/// A record whose strings hold more than this is freed, not kept.
-const SPARE_TEXT: usize = 4096;
 /// How long a failed write waits before it is tried again.
 const RETRY: Duration = Duration::from_millis(250);
 /// How long shutdown waits for the writer to seal the log.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
+/// The writer's hold on the outbox, which shuts it when dropped.
+struct ShutOnExit(Arc<Outbox>);
+
+impl Drop for ShutOnExit {
+    fn drop(&mut self) {
+        self.0.shut();
+    }
+}
+
 /// The handle the gateway records through. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
-    tx: mpsc::Sender<Entry>,
+    outbox: Arc<Outbox>,
     shared: Arc<Shared>,
     masks: Arc<Masks>,
     fail_closed: bool,
@@ -63,18 +65,6 @@ struct Shared {
     unreported: AtomicU64,
     dropped: AtomicU64,
     metrics: AuditMetrics,
-    /// Written decision records, handed back for reuse: the request-path
-    /// thread that fills one again reuses its allocations and frees what it
-    /// held, so that the writer frees none of them (a record allocated on
-    /// one thread and freed on another costs both: the allocator's
-    /// cross-thread free lists). With one worker thread every record is
-    /// allocated and freed by that thread; with several, a record may be
-    /// refilled by another worker than the one that filled it last.
-    #[expect(
-        clippy::vec_box,
-        reason = "the boxes are what is reused: a queue entry is a box"
-    )]
-    spare: std::sync::Mutex<Vec<Box<DecisionEntry>>>,
 }
 
 impl AuditLog {
@@ -100,7 +90,6 @@ impl AuditLog {
             unreported: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             metrics: AuditMetrics::new(registry),
-            spare: std::sync::Mutex::new(Vec::new()),
         });
         let writer = Writer::open(
             cfg,
@@ -108,14 +97,18 @@ impl AuditLog {
             Arc::clone(&shared),
         )?;
         shared.metrics.healthy.set(1);
-        let (tx, rx) = mpsc::channel(cfg.queue);
+        let lost = Arc::clone(&shared);
+        let outbox = Arc::new(Outbox::new(cfg.queue, move |n| {
+            lost.dropped("shutdown", n);
+        }));
+        let theirs = Arc::clone(&outbox);
         std::thread::Builder::new()
             .name("toolgate-audit".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || writer.run(theirs))
             .map_err(Error::Thread)?;
         tracing::info!(dir = %cfg.dir.display(), "decision log open");
         Ok(Self {
-            tx,
+            outbox,
             shared,
             masks,
             fail_closed: cfg.on_failure == OnFailure::FailClosed,
@@ -138,25 +131,13 @@ impl AuditLog {
         &self.masks
     }
 
-    /// A place for one record, or `None`: the queue is full, or (failing
+    /// A place for one record, or `None`: the outbox is full, or (failing
     /// closed) the log is not being written.
     pub fn reserve(&self) -> Option<Permit> {
         if self.fail_closed && !self.shared.healthy.load(Ordering::Relaxed) {
             return None;
         }
-        self.tx.clone().try_reserve_owned().ok()
-    }
-
-    /// A written record to fill again, if one is spare: its fields still
-    /// hold the last call's, to be overwritten (and freed) by the caller.
-    pub fn spare(&self) -> Option<Box<DecisionEntry>> {
-        let mut spare = self.shared.spare.lock().ok()?;
-        let one = spare.pop();
-        // The next call's: written by the writer a while ago, cold by now.
-        if let Some(next) = spare.last() {
-            next.warm();
-        }
-        one
+        self.outbox.reserve()
     }
 
     /// False while writing fails (and is being retried).
@@ -166,13 +147,14 @@ impl AuditLog {
 
     /// Whether a record would be taken now.
     pub fn ready(&self) -> bool {
-        (!self.fail_closed || self.shared.healthy.load(Ordering::Relaxed)) && self.tx.capacity() > 0
+        (!self.fail_closed || self.shared.healthy.load(Ordering::Relaxed)) && self.outbox.has_room()
     }
 
     /// Queues a record that needed no reservation; counts it if it cannot be.
     pub fn send(&self, entry: Entry) {
-        if self.tx.try_send(entry).is_err() {
-            self.dropped("queue_full");
+        match self.outbox.reserve() {
+            Some(permit) => permit.send(entry),
+            None => self.dropped("queue_full"),
         }
     }
 
@@ -185,12 +167,10 @@ impl AuditLog {
     /// are written first; if the disk is failing they are counted as dropped.
     pub async fn close(&self) {
         self.shared.stop.store(true, Ordering::Relaxed);
-        let tx = self.tx.clone();
+        let (ack, wait) = std::sync::mpsc::channel();
+        self.outbox.post_unreserved(Entry::Stop(ack));
         let done = tokio::task::spawn_blocking(move || {
-            let (ack, wait) = std::sync::mpsc::channel();
-            if tx.blocking_send(Entry::Stop(ack)).is_ok() {
-                let _ = wait.recv_timeout(CLOSE_WAIT);
-            }
+            let _ = wait.recv_timeout(CLOSE_WAIT);
         });
         let _ = done.await;
     }
@@ -208,27 +188,6 @@ impl Shared {
         if (total - n).leading_zeros() != total.leading_zeros() || total == n {
             tracing::error!(target: "toolgate::audit", cause, total, "decision-log records dropped");
         }
-    }
-
-    /// Keeps `written`'s decision records for [`AuditLog::spare`] (up to
-    /// [`SPARE`]), and empties it.
-    fn recycle(&self, written: &mut Vec<Entry>) {
-        let mut rest = Vec::new();
-        if let Ok(mut spare) = self.spare.lock() {
-            for entry in written.drain(..) {
-                match entry {
-                    Entry::Decision(d)
-                        if spare.len() < SPARE && d.text.capacity() <= SPARE_TEXT =>
-                    {
-                        spare.push(d);
-                    }
-                    other => rest.push(other),
-                }
-            }
-        }
-        // Freed after the lock is let go; `written` keeps its capacity.
-        drop(rest);
-        written.clear();
     }
 
     fn set_healthy(&self, healthy: bool) {
@@ -267,6 +226,8 @@ struct Writer {
     last_sync: Instant,
     buf: Vec<u8>,
     renderer: Renderer,
+    /// What each decision record is read into from the mail.
+    decoder: Decoder,
     shared: Arc<Shared>,
     /// Tests: appends left before one fails.
     #[cfg(test)]
@@ -299,6 +260,7 @@ impl Writer {
             last_sync: Instant::now(),
             buf: Vec::with_capacity(64 * 1024),
             renderer,
+            decoder: Decoder::default(),
             shared,
             #[cfg(test)]
             fail_after: None,
@@ -321,99 +283,100 @@ impl Writer {
         Ok(w)
     }
 
-    fn run(mut self, mut rx: mpsc::Receiver<Entry>) {
-        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-        else {
-            tracing::error!(target: "toolgate::audit", "the decision-log writer cannot start its timer");
-            self.shared.set_healthy(false);
-            return;
-        };
-        rt.block_on(self.drain(&mut rx));
-    }
-
-    async fn drain(&mut self, rx: &mut mpsc::Receiver<Entry>) {
+    /// The writer thread: takes the outbox's mail, writes it, and waits
+    /// for more.
+    fn run(mut self, outbox: Arc<Outbox>) {
+        // However this thread ends (a panic too), the outbox is shut on the
+        // way out: nothing waits on, or silently posts to, a writer gone.
+        let outbox = ShutOnExit(outbox);
+        let outbox = &outbox.0;
         let tick = self.fsync_interval.min(Duration::from_secs(1));
-        let mut pending: Vec<Entry> = Vec::new();
-        // When the next batch may be taken (`audit.batch_interval` after
-        // the last one): until then records gather in the queue without
-        // waking this thread, so under load one wake-up, one write and one
-        // sync serve many records.
-        let mut next_batch = tokio::time::Instant::now();
+        let mut mail = Mail::default();
+        let mut at = Cursor::default();
+        let mut failed = false;
+        // When the next mail may be taken (`audit.batch_interval` after the
+        // last one was written): until then records gather in the outbox
+        // without waking this thread, so under load one wake-up, one write
+        // and one sync serve many records.
+        let mut next_batch = Instant::now();
         loop {
-            if pending.is_empty() {
-                if next_batch > tokio::time::Instant::now() {
-                    tokio::time::sleep_until(next_batch).await;
+            if at.done(&mail) {
+                mail.clear();
+                at = Cursor::default();
+                let wait = next_batch.saturating_duration_since(Instant::now());
+                if !wait.is_zero() {
+                    std::thread::sleep(wait);
                 }
-                take(rx, &mut pending);
-                if pending.is_empty() {
+                if !outbox.take(&mut mail, Duration::ZERO) {
                     // Idle: wait for a record, which is then written at once.
                     let wait = if self.reopen.is_some() { RETRY } else { tick };
-                    match tokio::time::timeout(wait, rx.recv()).await {
-                        Ok(Some(entry)) => pending.push(entry),
-                        Ok(None) => {
+                    if !outbox.take(&mut mail, wait) {
+                        if Arc::strong_count(outbox) == 1 {
+                            // Every handle and permit is gone: nothing can come.
                             self.finish();
                             return;
                         }
-                        Err(_) => {
-                            self.idle();
-                            continue;
-                        }
+                        self.idle();
+                        continue;
                     }
-                    take(rx, &mut pending);
                 }
-            } else {
+            } else if failed {
                 // The last write failed: wait, then try the same records again.
                 if self.shared.stop.load(Ordering::Relaxed) {
-                    let queued = rx.len();
-                    let lost = pending
-                        .iter()
-                        .filter(|e| !matches!(e, Entry::Stop(_)))
-                        .count();
-                    self.shared.dropped("shutdown", (lost + queued) as u64);
-                    tracing::error!(target: "toolgate::audit", lost = lost + queued, "shutting down while the decision log cannot be written");
+                    // The rest, still in the outbox, is counted as it shuts.
+                    let lost = mail.records_left(&at);
+                    self.shared.dropped("shutdown", lost as u64);
+                    let waiting = outbox.held().saturating_sub(1);
+                    tracing::error!(target: "toolgate::audit", lost = lost + waiting, "shutting down while the decision log cannot be written");
                     return;
                 }
-                tokio::time::sleep(RETRY).await;
+                std::thread::sleep(RETRY);
             }
-            let stop = pending.iter().position(|e| matches!(e, Entry::Stop(_)));
-            let work = stop.unwrap_or(pending.len());
-            match self.write(&pending[..work]) {
-                Ok(()) => {
-                    // A full batch means the queue is ahead of the writer:
-                    // the next one is taken at once, so the interval never
-                    // caps the log at MAX_BATCH records per interval.
-                    next_batch = tokio::time::Instant::now();
-                    if work < MAX_BATCH {
-                        next_batch += self.batch_interval;
+            let start = at;
+            match self.write(&mail, &mut at) {
+                Ok(stop) => {
+                    failed = false;
+                    // A mail bigger than a batch is written batch after
+                    // batch without waiting: the interval never caps the
+                    // log at MAX_BATCH records per interval.
+                    if at.done(&mail) {
+                        next_batch = Instant::now() + self.batch_interval;
                     }
                     self.shared.set_healthy(self.reopen.is_none());
-                    if let Some(i) = stop {
+                    if let Some(ack) = stop {
                         self.finish();
-                        if let Entry::Stop(ack) = pending.swap_remove(i) {
-                            let _ = ack.send(());
-                        }
+                        // Posted after the stop: past the sealed log.
+                        self.shared
+                            .dropped("shutdown", mail.records_left(&at) as u64);
+                        let _ = ack.send(());
                         return;
                     }
-                    self.shared.recycle(&mut pending);
                 }
                 Err(e) => {
+                    at = start;
+                    failed = true;
                     self.shared.metrics.write_errors.inc();
                     tracing::debug!(target: "toolgate::audit", error = %e, "decision-log write failed");
                     self.shared.set_healthy(false);
                 }
             }
+            let depth = outbox.held() + at.left(&mail);
             self.shared
                 .metrics
                 .queue_depth
-                .set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
+                .set(i64::try_from(depth).unwrap_or(i64::MAX));
         }
     }
 
-    /// Writes `entries` as one batch; on failure nothing of it counts and
-    /// the next try starts a new file.
-    fn write(&mut self, entries: &[Entry]) -> std::io::Result<()> {
+    /// Writes the next batch of `mail` (up to [`MAX_BATCH`] records, from
+    /// `at`, which it moves past them); on failure nothing of it counts and
+    /// the next try starts a new file. A stop ends the batch: its sender is
+    /// returned, to be told once the log is sealed.
+    fn write(
+        &mut self,
+        mail: &Mail,
+        at: &mut Cursor,
+    ) -> std::io::Result<Option<std::sync::mpsc::Sender<()>>> {
         if let Some(cause) = self.reopen {
             self.open_next(cause)?;
         }
@@ -422,7 +385,7 @@ impl Writer {
         let (mut seq, mut prev) = (self.seq, std::mem::take(&mut self.prev));
         let committed_prev = prev.clone();
         let dropped = self.shared.unreported.swap(0, Ordering::Relaxed);
-        let mut kinds: Vec<&'static str> = Vec::with_capacity(entries.len() + 1);
+        let mut kinds: Vec<&'static str> = Vec::with_capacity(MAX_BATCH.min(at.left(mail)) + 1);
         if dropped > 0 {
             let start = self.buf.len();
             let line = LogLine {
@@ -437,12 +400,26 @@ impl Writer {
             kinds.push("log");
         }
         let mut written = Ok(());
-        for (i, entry) in entries.iter().enumerate() {
-            if let Some(next) = entries.get(i + 1) {
-                next.warm();
-            }
+        let mut stop = None;
+        for _ in 0..MAX_BATCH {
             let start = self.buf.len();
-            kinds.push(self.renderer.entry(entry, seq + 1, &prev, &mut self.buf));
+            let kind = match mail.next(at, &mut self.decoder) {
+                None => break,
+                Some(Item::Other(Entry::Stop(ack))) => {
+                    stop = Some(ack.clone());
+                    break;
+                }
+                Some(Item::Other(entry)) => {
+                    self.renderer.entry(entry, seq + 1, &prev, &mut self.buf)
+                }
+                Some(Item::Decision) => {
+                    let d = &self.decoder.record;
+                    self.renderer
+                        .write_decision(d, seq + 1, &prev, &mut self.buf);
+                    "decision"
+                }
+            };
+            kinds.push(kind);
             prev = chain::seal_line(&mut self.buf, start);
             seq += 1;
             if self.buf.len() >= WRITE_CHUNK {
@@ -480,7 +457,7 @@ impl Writer {
         if self.len >= self.max_file_size {
             self.rotate();
         }
-        Ok(())
+        Ok(stop)
     }
 
     /// Appends `buf` to the current file; on failure takes back what it
@@ -694,16 +671,6 @@ impl Writer {
     }
 }
 
-/// Moves what the queue holds now (up to a batch) into `pending`.
-fn take(rx: &mut mpsc::Receiver<Entry>, pending: &mut Vec<Entry>) {
-    while pending.len() < MAX_BATCH {
-        match rx.try_recv() {
-            Ok(entry) => pending.push(entry),
-            Err(_) => break,
-        }
-    }
-}
-
 fn sync_dir(dir: &Path) {
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
@@ -729,16 +696,21 @@ mod tests {
             unreported: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             metrics: AuditMetrics::new(&prometheus::Registry::new()),
-            spare: std::sync::Mutex::new(Vec::new()),
         });
         let renderer = Renderer::new(Arc::new(Masks::new(&[], None)), None);
         let mut w = Writer::open(&cfg, renderer, shared).unwrap();
         // ≈ 250-byte lines: 1,000 of them are three chunks or more.
-        let batch: Vec<Entry> = (0..1000).map(admin).collect();
+        let mut batch = Mail::default();
+        for i in 0..1000 {
+            batch.push_entry(admin(i));
+        }
         let (len, seq) = (w.len, w.seq);
         let first = w.dir.join(file_name(w.number));
         w.fail_after = Some(1);
-        assert!(w.write(&batch).is_err(), "the second chunk fails");
+        assert!(
+            w.write(&batch, &mut Cursor::default()).is_err(),
+            "the second chunk fails"
+        );
         assert_eq!((w.len, w.seq), (len, seq), "nothing of the batch counts");
         assert_eq!(
             std::fs::metadata(&first).unwrap().len(),
@@ -746,7 +718,7 @@ mod tests {
             "the first chunk was cut back out of the file"
         );
         w.fail_after = None;
-        w.write(&batch).unwrap();
+        w.write(&batch, &mut Cursor::default()).unwrap();
         assert_eq!(
             w.seq,
             seq + 1 + 1000,

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::audit::{DecisionEntry, Entry, Masks, Permit, Texts, Upstream};
+use crate::audit::{DecisionEntry, Masks, Permit, Texts, Upstream};
 use crate::decide::{Decision, DecisionInput, Phase, Reason, Verdict};
 
 use super::Recorder;
@@ -24,8 +24,9 @@ pub struct RequestLog {
     upstream: Mutex<Option<Upstream>>,
 }
 
-/// A record waiting for its request to end, with its place in the queue.
-type Waiting = (Box<DecisionEntry>, Permit);
+/// A record waiting for its request to end, with its place in the log's
+/// outbox.
+type Waiting = (DecisionEntry, Permit);
 
 /// The records a request waits with: one for a call (held in place, no
 /// allocation), more for a batch.
@@ -125,15 +126,7 @@ impl RequestLog {
         if let Some(permit) = permit {
             // Masks need the value; without any, its JSON text will do.
             let masked = !audit.masks().is_empty();
-            // A written record handed back, if one is spare: refilled, its
-            // allocations are reused and what it held is freed here.
-            let (spare, mut text) = match audit.spare() {
-                Some(mut spare) => {
-                    let text = std::mem::take(&mut spare.text);
-                    (Some(spare), text)
-                }
-                None => (None, Texts::default()),
-            };
+            let mut text = spare_texts();
             with_json((!masked).then_some(input.arguments), |arguments| {
                 text.set([
                     Some(&input.route.name),
@@ -161,15 +154,8 @@ impl RequestLog {
                 total: Duration::ZERO,
                 upstream: None,
             };
-            let entry = match spare {
-                Some(mut spare) => {
-                    *spare = record;
-                    spare
-                }
-                None => Box::new(record),
-            };
             if let Ok(mut pending) = self.pending.lock() {
-                pending.push((entry, permit));
+                pending.push((record, permit));
             }
         }
         decision
@@ -186,6 +172,35 @@ impl RequestLog {
 thread_local! {
     /// Where arguments are serialized before they are copied into a record.
     static JSON: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Records' string buffers, kept for this thread's next records once
+    /// their facts are in the log's outbox.
+    static TEXTS_KEPT: std::cell::RefCell<Vec<Texts>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Most string buffers a thread keeps.
+const KEPT: usize = 64;
+/// A buffer bigger than this is freed, not kept.
+const KEPT_BYTES: usize = 4096;
+
+/// A string buffer this thread kept, or a new one.
+fn spare_texts() -> Texts {
+    TEXTS_KEPT
+        .with(|kept| kept.try_borrow_mut().ok().and_then(|mut k| k.pop()))
+        .unwrap_or_default()
+}
+
+/// Keeps `texts` for this thread's next record, if there is room.
+fn keep_texts(texts: Texts) {
+    if texts.capacity() > KEPT_BYTES {
+        return;
+    }
+    TEXTS_KEPT.with(|kept| {
+        if let Ok(mut kept) = kept.try_borrow_mut()
+            && kept.len() < KEPT
+        {
+            kept.push(texts);
+        }
+    });
 }
 
 /// Calls `f` with `value` as JSON text (`None` for none), serialized into
@@ -220,12 +235,14 @@ impl Drop for RequestLog {
         let Ok(pending) = self.pending.get_mut() else {
             return;
         };
-        for (mut entry, permit) in pending.drain() {
-            entry.total = total;
-            if entry.verdict == Verdict::Allow && entry.phase == Phase::Call {
-                entry.upstream = upstream;
+        for (mut record, permit) in pending.drain() {
+            record.total = total;
+            if record.verdict == Verdict::Allow && record.phase == Phase::Call {
+                record.upstream = upstream;
             }
-            permit.send(Entry::Decision(entry));
+            permit.send_decision(&mut record);
+            // Its evidence is let go here, on the thread that made it.
+            keep_texts(record.text);
         }
     }
 }
@@ -234,7 +251,7 @@ impl Drop for RequestLog {
 mod tests {
     use serde_json::json;
 
-    use super::{Pending, with_json};
+    use super::{KEPT, KEPT_BYTES, Pending, keep_texts, spare_texts, with_json};
 
     #[test]
     fn pending_records_leave_in_the_order_they_came_and_only_once() {
@@ -248,6 +265,41 @@ mod tests {
         assert_eq!(p.drain().count(), 0);
         p.push(4);
         assert_eq!(p.drain().collect::<Vec<_>>(), [4]);
+    }
+
+    #[test]
+    fn a_thread_keeps_small_string_buffers_for_its_next_records_only() {
+        // A fresh thread: its own pool, empty.
+        std::thread::spawn(|| {
+            assert_eq!(
+                spare_texts().capacity(),
+                0,
+                "nothing kept yet: a new buffer"
+            );
+            let mut small = crate::audit::Texts::default();
+            small.set([Some("a route"); crate::audit::TEXTS]);
+            let held = small.capacity();
+            keep_texts(small);
+            assert_eq!(spare_texts().capacity(), held, "the kept buffer comes back");
+            let mut big = crate::audit::Texts::default();
+            big.set([Some(&*"x".repeat(KEPT_BYTES)); crate::audit::TEXTS]);
+            keep_texts(big);
+            assert_eq!(
+                spare_texts().capacity(),
+                0,
+                "a big buffer is freed, not kept"
+            );
+            for _ in 0..KEPT + 10 {
+                keep_texts(crate::audit::Texts::new([Some("r"); crate::audit::TEXTS]));
+            }
+            let mut back = 0;
+            while spare_texts().capacity() > 0 {
+                back += 1;
+            }
+            assert_eq!(back, KEPT, "at most KEPT are kept");
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
