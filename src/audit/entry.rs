@@ -1,7 +1,8 @@
-//! Record stage: the compact owned records the request path hands the
-//! writer thread. Building one copies a few strings (into one allocation)
-//! and bumps a few reference counts; no formatting, no serialization, no
-//! hashing.
+//! Record stage: the records the request path leaves for the writer
+//! thread. A decision's is built on the request path — a few strings
+//! copied into one buffer, a few reference counts; no formatting, no
+//! serialization, no hashing — and its facts are copied into the outbox
+//! (`outbox.rs`); the other kinds move there whole.
 
 use std::time::Duration;
 
@@ -10,10 +11,11 @@ use serde_json::Value;
 use crate::decide::{Evidence, Phase, Reason, Verdict};
 use crate::identify::Identity;
 
-/// One thing to write. Every kind is boxed: the queue moves a pointer.
+/// One thing to write other than a decision (those go to the outbox as
+/// [`DecisionEntry`] facts). Every kind is boxed: the outbox moves a
+/// pointer.
 #[derive(Debug)]
 pub enum Entry {
-    Decision(Box<DecisionEntry>),
     Event(Box<EventEntry>),
     Admin(Box<AdminEntry>),
     /// Seal the file and stop; the sender is told when done.
@@ -98,10 +100,9 @@ pub enum Text {
     TraceId,
 }
 
-/// A record's strings in one allocation: the request path makes one and
-/// the writer frees one, where a string each would be nine allocations
-/// freed on another thread (which costs both threads) and nine places
-/// for the writer to miss the cache on.
+/// A record's strings in one buffer, where a string each would be nine
+/// allocations and nine places to miss the cache on. The request path
+/// keeps its buffers for its next records; the writer has one of its own.
 #[derive(Debug, Default)]
 pub struct Texts {
     text: String,
@@ -120,7 +121,7 @@ impl Texts {
     }
 
     /// Replaces every string (as [`Texts::new`] takes them), in the
-    /// allocation already held when it is big enough: a recycled record's.
+    /// allocation already held when it is big enough: a kept buffer's.
     pub fn set(&mut self, strings: [Option<&str>; TEXTS]) {
         let len = strings.iter().flatten().map(|s| s.len()).sum();
         self.text.clear();
@@ -148,12 +149,12 @@ impl Texts {
 
     /// Replaces every string with `text` cut at `ends` (as [`Texts::parts`]
     /// gave them), in the allocation already held when it is big enough.
-    pub(super) fn set_parts(&mut self, text: &str, ends: &[u32; TEXTS], present: u16) {
+    pub(super) fn set_parts(&mut self, text: &str, ends: &[usize; TEXTS], present: u16) {
         self.text.clear();
         self.text.push_str(text);
         for (to, end) in self.ends.iter_mut().zip(ends) {
             // A cut inside a character reads as absent, never as a panic.
-            *to = (*end as usize).min(text.len());
+            *to = (*end).min(text.len());
         }
         self.present = present;
     }

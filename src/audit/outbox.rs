@@ -4,8 +4,14 @@
 //! vectors: fixed-size facts, module verdicts, one run of bytes for every
 //! string — and the writer swaps the whole mail for an empty one once a
 //! batch interval. The request path appends to memory it has just
-//! written and frees nothing the writer made; the writer reads the mail
-//! front to back, and allocates and frees only its own.
+//! written and keeps its own buffers; the writer reads the mail front to
+//! back into one record of its own. What moves across whole — a record's
+//! identity and masked arguments, a grant event or admin change — is
+//! freed by the writer.
+//!
+//! A place in the outbox is held from the reservation until the record
+//! is written (not merely taken), so at most `capacity` records wait in
+//! memory, in the outbox or in the writer's hands.
 //!
 //! Order is kept: other entries (grant events, admin changes, stop) ride
 //! along with how many decisions came before them.
@@ -21,12 +27,13 @@ use crate::decide::{Evidence, Phase, Reason, Verdict};
 use crate::identify::Identity;
 
 /// Where records wait for the writer: at most `capacity` of them,
-/// counting those reserved and not yet posted.
+/// counting those reserved and not yet posted and those taken and not yet
+/// written.
 pub(super) struct Outbox {
     mail: Mutex<Mail>,
     /// The writer waits here while the mail is empty.
     arrived: Condvar,
-    /// Records reserved or in the mail.
+    /// Records reserved, posted, or taken and not yet written.
     held: AtomicUsize,
     capacity: usize,
     /// Set (under the mail's lock) once the writer has stopped: nothing
@@ -94,6 +101,11 @@ impl Outbox {
         }
     }
 
+    /// Whether the writer has gone (see [`Outbox::shut`]).
+    pub(super) fn is_shut(&self) -> bool {
+        self.shut.load(Ordering::Relaxed)
+    }
+
     /// Whether a record would be taken now.
     pub(super) fn has_room(&self) -> bool {
         self.held.load(Ordering::Relaxed) < self.capacity && !self.shut.load(Ordering::Relaxed)
@@ -114,28 +126,38 @@ impl Outbox {
         (self.lost)(left.records_left(&Cursor::default()) as u64);
     }
 
-    /// Records reserved or waiting.
+    /// Records reserved, waiting, or taken and not yet written.
     pub(super) fn held(&self) -> usize {
         self.held.load(Ordering::Relaxed)
     }
 
-    /// Posts `entry` whatever the capacity (the writer's stop).
-    pub(super) fn post_unreserved(&self, entry: Entry) {
-        self.held.fetch_add(1, Ordering::Relaxed);
-        self.put(|mail| mail.push_entry(entry));
+    /// Gives back the places of `n` records the writer has written (or
+    /// read past: a stop).
+    pub(super) fn written(&self, n: usize) {
+        self.held.fetch_sub(n, Ordering::Relaxed);
     }
 
-    fn put(&self, f: impl FnOnce(&mut Mail)) {
-        let mail = match self.mail.lock() {
-            Ok(mail) if !self.shut.load(Ordering::Relaxed) => Some(mail),
-            // Poisoned: a writer that panicked holding the lock; its
-            // guard shuts the outbox on the way out.
-            Ok(_) | Err(_) => None,
-        };
-        let Some(mut mail) = mail else {
-            (self.lost)(1);
+    /// Posts the writer's stop, whatever the capacity. Not a record: after
+    /// the writer has gone it is not counted as lost.
+    pub(super) fn post_stop(&self, ack: std::sync::mpsc::Sender<()>) {
+        self.held.fetch_add(1, Ordering::Relaxed);
+        self.put(0, |mail| mail.push_entry(Entry::Stop(ack)));
+    }
+
+    /// Runs `f` on the mail, which gains `records` records; once shut,
+    /// counts them as lost instead.
+    fn put(&self, records: u64, f: impl FnOnce(&mut Mail)) {
+        // A panic holding the lock can only come from a bug in the copy;
+        // the mail is still whole (a record's facts are pushed last).
+        let mut mail = self
+            .mail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.shut.load(Ordering::Relaxed) {
+            drop(mail);
+            (self.lost)(records);
             return;
-        };
+        }
         let was_empty = mail.is_empty();
         f(&mut mail);
         drop(mail);
@@ -147,23 +169,23 @@ impl Outbox {
 
     /// Swaps the mail for `empty` (which must be empty), at once if the
     /// mail holds something, else after waiting up to `wait` for it.
-    /// Returns whether `empty` now holds mail.
+    /// Returns whether `empty` now holds mail. Its records keep their
+    /// places until [`Outbox::written`].
     pub(super) fn take(&self, empty: &mut Mail, wait: Duration) -> bool {
-        let Ok(mut mail) = self.mail.lock() else {
-            return false;
-        };
+        let mut mail = self
+            .mail
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if mail.is_empty() && !wait.is_zero() {
             mail = match self.arrived.wait_timeout(mail, wait) {
                 Ok((mail, _)) => mail,
-                Err(_) => return false,
+                Err(poisoned) => poisoned.into_inner().0,
             };
         }
         if mail.is_empty() {
             return false;
         }
         std::mem::swap(&mut *mail, empty);
-        drop(mail);
-        self.held.fetch_sub(empty.len(), Ordering::Relaxed);
         true
     }
 }
@@ -172,7 +194,7 @@ impl Permit {
     /// Posts `entry` in the place reserved.
     pub fn send(mut self, entry: Entry) {
         self.used = true;
-        self.outbox.put(|mail| mail.push_entry(entry));
+        self.outbox.put(1, |mail| mail.push_entry(entry));
     }
 
     /// Posts a copy of `record`'s facts in the place reserved. Its
@@ -181,7 +203,7 @@ impl Permit {
     /// or free on its own thread.
     pub fn send_decision(mut self, record: &mut DecisionEntry) {
         self.used = true;
-        self.outbox.put(|mail| mail.push_decision(record));
+        self.outbox.put(1, |mail| mail.push_decision(record));
     }
 }
 
@@ -223,10 +245,10 @@ struct Facts {
     total: Duration,
     upstream: Option<Upstream>,
     /// The record's texts: their ends in its run of bytes, which are present.
-    ends: [u32; TEXTS],
+    ends: [usize; TEXTS],
     present: u16,
     masked: bool,
-    modules: u32,
+    modules: usize,
 }
 
 /// One module's verdict; its strings' lengths (name, version, hash,
@@ -234,15 +256,9 @@ struct Facts {
 #[derive(Debug, Clone, Copy)]
 struct ModuleFacts {
     outcome: Result<Verdict, &'static str>,
-    lens: [u32; 5],
+    lens: [usize; 5],
     /// Bit 0: a reason; bit 1: a grant.
     present: u8,
-}
-
-/// Strings past 4 GiB do not occur (a request body is limited far below);
-/// one would be cut, never misread.
-fn len32(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 impl Mail {
@@ -251,6 +267,7 @@ impl Mail {
     }
 
     /// Records held (decisions and other entries).
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.facts.len() + self.others.len()
     }
@@ -268,11 +285,9 @@ impl Mail {
         facts + others
     }
 
+    /// Adds `entry` after the decisions so far.
     pub(super) fn push_entry(&mut self, entry: Entry) {
-        match entry {
-            Entry::Decision(mut record) => self.push_decision(&mut record),
-            other => self.others.push((self.facts.len(), other)),
-        }
+        self.others.push((self.facts.len(), entry));
     }
 
     fn push_decision(&mut self, d: &mut DecisionEntry) {
@@ -291,11 +306,9 @@ impl Mail {
             ends: [0; TEXTS],
             present,
             masked: false,
-            modules: len32(d.evidence.len()),
+            modules: d.evidence.len(),
         };
-        for (to, end) in facts.ends.iter_mut().zip(ends) {
-            *to = len32(*end);
-        }
+        facts.ends.copy_from_slice(ends);
         debug_assert_eq!(self.text.len() - base, ends[TEXTS - 1]);
         for e in d.evidence.iter() {
             let mut lens = [0; 5];
@@ -314,7 +327,7 @@ impl Mail {
             {
                 if let Some(s) = s {
                     self.text.extend_from_slice(s.as_bytes());
-                    lens[i] = len32(s.len());
+                    lens[i] = s.len();
                 }
             }
             present |= u8::from(reason.is_some());
@@ -361,9 +374,9 @@ impl Mail {
         let facts = self.facts.get(at.fact)?;
         at.fact += 1;
         let d = &mut out.record;
-        let take = |at: &mut Cursor, n: u32| {
+        let take = |at: &mut Cursor, n: usize| {
             let start = at.text;
-            at.text += n as usize;
+            at.text += n;
             self.text
                 .get(start..at.text)
                 .and_then(|b| std::str::from_utf8(b).ok())
@@ -391,10 +404,10 @@ impl Mail {
         } else {
             None
         };
-        let mut evidence = Vec::with_capacity(facts.modules as usize);
+        let mut evidence = Vec::with_capacity(facts.modules);
         for m in self
             .verdicts
-            .get(at.module..at.module + facts.modules as usize)
+            .get(at.module..at.module + facts.modules)
             .unwrap_or_default()
         {
             let [name, version, hash, reason, grant] = m.lens.map(|n| take(at, n));
@@ -408,7 +421,7 @@ impl Mail {
                 grant: (m.present & 2 != 0).then(|| grant.to_owned()),
             });
         }
-        at.module += facts.modules as usize;
+        at.module += facts.modules;
         d.evidence = Arc::from(evidence);
         Some(Item::Decision)
     }
@@ -432,6 +445,11 @@ impl Cursor {
     /// Whether every entry of `mail` has been read.
     pub(super) fn done(&self, mail: &Mail) -> bool {
         self.fact >= mail.facts.len() && self.other >= mail.others.len()
+    }
+
+    /// Entries read so far (a stop among them too).
+    pub(super) fn read(&self) -> usize {
+        self.fact + self.other
     }
 
     /// Entries of `mail` not yet read (a stop among them too).

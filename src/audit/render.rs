@@ -95,10 +95,6 @@ impl Renderer {
         buf: &mut Vec<u8>,
     ) -> &'static str {
         let (at_ms, body) = match entry {
-            Entry::Decision(d) => {
-                self.write_decision(d, seq, prev, buf);
-                return "decision";
-            }
             Entry::Event(e) => (e.at_ms, self.event(e)),
             Entry::Admin(a) => (a.at_ms, admin(a)),
             // Never rendered: the writer stops at it.
@@ -117,7 +113,7 @@ impl Renderer {
     /// A decision: the line nearly every line of a busy log is, written
     /// without serde and with its identity, task and modules' parts copied
     /// from what earlier lines made of them.
-    pub(crate) fn write_decision(
+    pub(super) fn write_decision(
         &mut self,
         d: &DecisionEntry,
         seq: u64,

@@ -296,13 +296,13 @@ async fn a_queue_ahead_of_the_writer_is_drained_without_waiting_out_the_interval
     log.close().await;
 }
 
-fn decision(n: usize, text: &str) -> Entry {
+fn decision(n: usize, text: &str) -> super::entry::DecisionEntry {
     use super::entry::{DecisionEntry, TEXTS, Texts};
     let mut strings: [Option<&str>; TEXTS] = [None; TEXTS];
     strings[0] = Some("tools");
     strings[1] = Some("tools/call");
     strings[2] = Some(text);
-    Entry::Decision(Box::new(DecisionEntry {
+    DecisionEntry {
         at_ms: 1_764_843_072_000 + n as u64,
         phase: crate::decide::Phase::Call,
         text: Texts::new(strings),
@@ -315,7 +315,13 @@ fn decision(n: usize, text: &str) -> Entry {
         decide: std::time::Duration::ZERO,
         total: std::time::Duration::ZERO,
         upstream: None,
-    }))
+    }
+}
+
+fn send_decision(log: &AuditLog, mut record: super::entry::DecisionEntry) {
+    log.reserve()
+        .expect("room for a decision")
+        .send_decision(&mut record);
 }
 
 #[tokio::test]
@@ -324,10 +330,10 @@ async fn decisions_and_events_are_written_in_the_order_sent_whatever_their_size(
     let registry = prometheus::Registry::new();
     let log = AuditLog::start(&config(tmp.path(), 1 << 20), None, &registry).unwrap();
     let big = "x".repeat(64 * 1024);
-    log.send(decision(0, "echo"));
+    send_decision(&log, decision(0, "echo"));
     log.send(admin(1));
-    log.send(decision(2, &big));
-    log.send(decision(3, "search"));
+    send_decision(&log, decision(2, &big));
+    send_decision(&log, decision(3, "search"));
     log.close().await;
     let summary = verify(&[tmp.path().to_path_buf()]).unwrap();
     assert_eq!(summary.lines, 6, "opened, 4 records, sealed");
@@ -349,5 +355,45 @@ async fn decisions_and_events_are_written_in_the_order_sent_whatever_their_size(
             "decision search".to_owned(),
             "log".to_owned(),
         ]
+    );
+}
+
+#[tokio::test]
+async fn after_close_nothing_is_taken_every_record_refused_is_counted_and_closing_again_returns_at_once()
+ {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = prometheus::Registry::new();
+    let log = AuditLog::start(&config(tmp.path(), 1 << 20), None, &registry).unwrap();
+    let dropped = |cause: &str| {
+        registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "toolgate_audit_dropped_total")
+            .flat_map(|f| f.get_metric())
+            .filter(|m| m.get_label().iter().any(|l| l.value() == cause))
+            .map(|m| m.get_counter().get_value())
+            .sum::<f64>()
+    };
+    let held = log.reserve().expect("room before the close");
+    log.close().await;
+    assert!(
+        log.reserve().is_none() && !log.ready(),
+        "the writer has gone"
+    );
+    assert_eq!(log.refused_because(), "shutdown");
+    log.send(admin(1));
+    assert_eq!(dropped("shutdown"), 1.0, "refused after the close");
+    held.send(admin(2));
+    assert_eq!(dropped("shutdown"), 2.0, "posted on a place held across it");
+    let again = std::time::Instant::now();
+    log.close().await;
+    // Far below the 10 s a close waits for a writer that might still seal.
+    assert!(again.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(dropped("shutdown"), 2.0, "a stop is not a record");
+    assert_eq!(dropped("queue_full") + dropped("log_failing"), 0.0);
+    let summary = verify(&[tmp.path().to_path_buf()]).unwrap();
+    assert_eq!(
+        summary.lines, 2,
+        "opened and sealed: nothing after the seal"
     );
 }

@@ -1,6 +1,7 @@
 //! Record stage: the decision log's writer — a bounded outbox the request
-//! path reserves a place in (never waiting), and one thread of its own that
-//! takes what it holds once a batch interval and writes it in batches: render, hash-chain, write, rewrite `HEAD`, sync per
+//! path reserves a place in (never waiting), and one thread of its own
+//! that takes what it holds once a batch interval and writes it in
+//! batches: render, hash-chain, write, rewrite `HEAD`, sync per
 //! `audit.fsync`, rotate past `audit.max_file_size`, delete files past
 //! `audit.retain`. A failed write marks the log unhealthy (calls are then
 //! refused, or their records counted as dropped, per `audit.on_failure`)
@@ -38,12 +39,26 @@ const RETRY: Duration = Duration::from_millis(250);
 /// How long shutdown waits for the writer to seal the log.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
-/// The writer's hold on the outbox, which shuts it when dropped.
-struct ShutOnExit(Arc<Outbox>);
+/// What the writer thread holds: the outbox, the mail it took and where
+/// it stands in it. However the thread ends — a panic too — dropping this
+/// counts what it had not written and shuts the outbox, so that nothing
+/// waits on, or silently posts to, a writer gone.
+struct Hold {
+    outbox: Arc<Outbox>,
+    shared: Arc<Shared>,
+    mail: Mail,
+    at: Cursor,
+}
 
-impl Drop for ShutOnExit {
+impl Drop for Hold {
     fn drop(&mut self) {
-        self.0.shut();
+        if std::thread::panicking() {
+            self.shared.set_healthy(false);
+            tracing::error!(target: "toolgate::audit", "the decision-log writer stopped on a fault: records are refused or counted as dropped from now on");
+        }
+        let left = self.mail.records_left(&self.at);
+        self.shared.dropped("shutdown", left as u64);
+        self.outbox.shut();
     }
 }
 
@@ -154,7 +169,19 @@ impl AuditLog {
     pub fn send(&self, entry: Entry) {
         match self.outbox.reserve() {
             Some(permit) => permit.send(entry),
-            None => self.dropped("queue_full"),
+            None => self.dropped(self.refused_because()),
+        }
+    }
+
+    /// Why [`AuditLog::reserve`] gave no place: the `cause` a record
+    /// dropped for it is counted under.
+    pub fn refused_because(&self) -> &'static str {
+        if self.outbox.is_shut() {
+            "shutdown"
+        } else if !self.healthy() {
+            "log_failing"
+        } else {
+            "queue_full"
         }
     }
 
@@ -168,7 +195,7 @@ impl AuditLog {
     pub async fn close(&self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         let (ack, wait) = std::sync::mpsc::channel();
-        self.outbox.post_unreserved(Entry::Stop(ack));
+        self.outbox.post_stop(ack);
         let done = tokio::task::spawn_blocking(move || {
             let _ = wait.recv_timeout(CLOSE_WAIT);
         });
@@ -286,13 +313,16 @@ impl Writer {
     /// The writer thread: takes the outbox's mail, writes it, and waits
     /// for more.
     fn run(mut self, outbox: Arc<Outbox>) {
-        // However this thread ends (a panic too), the outbox is shut on the
-        // way out: nothing waits on, or silently posts to, a writer gone.
-        let outbox = ShutOnExit(outbox);
-        let outbox = &outbox.0;
+        let mut hold = Hold {
+            outbox,
+            shared: Arc::clone(&self.shared),
+            mail: Mail::default(),
+            at: Cursor::default(),
+        };
+        let Hold {
+            outbox, mail, at, ..
+        } = &mut hold;
         let tick = self.fsync_interval.min(Duration::from_secs(1));
-        let mut mail = Mail::default();
-        let mut at = Cursor::default();
         let mut failed = false;
         // When the next mail may be taken (`audit.batch_interval` after the
         // last one was written): until then records gather in the outbox
@@ -300,17 +330,17 @@ impl Writer {
         // and one sync serve many records.
         let mut next_batch = Instant::now();
         loop {
-            if at.done(&mail) {
+            if at.done(mail) {
                 mail.clear();
-                at = Cursor::default();
+                *at = Cursor::default();
                 let wait = next_batch.saturating_duration_since(Instant::now());
                 if !wait.is_zero() {
                     std::thread::sleep(wait);
                 }
-                if !outbox.take(&mut mail, Duration::ZERO) {
+                if !outbox.take(mail, Duration::ZERO) {
                     // Idle: wait for a record, which is then written at once.
                     let wait = if self.reopen.is_some() { RETRY } else { tick };
-                    if !outbox.take(&mut mail, wait) {
+                    if !outbox.take(mail, wait) {
                         if Arc::strong_count(outbox) == 1 {
                             // Every handle and permit is gone: nothing can come.
                             self.finish();
@@ -323,48 +353,45 @@ impl Writer {
             } else if failed {
                 // The last write failed: wait, then try the same records again.
                 if self.shared.stop.load(Ordering::Relaxed) {
-                    // The rest, still in the outbox, is counted as it shuts.
-                    let lost = mail.records_left(&at);
-                    self.shared.dropped("shutdown", lost as u64);
-                    let waiting = outbox.held().saturating_sub(1);
-                    tracing::error!(target: "toolgate::audit", lost = lost + waiting, "shutting down while the decision log cannot be written");
+                    // What is left, here and in the outbox, is counted as
+                    // dropped on the way out (`Hold`).
+                    tracing::error!(target: "toolgate::audit", "shutting down while the decision log cannot be written: the records not written are counted as dropped");
                     return;
                 }
                 std::thread::sleep(RETRY);
             }
-            let start = at;
-            match self.write(&mail, &mut at) {
+            let start = *at;
+            match self.write(mail, at) {
                 Ok(stop) => {
                     failed = false;
+                    outbox.written(at.read() - start.read());
                     // A mail bigger than a batch is written batch after
                     // batch without waiting: the interval never caps the
                     // log at MAX_BATCH records per interval.
-                    if at.done(&mail) {
+                    if at.done(mail) {
                         next_batch = Instant::now() + self.batch_interval;
                     }
                     self.shared.set_healthy(self.reopen.is_none());
                     if let Some(ack) = stop {
                         self.finish();
-                        // Posted after the stop: past the sealed log.
-                        self.shared
-                            .dropped("shutdown", mail.records_left(&at) as u64);
+                        // Anything posted after the stop is past the sealed
+                        // log: counted on the way out.
                         let _ = ack.send(());
                         return;
                     }
                 }
                 Err(e) => {
-                    at = start;
+                    *at = start;
                     failed = true;
                     self.shared.metrics.write_errors.inc();
                     tracing::debug!(target: "toolgate::audit", error = %e, "decision-log write failed");
                     self.shared.set_healthy(false);
                 }
             }
-            let depth = outbox.held() + at.left(&mail);
             self.shared
                 .metrics
                 .queue_depth
-                .set(i64::try_from(depth).unwrap_or(i64::MAX));
+                .set(i64::try_from(outbox.held()).unwrap_or(i64::MAX));
         }
     }
 

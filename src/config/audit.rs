@@ -29,7 +29,7 @@ pub struct Audit {
     #[serde(default = "Audit::default_fsync_interval", with = "duration")]
     pub fsync_interval: Duration,
     /// Shortest time between two batches: under load records gather in the
-    /// queue for this long and are written (and synced) together, instead
+    /// outbox for this long and are written (and synced) together, instead
     /// of waking the writer once per record. A record arriving when the
     /// writer is idle is written at once.
     #[serde(default = "Audit::default_batch_interval", with = "duration")]
@@ -37,7 +37,8 @@ pub struct Audit {
     /// What calls get when the log cannot take their record.
     #[serde(default)]
     pub on_failure: OnFailure,
-    /// Records waiting for the writer thread, at most.
+    /// Records waiting for the writer thread, at most: reserved by a call
+    /// not yet ended, in the outbox, or taken and not yet written.
     #[serde(default = "Audit::default_queue")]
     pub queue: usize,
     /// Key of the keyed hash (HMAC-SHA256) that `action = "hash"` masks use.

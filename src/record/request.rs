@@ -1,5 +1,5 @@
 //! Record stage, per request: the decisions of one request wait here, each
-//! with its reserved place in the decision log's queue, until the request
+//! with its reserved place in the decision log's outbox, until the request
 //! is done — so their records carry the upstream's status and latency — and
 //! go to the log when it drops, however the request ended (answered,
 //! refused, failed, or the caller gone).
@@ -107,11 +107,7 @@ impl RequestLog {
         } else {
             let permit = audit.reserve();
             if permit.is_none() {
-                audit.dropped(if audit.healthy() {
-                    "queue_full"
-                } else {
-                    "log_failing"
-                });
+                audit.dropped(audit.refused_because());
                 if audit.fail_closed() && input.phase == Phase::Call && decision.is_allow() {
                     decision.verdict = Verdict::Deny;
                     decision.reason = Reason::AuditUnavailable;
@@ -184,8 +180,12 @@ const KEPT_BYTES: usize = 4096;
 
 /// A string buffer this thread kept, or a new one.
 fn spare_texts() -> Texts {
+    // `try_with`: a record dropped while the thread's locals are being
+    // torn down gets a new buffer, never a panic.
     TEXTS_KEPT
-        .with(|kept| kept.try_borrow_mut().ok().and_then(|mut k| k.pop()))
+        .try_with(|kept| kept.try_borrow_mut().ok().and_then(|mut k| k.pop()))
+        .ok()
+        .flatten()
         .unwrap_or_default()
 }
 
@@ -194,7 +194,7 @@ fn keep_texts(texts: Texts) {
     if texts.capacity() > KEPT_BYTES {
         return;
     }
-    TEXTS_KEPT.with(|kept| {
+    let _ = TEXTS_KEPT.try_with(|kept| {
         if let Ok(mut kept) = kept.try_borrow_mut()
             && kept.len() < KEPT
         {
