@@ -397,3 +397,51 @@ async fn after_close_nothing_is_taken_every_record_refused_is_counted_and_closin
         "opened and sealed: nothing after the seal"
     );
 }
+
+#[tokio::test]
+async fn after_a_mail_bigger_than_a_batch_the_writer_does_not_wait_out_the_interval() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path(), 64 << 20);
+    cfg.batch_interval = std::time::Duration::from_secs(4);
+    let registry = prometheus::Registry::new();
+    let log = AuditLog::start(&cfg, None, &registry).unwrap();
+    let records = || {
+        registry
+            .gather()
+            .iter()
+            .find(|f| f.name() == "toolgate_audit_records_total")
+            .map_or(0.0, |f| {
+                f.get_metric()
+                    .iter()
+                    .map(|m| m.get_counter().get_value())
+                    .sum()
+            })
+    };
+    let until = |n: usize| async move {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while records() < n as f64 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        std::time::Instant::now()
+    };
+    log.send(admin(0));
+    until(2).await;
+    // Written at once (the writer was idle); the next mail waits out the
+    // interval, and is bigger than a batch: the writer is behind.
+    let n = super::writer::MAX_BATCH + 1;
+    for i in 1..=n {
+        log.send(admin(i));
+    }
+    until(n + 2).await;
+    let sent = std::time::Instant::now();
+    log.send(admin(n + 1));
+    let written = until(n + 3).await;
+    assert_eq!(records(), (n + 3) as f64);
+    // Well inside the 4 s interval it would otherwise have waited.
+    assert!(
+        written - sent < std::time::Duration::from_secs(2),
+        "written {:?} after it was sent",
+        written - sent
+    );
+    log.close().await;
+}

@@ -366,10 +366,16 @@ impl Writer {
                     failed = false;
                     outbox.written(at.read() - start.read());
                     // A mail bigger than a batch is written batch after
-                    // batch without waiting: the interval never caps the
-                    // log at MAX_BATCH records per interval.
+                    // batch without waiting, and one that big means the
+                    // records arrive faster than one interval's worth: the
+                    // next is taken at once. The interval never caps the
+                    // log's rate; it only gathers records when the writer
+                    // keeps up.
                     if at.done(mail) {
-                        next_batch = Instant::now() + self.batch_interval;
+                        next_batch = Instant::now();
+                        if at.read() < MAX_BATCH {
+                            next_batch += self.batch_interval;
+                        }
                     }
                     self.shared.set_healthy(self.reopen.is_none());
                     if let Some(ack) = stop {
