@@ -16,6 +16,19 @@ fn config(dir: &Path, max_file_size: u64) -> Audit {
     toml::from_str(&text).unwrap()
 }
 
+/// The sum of a counter's series whose labels include `label` (any, if
+/// `None`).
+fn counted(registry: &prometheus::Registry, name: &str, label: Option<&str>) -> f64 {
+    registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == name)
+        .flat_map(|f| f.get_metric())
+        .filter(|m| label.is_none_or(|v| m.get_label().iter().any(|l| l.value() == v)))
+        .map(|m| m.get_counter().get_value())
+        .sum()
+}
+
 pub(super) fn admin(n: usize) -> Entry {
     Entry::Admin(Box::new(AdminEntry {
         at_ms: 1_764_843_072_000 + n as u64,
@@ -222,13 +235,7 @@ async fn records_arriving_while_the_writer_waits_out_its_interval_share_one_batc
     cfg.batch_interval = std::time::Duration::from_secs(1);
     let registry = prometheus::Registry::new();
     let log = AuditLog::start(&cfg, None, &registry).unwrap();
-    let batches = || {
-        registry
-            .gather()
-            .iter()
-            .find(|f| f.name() == "toolgate_audit_batches_total")
-            .map_or(0.0, |f| f.get_metric()[0].get_counter().get_value())
-    };
+    let batches = || counted(&registry, "toolgate_audit_batches_total", None);
     // The writer is idle: the first record is written at once, alone.
     log.send(admin(0));
     for _ in 0..100 {
@@ -257,18 +264,7 @@ async fn a_queue_ahead_of_the_writer_is_drained_without_waiting_out_the_interval
     cfg.batch_interval = std::time::Duration::from_secs(2);
     let registry = prometheus::Registry::new();
     let log = AuditLog::start(&cfg, None, &registry).unwrap();
-    let counter = |name: &str| {
-        registry
-            .gather()
-            .iter()
-            .find(|f| f.name() == name)
-            .map_or(0.0, |f| {
-                f.get_metric()
-                    .iter()
-                    .map(|m| m.get_counter().get_value())
-                    .sum()
-            })
-    };
+    let counter = |name: &str| counted(&registry, name, None);
     log.send(admin(0));
     for _ in 0..200 {
         if counter("toolgate_audit_batches_total") >= 1.0 {
@@ -364,16 +360,7 @@ async fn after_close_nothing_is_taken_every_record_refused_is_counted_and_closin
     let tmp = tempfile::tempdir().unwrap();
     let registry = prometheus::Registry::new();
     let log = AuditLog::start(&config(tmp.path(), 1 << 20), None, &registry).unwrap();
-    let dropped = |cause: &str| {
-        registry
-            .gather()
-            .iter()
-            .filter(|f| f.name() == "toolgate_audit_dropped_total")
-            .flat_map(|f| f.get_metric())
-            .filter(|m| m.get_label().iter().any(|l| l.value() == cause))
-            .map(|m| m.get_counter().get_value())
-            .sum::<f64>()
-    };
+    let dropped = |cause: &str| counted(&registry, "toolgate_audit_dropped_total", Some(cause));
     let held = log.reserve().expect("room before the close");
     log.close().await;
     assert!(
@@ -405,18 +392,7 @@ async fn after_a_mail_bigger_than_a_batch_the_writer_does_not_wait_out_the_inter
     cfg.batch_interval = std::time::Duration::from_secs(4);
     let registry = prometheus::Registry::new();
     let log = AuditLog::start(&cfg, None, &registry).unwrap();
-    let records = || {
-        registry
-            .gather()
-            .iter()
-            .find(|f| f.name() == "toolgate_audit_records_total")
-            .map_or(0.0, |f| {
-                f.get_metric()
-                    .iter()
-                    .map(|m| m.get_counter().get_value())
-                    .sum()
-            })
-    };
+    let records = || counted(&registry, "toolgate_audit_records_total", None);
     let until = |n: usize| async move {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         while records() < n as f64 && std::time::Instant::now() < deadline {
