@@ -54,7 +54,8 @@ impl std::fmt::Debug for Outbox {
     }
 }
 
-/// A reserved place for one record: posting on it cannot fail. Dropped
+/// A reserved place for one record: posting on it is never refused for
+/// room (once the writer has gone, the record is counted as lost). Dropped
 /// unused, it gives the place back.
 #[derive(Debug)]
 pub struct Permit {
@@ -349,18 +350,18 @@ impl Mail {
 
     /// Empties the mail, keeping its vectors' room — but not a burst's worth.
     pub(super) fn clear(&mut self) {
+        if self.text.capacity() > KEEP_TEXT
+            || self.facts.capacity() + self.others.capacity() > KEEP_RECORDS
+        {
+            *self = Self::default();
+            return;
+        }
         self.facts.clear();
         self.verdicts.clear();
         self.text.clear();
         self.identities.clear();
         self.arguments.clear();
         self.others.clear();
-        if self.text.capacity() > KEEP_TEXT {
-            self.text = Vec::new();
-            self.facts = Vec::new();
-            self.verdicts = Vec::new();
-            self.identities = Vec::new();
-        }
     }
 
     /// The entry at `at` (see [`Cursor`]), after it.
@@ -427,8 +428,10 @@ impl Mail {
     }
 }
 
-/// A mail whose strings held more than this is not kept for reuse.
+/// A mail whose strings held more than this is not kept for reuse…
 const KEEP_TEXT: usize = 4 << 20;
+/// … nor one with room for more records than this.
+const KEEP_RECORDS: usize = 16 * 1024;
 
 /// Where the writer stands in a mail. Copied before a batch, so that a
 /// failed batch is read again from its start.

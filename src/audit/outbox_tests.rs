@@ -337,3 +337,22 @@ fn a_shut_outbox_takes_nothing_answers_a_waiting_stop_and_counts_every_record_lo
     );
     assert!(!outbox.take(&mut Mail::default(), Duration::ZERO));
 }
+
+#[test]
+fn a_mail_keeps_its_room_after_a_usual_batch_but_not_after_a_burst() {
+    let mut mail = Mail::default();
+    mail.push_decision(&mut record(1, false));
+    mail.push_entry(super::super::tests::admin(2));
+    mail.clear();
+    assert!(mail.is_empty());
+    assert!(
+        mail.text.capacity() > 0 && mail.others.capacity() > 0,
+        "kept"
+    );
+    for i in 0..=KEEP_RECORDS {
+        mail.push_entry(super::super::tests::admin(i));
+    }
+    mail.clear();
+    assert!(mail.is_empty());
+    assert_eq!(mail.others.capacity(), 0, "a burst's room is freed");
+}
