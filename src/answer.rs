@@ -32,8 +32,13 @@ pub enum Problem {
     UnsupportedMediaType,
     #[error("{0}")]
     BadRequest(&'static str),
-    #[error("method {0} is not supported on an MCP route")]
-    MethodNotAllowed(http::Method),
+    /// `allow` is the `Allow` header's value, `on` what was asked.
+    #[error("method {method} is not supported on {on}")]
+    MethodNotAllowed {
+        method: http::Method,
+        allow: &'static str,
+        on: &'static str,
+    },
     #[error("{0}")]
     JsonRpc(#[from] jsonrpc::Error),
     #[error("JSON-RPC batches are not part of MCP protocol version {0}")]
@@ -89,7 +94,7 @@ impl Problem {
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::JsonRpc(_)
             | Self::BatchNotAllowed(_)
             | Self::HeaderMismatch { .. }
@@ -121,7 +126,7 @@ impl Problem {
             Self::HeadersTooLarge(_) => "request_headers_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::BadRequest(_) => "bad_request",
-            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::JsonRpc(_) => "invalid_jsonrpc",
             Self::BatchNotAllowed(_) => "batch_not_allowed",
             Self::HeaderMismatch { .. } => "header_mismatch",
@@ -163,7 +168,7 @@ impl Problem {
             | Self::HeadersTooLarge(_)
             | Self::UnsupportedMediaType
             | Self::BadRequest(_)
-            | Self::MethodNotAllowed(_)
+            | Self::MethodNotAllowed { .. }
             | Self::BadJsonBody(_)
             | Self::UpstreamUnavailable { .. }
             | Self::UpstreamTimeout { .. }
@@ -190,7 +195,7 @@ impl Problem {
             | Self::HeadersTooLarge(_)
             | Self::UnsupportedMediaType
             | Self::BadRequest(_)
-            | Self::MethodNotAllowed(_)
+            | Self::MethodNotAllowed { .. }
             | Self::JsonRpc(_)
             | Self::BatchNotAllowed(_)
             | Self::HeaderMismatch { .. }
@@ -225,9 +230,9 @@ impl Problem {
             }
         };
         let mut resp = json_response(status, &body);
-        if let Self::MethodNotAllowed(_) = self {
+        if let Self::MethodNotAllowed { allow, .. } = self {
             resp.headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("GET, POST, DELETE"));
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         if let Self::Unauthenticated {
             error,

@@ -28,8 +28,16 @@ use crate::snapshot::Snapshot;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
-    /// Log filter, e.g. `info` or `info,toolgate::decision=warn`.
-    #[arg(long, global = true, env = "TOOLGATE_LOG", default_value = "info")]
+    /// Log filter, e.g. `info` or `info,toolgate::decision=warn`. The
+    /// default keeps the file watcher's (`notify`) chatter about watches
+    /// the kernel already dropped — a config file replaced by a rename —
+    /// out of the log.
+    #[arg(
+        long,
+        global = true,
+        env = "TOOLGATE_LOG",
+        default_value = "info,notify=warn"
+    )]
     pub log: String,
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]

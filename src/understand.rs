@@ -55,7 +55,11 @@ fn mcp(parts: &Parts, rest: &str, body: &Bytes) -> Result<Understood, Problem> {
         return Ok(Understood::McpStream);
     }
     if parts.method != Method::POST {
-        return Err(Problem::MethodNotAllowed(parts.method.clone()));
+        return Err(Problem::MethodNotAllowed {
+            method: parts.method.clone(),
+            allow: "GET, POST, DELETE",
+            on: "an MCP route",
+        });
     }
     if !is_json(parts) {
         return Err(Problem::UnsupportedMediaType);

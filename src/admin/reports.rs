@@ -21,9 +21,11 @@ pub(super) enum Kind {
 }
 
 pub(super) async fn decisions(gw: &Arc<Gateway>, query: Option<&str>) -> Result<Reply, Error> {
+    // Without a log there is nothing to search, whatever was asked: the
+    // same answer as the reports.
+    let dirs = dirs(gw)?;
     let params = Params::from_query(query, &Search::PARAMS).map_err(from)?;
     let search = Search::parse(&params, now()).map_err(from)?;
-    let dirs = dirs(gw)?;
     blocking(move || {
         let found = search.run(&dirs)?;
         Ok(search.json(&found))

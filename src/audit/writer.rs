@@ -380,8 +380,12 @@ impl Writer {
                     self.shared.set_healthy(self.reopen.is_none());
                     if let Some(ack) = stop {
                         self.finish();
-                        // Anything posted after the stop is past the sealed
-                        // log: counted on the way out.
+                        // Shut before answering, so that once `close`
+                        // returns nothing is taken. Anything posted after
+                        // the stop is past the sealed log: counted, by the
+                        // outbox from now on, and what this mail holds
+                        // after the stop on the way out (`Hold`).
+                        outbox.shut();
                         let _ = ack.send(());
                         return;
                     }

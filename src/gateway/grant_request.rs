@@ -40,7 +40,11 @@ impl Gateway {
         req: Request<Incoming>,
     ) -> Result<Response<Body>, Problem> {
         if req.method() != http::Method::POST {
-            return Err(Problem::MethodNotAllowed(req.method().clone()));
+            return Err(Problem::MethodNotAllowed {
+                method: req.method().clone(),
+                allow: "POST",
+                on: "the grant-request endpoint",
+            });
         }
         let (parts, body) = req.into_parts();
         let body = read_body(body, &parts.headers, MAX_BODY).await?;

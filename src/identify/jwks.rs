@@ -12,14 +12,12 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
 
-use super::keys::{KeySet, Mode};
+use super::keys::{KeySet, MAX_JWKS_BYTES, Mode};
 use crate::config;
 use crate::forward::client::{self, HttpClient};
 use crate::record::Recorder;
 use crate::snapshot::Snapshot;
 
-/// Largest JWKS document accepted.
-const MAX_JWKS_BYTES: usize = 1 << 20;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]

@@ -387,3 +387,27 @@ async fn scripted_calls_give_exact_denials_drift_and_trace() {
         "arguments are shown, masked"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_decision_log_every_query_is_a_409_even_a_bad_one() {
+    let up = upstream().await;
+    let gw = TestGateway::start(&config("tools", &up.url("/mcp"), "deny", "", "")).await;
+    for path in [
+        "/v1/decisions",
+        "/v1/decisions?colour=red",
+        "/v1/decisions?since=yesterday",
+        "/v1/reports/denials",
+        "/v1/reports/denials?by=colour",
+        "/v1/reports/drift",
+        "/v1/reports/grants/grant_nope",
+    ] {
+        let r = admin(&gw, Method::GET, path, None).await;
+        assert_eq!(r.status, 409, "{path}: {}", r.text());
+        assert_eq!(
+            r.json()["error"]["code"],
+            "no_decision_log",
+            "{path}: {}",
+            r.text()
+        );
+    }
+}

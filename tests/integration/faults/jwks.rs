@@ -70,13 +70,12 @@ async fn known_keys_outlive_a_flapping_jwks_and_unknown_kids_fail_closed() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 
     // Garbage of every shape, each met by the background refresh: A stays.
-    // A key set padded past the 512 KiB a JWKS may have.
+    // A key set padded past the 512 KiB a JWKS may have; it names B, so only
+    // the size limit keeps B out.
     let huge: &'static str = Box::leak(
-        format!(
-            "{{\"keys\": [], \"padding\": \"{}\"}}",
-            "x".repeat(600 * 1024)
-        )
-        .into_boxed_str(),
+        padded(svid_jwks(&[&a, &b]), MAX_JWKS_BYTES + 1)
+            .to_string()
+            .into_boxed_str(),
     );
     let garbage: [(&str, Option<&'static str>, Option<serde_json::Value>); 7] = [
         ("a document over the size limit", Some(huge), None),
@@ -162,9 +161,10 @@ async fn known_keys_outlive_a_flapping_jwks_and_unknown_kids_fail_closed() {
     assert!(hang.accepted() >= 1, "the refresh reached the hanging port");
     drop(hang);
 
-    // Up again on the same port, rotated to A and B: B works, A still does.
+    // Up again on the same port, rotated to A and B, in a document just
+    // under the size limit: B works, A still does.
     served.lock().unwrap().raw = None;
-    served.lock().unwrap().doc = Some(svid_jwks(&[&a, &b]));
+    served.lock().unwrap().doc = Some(padded(svid_jwks(&[&a, &b]), MAX_JWKS_BYTES - 1024));
     let back = jwks_server_at(&pki, bind, docs()).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -182,6 +182,18 @@ async fn known_keys_outlive_a_flapping_jwks_and_unknown_kids_fail_closed() {
     assert!(common::metric(&gw, &jwks_fetches("flap", "ok")).await >= 2.0);
     assert!(errors >= 9.0, "every fault was met: {errors}");
     drop(back);
+}
+
+/// The most a JWKS document may hold (`identify/keys.rs`).
+const MAX_JWKS_BYTES: usize = 512 * 1024;
+
+/// `doc` with a `padding` member that makes its JSON text `bytes` long.
+fn padded(mut doc: serde_json::Value, bytes: usize) -> serde_json::Value {
+    doc["padding"] = serde_json::Value::String(String::new());
+    let rest = bytes.saturating_sub(doc.to_string().len());
+    doc["padding"] = serde_json::Value::String("x".repeat(rest));
+    assert_eq!(doc.to_string().len(), bytes);
+    doc
 }
 
 /// A listener on `addr` that accepts connections and never answers; they

@@ -194,6 +194,13 @@ async fn policy_auto_approves_low_risk_grant_requests() {
     assert!(r.text().contains("task"), "{}", r.text());
     let r = send(Method::GET, &gw.url("/_toolgate/grant-requests"), &[], "").await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.headers["allow"], "POST", "only POST is allowed here");
+    assert_eq!(r.json()["error"]["code"], "method_not_allowed");
+    assert!(
+        r.text().contains("grant-request endpoint"),
+        "the message names the endpoint, not an MCP route: {}",
+        r.text()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
