@@ -381,7 +381,9 @@ impl Writer {
                     if let Some(ack) = stop {
                         self.finish();
                         // Shut before answering, so that once `close`
-                        // returns nothing is taken. Anything posted after
+                        // returns on this answer nothing is taken (a close
+                        // that gave up waiting, after `CLOSE_WAIT`, has no
+                        // such promise). Anything posted after
                         // the stop is past the sealed log: counted, by the
                         // outbox from now on, and what this mail holds
                         // after the stop on the way out (`Hold`).

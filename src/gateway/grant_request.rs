@@ -117,8 +117,9 @@ impl Gateway {
             tasks: &snapshot.tasks,
             approvals: &snapshot.approvals,
         };
-        let requested =
-            requested_grant(&ask, caps).map_err(|e| Problem::BadJsonBody(e.to_string()))?;
+        // A broken rule (TTL over its cap, `max_uses` 0, a bad scope) is
+        // the task store's 400 `invalid_request`, as on the admin API.
+        let requested = requested_grant(&ask, caps).map_err(|e| store_problem(&e))?;
         // Policy, in the `grant` phase: only modules that opted in decide.
         let arguments = ask.arguments.clone().unwrap_or(Value::Null);
         let (context, _) = live.for_tool(self.tasks.store().as_ref(), &route.name, &ask.tool);

@@ -182,6 +182,33 @@ async fn policy_auto_approves_low_risk_grant_requests() {
     .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(r.text().contains("reason"), "{}", r.text());
+    // Well-formed JSON that breaks a rule: the admin API's code, naming it.
+    for (body, field) in [
+        (
+            r#"{"route":"tools","tool":"x","reason":"r","max_uses":0}"#,
+            "max_uses",
+        ),
+        (
+            r#"{"route":"tools","tool":"x","reason":"r","ttl":"5000d"}"#,
+            "ttl",
+        ),
+    ] {
+        let r = send(
+            Method::POST,
+            &gw.url("/_toolgate/grant-requests"),
+            &[("authorization", &format!("Bearer {me}"))],
+            body,
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text());
+        assert_eq!(
+            r.json()["error"]["code"],
+            "invalid_request",
+            "{body}: {}",
+            r.text()
+        );
+        assert!(r.text().contains(field), "{body}: {}", r.text());
+    }
     let taskless = token(AGENT, "tools", None);
     let r = send(
         Method::POST,
