@@ -29,9 +29,9 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Log filter, e.g. `info` or `info,toolgate::decision=warn`. The
-    /// default keeps the file watcher's (`notify`) chatter about watches
-    /// the kernel already dropped — a config file replaced by a rename —
-    /// out of the log.
+    /// default keeps the file watcher's (`notify`) info lines — e.g. that
+    /// it could not remove a watch the kernel had already dropped — out of
+    /// the log.
     #[arg(
         long,
         global = true,
