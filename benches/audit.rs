@@ -5,15 +5,21 @@
 //! "never"`), per record: the writer thread's own time on a CPU (from
 //! `/proc/self/task/TID/schedstat` on Linux; wall time elsewhere), so that
 //! the time it sleeps between batches is not counted as its cost.
+//!
+//! And what a query of the log costs (`audit_scan`): a search, the denial
+//! report and the drift report over a log of [`SCANNED`] decisions that
+//! the writer wrote, each one streaming scan that verifies the chain —
+//! criterion's throughput is lines read a second.
 
 use std::hint::black_box;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 
+use toolgate::audit::report::{Denials, Drift, Params, Search};
 use toolgate::config;
 use toolgate::decide::{
     ContextWire, Decision, DecisionInput, Phase, Reason, RequestFacts, Verdict,
@@ -153,7 +159,89 @@ fn decisions(c: &mut Criterion) {
         })
     });
     g.finish();
+
+    // A log of its own for the queries: SCANNED decisions over 20 tools,
+    // one in four denied, written by the writer.
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let scan_cfg: config::Audit = toml::from_str(&format!(
+        "dir = {:?}\nfsync = \"never\"\nmask = [{{ pointer = \"/token\" }}]\n",
+        tmp.path().display().to_string()
+    ))
+    .expect("audit config");
+    let registry = Recorder::new();
+    let scan_log =
+        toolgate::audit::AuditLog::start(&scan_cfg, None, registry.registry()).expect("log");
+    let recorder = std::sync::Arc::new(registry.with_audit(scan_log));
+    let tools: Vec<String> = (0..20).map(|i| format!("tool_{i:02}")).collect();
+    let before = written(&recorder);
+    for i in 0..SCANNED {
+        while recorder.audit().is_some_and(|a| !a.ready()) {
+            std::thread::yield_now();
+        }
+        let log = RequestLog::new(
+            std::sync::Arc::clone(&recorder),
+            "github",
+            Instant::now(),
+            Duration::from_micros(3),
+        );
+        let input = DecisionInput {
+            tool: &tools[i as usize % tools.len()],
+            ..input
+        };
+        let decided = if i % 4 == 3 {
+            Decision::new(Verdict::Deny, Reason::PolicyDeny, "no rule".into())
+        } else {
+            decision.clone()
+        };
+        log.decision(
+            &input,
+            decided,
+            Duration::from_micros(2),
+            "4bf92f3577b34da6a3ce929d0e0e4736",
+        );
+    }
+    while written(&recorder) < before + SCANNED {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let dirs = [tmp.path().to_path_buf()];
+    let lines = toolgate::audit::read::verify(&[tmp.path().to_path_buf()])
+        .map(|s| s.lines)
+        .expect("the log verifies");
+    let params = |pairs: &[(&str, &str)], allowed: &[&str]| {
+        Params::new(pairs.iter().copied(), allowed).expect("params")
+    };
+    let now = i64::try_from(toolgate::audit::now_ms()).unwrap_or(i64::MAX);
+    let search = Search::parse(
+        &params(&[("tool", "tool_07"), ("since", "1h")], &Search::PARAMS),
+        now,
+    )
+    .expect("search");
+    let denials = Denials::parse(
+        &params(
+            &[("by", "tool,reason,hour"), ("since", "1h")],
+            &Denials::PARAMS,
+        ),
+        now,
+    )
+    .expect("denials");
+    let drift = Drift::parse(&params(&[("since", "1h")], &Drift::PARAMS), now).expect("drift");
+    let mut g = c.benchmark_group("audit_scan");
+    g.throughput(Throughput::Elements(lines));
+    g.sample_size(10);
+    g.bench_function("search", |b| {
+        b.iter(|| black_box(search.run(&dirs).expect("search runs").len()))
+    });
+    g.bench_function("denials", |b| {
+        b.iter(|| black_box(denials.run(&dirs).expect("report runs").calls))
+    });
+    g.bench_function("drift", |b| {
+        b.iter(|| black_box(drift.run(&dirs).expect("report runs")))
+    });
+    g.finish();
 }
+
+/// Decisions in the log the query benchmarks read.
+const SCANNED: u64 = 50_000;
 
 criterion_group!(benches, decisions);
 criterion_main!(benches);

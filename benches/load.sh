@@ -3,7 +3,7 @@
 #
 #   benches/load.sh                 # full run: 5 interleaved rounds, ~15 min on 2 cores
 #   benches/load.sh --rounds 1 --seconds 3      # a quick look
-#   benches/load.sh profile [--seconds S] [--row c|e|g] [--audit]
+#   benches/load.sh profile [--seconds S] [--row b|c|e|g] [--audit]
 #                                               # row (c), (e) the filtered tools/list,
 #                                               # or (g) with the decision log (= --audit),
 #                                               # under callgrind: instructions per request

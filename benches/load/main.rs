@@ -14,10 +14,11 @@
 //! smoke run against the debug build — every row must answer as expected;
 //! no speed is asserted. The same binary is also each helper process:
 //! `load upstream`, `load proxy --upstream PORT`, `load scale ...`; and
-//! `load profile [--seconds S] [--row c|e|g] [--audit]` counts a row's
+//! `load profile [--seconds S] [--row b|c|e|g] [--audit]` counts a row's
 //! instructions per request under callgrind (`benches/load.sh profile`):
 //! row (c) by default; `--audit` is `--row g`, the same with the decision
-//! log on; `--row e` the filtered 100-tool `tools/list`.
+//! log on; `--row e` the filtered 100-tool `tools/list`; `--row b` the
+//! bare proxy relaying row (c)'s request, the baseline's count.
 
 mod gateway;
 mod generate;
@@ -103,13 +104,16 @@ impl Plan {
         Self {
             smoke: true,
             rounds: 1,
-            rps_for: Duration::from_secs(1),
-            latency_for: Duration::from_secs(1),
+            // About 10 s of load in all: 0.5 s a row saturated and 0.5 s
+            // at the fixed rate, (f) both ways, (c)/(g) paired and side by
+            // side, 2 s of hot swaps.
+            rps_for: Duration::from_millis(500),
+            latency_for: Duration::from_millis(500),
             rate: 50,
             sse_rate: 50,
             conns: 4,
             log_pairs: 1,
-            log_pair_for: Duration::from_secs(1),
+            log_pair_for: Duration::from_millis(500),
             scale: vec![1_000, 10_000],
             scale_calls: 300,
             swap_for: Duration::from_secs(2),
@@ -150,7 +154,7 @@ fn main() {
         Some("profile") => {
             let row = match arg("--row") {
                 Some(key) => profile::Row::parse(&key)
-                    .unwrap_or_else(|| panic!("profile --row wants c, e or g, got {key:?}")),
+                    .unwrap_or_else(|| panic!("profile --row wants b, c, e or g, got {key:?}")),
                 None if args.iter().any(|a| a == "--audit") => profile::Row::G,
                 None => profile::Row::C,
             };

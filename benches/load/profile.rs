@@ -1,7 +1,8 @@
-//! `load profile`: instructions per request of row (c), (g) or (e),
+//! `load profile`: instructions per request of row (b), (c), (g) or (e),
 //! counted by callgrind. On a shared, loaded machine instruction counts
-//! repeat where CPU time does not. The gateway runs under `valgrind
-//! --tool=callgrind` with one worker; after a warm-up the counters are
+//! repeat where CPU time does not. The process under test (the gateway,
+//! or for (b) the bare proxy) runs under `valgrind --tool=callgrind` with
+//! one worker; after a warm-up the counters are
 //! zeroed, one connection sends the row's request for a while, and the
 //! counters are dumped: the dump's total divided by the requests answered
 //! is the figure. The dump stays in `target/load/profile/` for
@@ -23,6 +24,8 @@ use super::repo;
 /// The rows the profile mode can count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Row {
+    /// Row (c)'s call through the bare proxy: the baseline's count.
+    B,
     /// An allowed `tools/call`.
     C,
     /// Row (c) with the decision log on.
@@ -35,6 +38,7 @@ impl Row {
     /// The row named by `--row` (`c`, `e`, `g`).
     pub(crate) fn parse(key: &str) -> Option<Self> {
         match key {
+            "b" => Some(Self::B),
             "c" => Some(Self::C),
             "g" => Some(Self::G),
             "e" => Some(Self::E),
@@ -44,6 +48,7 @@ impl Row {
 
     fn key(self) -> &'static str {
         match self {
+            Self::B => "b",
             Self::C => "c",
             Self::G => "g",
             Self::E => "e",
@@ -53,7 +58,7 @@ impl Row {
     /// The request the row sends, and what its answer must hold.
     fn request(self) -> (Bytes, Expect) {
         match self {
-            Self::C | Self::G => (
+            Self::B | Self::C | Self::G => (
                 Bytes::from(
                     json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
                            "params": {"name": "echo", "arguments": {"text": "hello"}}})
@@ -106,6 +111,9 @@ pub(crate) fn run(seconds: u64, row: Row) {
         .enable_all()
         .build()
         .expect("runtime");
+    // Row (b) profiles the bare proxy; the gateway (not profiled then)
+    // still runs, for the session and token that (b) sends as (c) does.
+    let bare = row == Row::B;
     let gw = rt.block_on(gateway::start(
         &repo(),
         &wasm,
@@ -113,13 +121,21 @@ pub(crate) fn run(seconds: u64, row: Row) {
         &out,
         None,
         true,
-        &wrap,
+        if bare { &[] } else { &wrap },
         audit.then(|| out.join("audit")).as_deref(),
         None,
     ));
+    let proxy = bare.then(|| {
+        let mut cmd = Command::new(&wrap[0]);
+        cmd.args(&wrap[1..])
+            .arg(&me)
+            .args(["proxy", "--upstream", &upstream_port.to_string()])
+            .env("TOKIO_WORKER_THREADS", "1");
+        procs::spawn_listening("bare proxy", cmd)
+    });
     let (body, expect) = row.request();
     let target = Arc::new(Target {
-        port: gw.port,
+        port: proxy.as_ref().map_or(gw.port, |(_, port)| *port),
         path: "/mcp".into(),
         headers: vec![
             ("content-type".into(), "application/json".into()),
@@ -134,7 +150,10 @@ pub(crate) fn run(seconds: u64, row: Row) {
         body,
         expect,
     });
-    let pid = gw.proc.pid().to_string();
+    let pid = proxy
+        .as_ref()
+        .map_or(gw.proc.pid(), |(p, _)| p.pid())
+        .to_string();
     let (warm, _) = rt.block_on(generate::closed(&target, 1, Duration::from_secs(5)));
     assert!(
         warm.bad == 0 && warm.ok > 0,

@@ -208,10 +208,10 @@ impl Report {
             "mode": if plan.smoke { "smoke" } else { "full" },
             "build": if cfg!(debug_assertions) { "debug" } else { "release" },
             "rounds": plan.rounds,
-            "saturated_s": plan.rps_for.as_secs(),
+            "saturated_s": plan.rps_for.as_secs_f64(),
             "saturating": if wrk { format!("wrk, 1 thread, {} connections", plan.conns) } else { format!("built-in closed loop, {} connections", plan.conns) },
             "fixed_rate": plan.rate,
-            "fixed_rate_s": plan.latency_for.as_secs(),
+            "fixed_rate_s": plan.latency_for.as_secs_f64(),
             "sse_rate": plan.sse_rate,
             "pinned": pinned,
             // Row (c) is another build (benches/load.sh, `LOAD_C_BIN`):

@@ -1,7 +1,8 @@
 //! Record stage, read back: [`Records`] iterates a decision log as typed,
 //! verified records — every line's own hash, the chain of `prev` hashes,
-//! contiguous `seq`, each file continuing the one before it, and the
-//! newest file against `HEAD`. The first problem ends the iteration with an
+//! contiguous `seq`, every file (the oldest read too) starting with its
+//! `opened` line, each file continuing the one before it, and the newest
+//! file against `HEAD`. The first problem ends the iteration with an
 //! [`Error::Bad`] naming the file and line. Reports and `toolgate audit
 //! verify` are built on it.
 //!
@@ -67,6 +68,11 @@ pub struct Records {
     last: Option<(u64, String)>,
     next_opening: Option<PreviousLine<'static>>,
     head: Option<HeadLine<'static>>,
+    /// `HEAD` of a directory read, where it names a newer file than the
+    /// newest one there: that file was deleted.
+    head_beyond: Option<HeadLine<'static>>,
+    /// Whether the file being read had its `sealed` line: nothing follows it.
+    sealed: bool,
     buf: Vec<u8>,
     summary: Summary,
     done: bool,
@@ -77,19 +83,43 @@ impl Records {
     /// files are read in the order of their numbers.
     pub fn open(paths: &[PathBuf]) -> Result<Self, Error> {
         let mut files = Vec::new();
+        let mut dirs = Vec::new();
         for path in paths {
             if path.is_dir() {
                 files.extend(segment::list(path)?.into_iter().map(|(_, p)| p));
+                dirs.push(path);
             } else {
                 files.push(path.clone());
             }
         }
         files.sort_by_key(|p| (number(p), p.clone()));
         files.dedup();
-        let head = files.last().and_then(|last| {
-            let head = segment::read_head(last.parent().unwrap_or(Path::new(".")))?;
-            (Some(head.file.as_ref()) == last.file_name().and_then(|n| n.to_str())).then_some(head)
-        });
+        let last_dir = files
+            .last()
+            .map(|last| last.parent().unwrap_or(Path::new(".")));
+        let last_head = last_dir.and_then(segment::read_head);
+        let newest = files.last().and_then(|l| number(l));
+        let (head, head_beyond) = match (last_head, newest) {
+            (Some(h), Some(n)) if file_number(&h.file).is_some_and(|f| f > n) => {
+                // Only a whole directory read says the newer file should be
+                // here; files named one by one may leave it out. A live log
+                // may have begun it since the listing: then it is there.
+                let listed = last_dir.is_some_and(|d| {
+                    dirs.iter().any(|x| same_dir(x, d)) && !d.join(h.file.as_ref()).exists()
+                });
+                (None, listed.then_some(h))
+            }
+            (Some(h), _)
+                if Some(h.file.as_ref())
+                    == files
+                        .last()
+                        .and_then(|l| l.file_name())
+                        .and_then(|n| n.to_str()) =>
+            {
+                (Some(h), None)
+            }
+            _ => (None, None),
+        };
         Ok(Self {
             files,
             index: 0,
@@ -100,6 +130,8 @@ impl Records {
             last: None,
             next_opening: None,
             head,
+            head_beyond,
+            sealed: false,
             buf: Vec::new(),
             summary: Summary::default(),
             done: false,
@@ -126,6 +158,7 @@ impl Records {
         self.reader = Some(BufReader::with_capacity(256 * 1024, file));
         self.line_no = 0;
         self.offset = 0;
+        self.sealed = false;
         self.summary.files += 1;
         self.next_opening = self.files.get(self.index + 1).and_then(|p| opening(p));
         Ok(())
@@ -192,6 +225,12 @@ impl Records {
     }
 
     fn check_head(&mut self) -> Result<(), Error> {
+        if let Some(head) = &self.head_beyond {
+            return Err(self.bad(self.line_no.max(1), format!(
+                "HEAD records seq {} written in {}, a newer file that is not there: the newest file(s) were deleted",
+                head.seq, head.file
+            )));
+        }
         let Some(head) = &self.head else {
             return Ok(());
         };
@@ -260,14 +299,18 @@ impl Records {
                     return Err(self.bad(at, "its prev is not the hash of the line before it: a line was removed, inserted or moved here"));
                 }
             }
-            None if line.seq == 1 && line.prev != GENESIS => {
-                return Err(self.bad(at, "the first line of the log does not start the chain"));
-            }
-            None => {}
+            None => self.check_start(at, &line)?,
         }
-        if at == 1 && self.index > 0 && !is_opened(&line.body) {
+        if at == 1 && !is_opened(&line.body) {
             return Err(self.bad(at, "a file must start with an \"opened\" line"));
         }
+        if self.sealed {
+            return Err(self.bad(
+                at,
+                "it follows its file's \"sealed\" line: lines were added after the file was closed",
+            ));
+        }
+        self.sealed = matches!(&line.body, Body::Log(l) if l.event == "sealed");
         if let Some(head) = &self.head
             && self.index + 1 == self.files.len()
             && head.seq == line.seq
@@ -296,6 +339,40 @@ impl Records {
             hash,
             body: line.body,
         })
+    }
+
+    /// The first line read must be the `opened` line the writer puts first
+    /// in every file: where the chain starts, or (once `retain` deleted the
+    /// files before it) the line continuing the file it names. Anything
+    /// else means the oldest file lost its first lines.
+    fn check_start(&self, at: usize, line: &Line<'_>) -> Result<(), Error> {
+        let previous = match &line.body {
+            Body::Log(l) if l.event == "opened" => &l.previous,
+            _ => {
+                return Err(self.bad(at, format!(
+                    "the log's first line (seq {}) is not the \"opened\" line every file starts with: lines were removed from the start of its oldest file",
+                    line.seq
+                )));
+            }
+        };
+        match previous {
+            None if line.seq != 1 || line.prev != GENESIS => {
+                Err(self.bad(at, "the first line of the log does not start the chain"))
+            }
+            Some(p) if p.seq + 1 != line.seq || p.hash != line.prev => Err(self.bad(at, format!(
+                "its seq and prev do not follow the end of {} (seq {}) it names as the file before",
+                p.file, p.seq
+            ))),
+            // The file it names is gone (`retain`), but what its opening
+            // recorded of it still stands.
+            Some(PreviousLine {
+                head: Some(head), ..
+            }) => Err(self.bad(at, format!(
+                "when the gateway restarted, HEAD recorded seq {} in {}, but the log ended at seq {}: lines were cut while it was down",
+                head.seq, head.file, line.seq - 1
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -327,6 +404,11 @@ pub fn verify(paths: &[PathBuf]) -> Result<Summary, Error> {
         record?;
     }
     Ok(records.summary().clone())
+}
+
+/// Whether two paths name one directory (as given, or resolved).
+fn same_dir(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }
 
 fn is_opened(body: &Body<'_>) -> bool {

@@ -416,6 +416,9 @@ impl Renderer {
         let answered = e.event != "approval_parked";
         if let Some(a) = store.as_ref().and_then(|s| s.approval(&e.id)) {
             let mut arguments = a.arguments;
+            // A reason may quote the arguments it judged.
+            let seen = self.masks.values(&arguments);
+            let why = Masks::scrub(&a.why, &seen).into_owned();
             self.masks.apply(&mut arguments, &mut Vec::new());
             line.approval = Some(ApprovalLine {
                 kind: Cow::Borrowed(match a.kind {
@@ -426,7 +429,7 @@ impl Renderer {
                 tool: Cow::Owned(a.tool),
                 agent: Cow::Owned(a.agent),
                 arguments: Cow::Owned(arguments),
-                why: (!a.why.is_empty()).then_some(Cow::Owned(a.why)),
+                why: (!why.is_empty()).then_some(Cow::Owned(why)),
                 decided_by: a.decided.filter(|_| answered).map(|d| Cow::Owned(d.by)),
                 grant: a.grant_id.filter(|_| answered).map(Cow::Owned),
             });

@@ -421,3 +421,120 @@ async fn after_a_mail_bigger_than_a_batch_the_writer_does_not_wait_out_the_inter
     );
     log.close().await;
 }
+
+/// The `seq` of a line as written.
+fn seq_of(line: &str) -> u64 {
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    v["seq"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn lines_cut_from_the_start_of_the_oldest_file_are_named_at_its_first_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), 4096, 80).await;
+    let all = files(tmp.path());
+    assert!(all.len() >= 4, "{all:?}");
+    let cut = |file: &Path, n: usize| {
+        let good = lines(file);
+        rewrite(file, &good[n..]);
+        let bad = bad_line(tmp.path());
+        rewrite(file, &good);
+        (bad, seq_of(&good[n]))
+    };
+    let named = |file: &Path, seq: u64| {
+        (
+            file.display().to_string(),
+            1,
+            format!(
+                "the log's first line (seq {seq}) is not the \"opened\" line every file starts with: lines were removed from the start of its oldest file"
+            ),
+        )
+    };
+
+    // The very start of the log: its `opened` line, or it and more.
+    for n in [1, 3] {
+        let (bad, seq) = cut(&all[0], n);
+        assert_eq!(seq, n as u64 + 1);
+        assert_eq!(bad, named(&all[0], seq));
+    }
+    verify(&[tmp.path().to_path_buf()]).unwrap();
+
+    // `retain` deleted the oldest files: the oldest kept one starts with
+    // the `opened` line naming the file before it, and the log verifies —
+    // until that file loses its first lines too.
+    std::fs::remove_file(&all[0]).unwrap();
+    std::fs::remove_file(&all[1]).unwrap();
+    let summary = verify(&[tmp.path().to_path_buf()]).unwrap();
+    assert_eq!(summary.first_seq, Some(seq_of(&lines(&all[2])[0])));
+    for n in [1, 2] {
+        let (bad, seq) = cut(&all[2], n);
+        assert_eq!(bad, named(&all[2], seq));
+    }
+
+    // Given as files, the oldest given is held to the same.
+    let good = lines(&all[3]);
+    rewrite(&all[3], &good[1..]);
+    match verify(&all[3..]) {
+        Err(Error::Bad { file, line, what }) => {
+            assert_eq!((file, line), (all[3].display().to_string(), 1), "{what}");
+            assert!(what.contains("removed from the start"), "{what}");
+        }
+        other => panic!("expected a bad line, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn after_retain_deleted_the_oldest_files_the_log_still_verifies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path(), 4096);
+    cfg.retain = 3;
+    for run in 0..2 {
+        let log = AuditLog::start(&cfg, None, &prometheus::Registry::new()).unwrap();
+        for i in 0..60 {
+            log.send(admin(run * 100 + i));
+            if i % 4 == 3 {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        }
+        log.close().await;
+    }
+    let kept = files(tmp.path());
+    assert_eq!(kept.len(), 3, "{kept:?}");
+    let oldest =
+        super::segment::file_number(kept[0].file_name().unwrap().to_str().unwrap()).unwrap();
+    assert!(oldest > 1, "nothing was deleted: {kept:?}");
+
+    let summary = verify(&[tmp.path().to_path_buf()]).unwrap();
+    assert_eq!(summary.files, 3);
+    assert!(summary.head_checked);
+    let first = lines(&kept[0]);
+    let last = lines(kept.last().unwrap());
+    assert_eq!(
+        (summary.first_seq, summary.last_seq),
+        (Some(seq_of(&first[0])), Some(seq_of(last.last().unwrap())))
+    );
+    assert!(summary.first_seq > Some(1));
+    // The chain starts at the `opened` line naming the deleted file.
+    let record = Records::open(&[tmp.path().to_path_buf()])
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    let super::line::Body::Log(opened) = &record.body else {
+        panic!("{record:?}");
+    };
+    let previous = opened.previous.as_ref().unwrap();
+    assert_eq!(
+        (
+            opened.event.as_ref(),
+            previous.file.as_ref(),
+            previous.seq + 1
+        ),
+        (
+            "opened",
+            super::segment::file_name(oldest - 1).as_str(),
+            record.seq
+        )
+    );
+    assert!(!tmp.path().join(previous.file.as_ref()).exists());
+}

@@ -660,8 +660,14 @@ impl Writer {
             .log(line, self.seq + 1, &self.prev, &mut self.buf);
         let hash = chain::seal_line(&mut self.buf, 0);
         let mut file = file;
-        file.write_all(&self.buf)?;
-        file.sync_data()?;
+        if let Err(e) = file.write_all(&self.buf).and_then(|()| file.sync_data()) {
+            // A full disk can take part of the line: the file goes, or the
+            // next try could not create it again, and the log would stay
+            // shut after space came back.
+            drop(file);
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
         sync_dir(&self.dir);
         (self.file, self.number, self.len, self.torn) =
             (Some(file), number, self.buf.len() as u64, 0);

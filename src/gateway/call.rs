@@ -227,6 +227,7 @@ impl Decider {
                 if let Asked::Method { method, .. } = asked {
                     decision = unknown_method_default(decision, method);
                 }
+                self.log.scrub(&input, &mut decision);
                 crate::context::settle(
                     crate::context::Settle {
                         tasks: &self.tasks,

@@ -137,6 +137,8 @@ impl Gateway {
         let budget = crate::decide::Budget::new(snapshot.policy_limits.request_budget());
         let mut decision = snapshot.policy.decide(&input, &budget).await;
         let decide = deciding.elapsed();
+        // Before the reason reaches the refusal or the approval.
+        log.scrub(&input, &mut decision);
         if decision.evidence.is_empty() {
             // No module decides grant requests here: a human does.
             decision = Decision::new(
@@ -163,7 +165,7 @@ impl Gateway {
             tool: ask.tool.clone(),
             argument_digest: argument_digest(&arguments),
             arguments: arguments.clone(),
-            why: ask.reason.clone(),
+            why: log.scrubbed(&arguments, ask.reason.clone()),
             requested: Some(requested),
             created_at_ms: now,
             expires_at_ms: now.saturating_add(crate::tasks::millis(snapshot.approvals.pending_ttl)),
@@ -177,13 +179,15 @@ impl Gateway {
                 reason: decision.reason().as_str(),
                 message: format!("grant request refused: {}", decision.message),
             }),
-            Verdict::Allow => self.auto_approve(snapshot, approval, &decision).await.map(|(approval, grant)| {
+            Verdict::Allow => self.auto_approve(snapshot, approval, &decision).await.map(|(mut approval, grant)| {
                 decision.approval = Some(approval.id.clone());
+                approval.arguments = log.masked(&approval.arguments);
                 decision.grant = Some(grant.id.clone());
                 json_created(StatusCode::CREATED, json!({"status": "granted", "grant": grant, "approval": approval}))
             }),
-            Verdict::NeedsApproval => self.park_request(snapshot, approval).await.map(|approval| {
+            Verdict::NeedsApproval => self.park_request(snapshot, approval).await.map(|mut approval| {
                 decision.approval = Some(approval.id.clone());
+                approval.arguments = log.masked(&approval.arguments);
                 json_created(StatusCode::ACCEPTED, json!({
                     "status": "pending",
                     "approval": approval,

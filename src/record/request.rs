@@ -8,6 +8,8 @@ use std::borrow::Cow;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use crate::audit::{DecisionEntry, Masks, Permit, Texts, Upstream};
 use crate::decide::{Decision, DecisionInput, Phase, Reason, Verdict};
 
@@ -80,6 +82,38 @@ impl RequestLog {
         }
     }
 
+    /// Scrubs the values of masked arguments out of a module's reason
+    /// (a module may quote the arguments it judged). Done as soon as the
+    /// policy answers, before the reason is kept anywhere — a parked
+    /// call's approval, its grant — and again by [`Self::decision`].
+    pub fn scrub(&self, input: &DecisionInput<'_>, decision: &mut Decision) {
+        decision.message = self.scrubbed(input.arguments, std::mem::take(&mut decision.message));
+    }
+
+    /// `arguments` as the decision log shows them (`audit.mask`), for an
+    /// answer that repeats them.
+    pub fn masked(&self, arguments: &Value) -> Value {
+        self.recorder
+            .audit()
+            .map_or_else(|| arguments.clone(), |a| a.masks().at("", arguments))
+    }
+
+    /// `text` (free text that may quote `arguments`: a reason, an agent's
+    /// why) with the values of masked arguments scrubbed out.
+    pub fn scrubbed(&self, arguments: &Value, text: String) -> String {
+        let Some(audit) = self.recorder.audit() else {
+            return text;
+        };
+        if audit.masks().is_empty() || text.is_empty() {
+            return text;
+        }
+        let seen = audit.masks().values(arguments);
+        match Masks::scrub(&text, &seen) {
+            Cow::Owned(clean) => clean,
+            Cow::Borrowed(_) => text,
+        }
+    }
+
     /// Records one decision that took `decide` in policy, and returns it as
     /// final: refused (`audit_unavailable`) if it would run unrecorded while
     /// the log fails closed; its message with masked argument values
@@ -96,12 +130,7 @@ impl RequestLog {
             self.recorder.decide_latency(&self.route, decide);
             return decision;
         };
-        if !audit.masks().is_empty() && !decision.message.is_empty() {
-            let seen = audit.masks().values(input.arguments);
-            if let Cow::Owned(text) = Masks::scrub(&decision.message, &seen) {
-                decision.message = text;
-            }
-        }
+        self.scrub(input, &mut decision);
         let permit = if input.phase == Phase::List {
             None
         } else {

@@ -4,10 +4,13 @@
 //! verify` (the real binary) on a log that was rotated, and what calls get
 //! while the log's disk fails.
 
+mod disk_full;
 mod failure;
 mod lines;
+mod masking;
 mod process;
 mod reports;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -45,7 +45,11 @@ impl Trace {
                     }
                     events.push(r.clone());
                 }
-                Body::Decision(d) if d.grants.iter().any(|g| g == id) => uses.push(r.clone()),
+                // A grant request's own line names the grant it made; a use
+                // is a call's.
+                Body::Decision(d) if d.phase == "call" && d.grants.iter().any(|g| g == id) => {
+                    uses.push(r.clone());
+                }
                 Body::Admin(a) if a.target.as_deref() == Some(id) => admin.push(r.clone()),
                 Body::Decision(_)
                 | Body::Grant(_)

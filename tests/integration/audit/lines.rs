@@ -1,7 +1,8 @@
 //! The exact decision-log line of an allowed, a denied, an approved and a
 //! policy-error call, and of the events around them (task created, grant
 //! issued, approval parked and approved, admin actions); masked arguments
-//! appear in clear nowhere: not in the log, the metrics or the answers.
+//! appear in clear nowhere: not in the log, the metrics or the answers;
+//! a forwarded call's line splits its latency (identify, decide, upstream).
 
 use http::Method;
 use serde_json::{Value, json};
@@ -275,4 +276,91 @@ async fn every_kind_of_decision_and_event_has_its_exact_line() {
     let (ok, out) = verify_cli(std::slice::from_ref(&dir)).await;
     assert!(ok, "{out}");
     assert!(out.contains("matches HEAD"), "{out}");
+}
+
+/// The decision lines, as written, of the log's files in `dir`.
+fn decision_lines(dir: &std::path::Path) -> Vec<Value> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| {
+            std::fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .filter(|v| v["kind"] == "decision")
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_call_logs_its_latency_split_and_upstream_status() {
+    // An upstream that takes at least 30 ms to answer.
+    let up = crate::common::upstream::FakeUpstream::start(|seen| async move {
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        let req: Value = serde_json::from_slice(&seen.body).unwrap_or(Value::Null);
+        crate::common::upstream::json(
+            200,
+            &json!({"jsonrpc": "2.0", "id": req["id"], "result": {"content": [{"type": "text", "text": "ok"}]}}),
+        )
+    })
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("audit");
+    let extra = format!("[audit]\ndir = \"{}\"\n", dir.display());
+    let gw = TestGateway::start(&config("tools", &up.url("/mcp"), "deny", "", &extra)).await;
+    let task = create_task(&gw, AGENT).await;
+    issue_grant(&gw, &task, "echo", None).await;
+    let bearer = token(AGENT, "tools", None);
+    let r = raw_call(&gw, "tools", &bearer, Some(&task), "echo", json!({})).await;
+    assert_eq!(refusal(&r), None, "{}", r.text());
+    let r = raw_call(&gw, "tools", &bearer, Some(&task), "delete", json!({})).await;
+    assert!(refusal(&r).unwrap().contains("policy_deny"), "{}", r.text());
+    call_decisions(&dir, 2).await;
+    let lines = decision_lines(&dir);
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+
+    // Allowed and forwarded: every part of the split, and the status.
+    let allowed = &lines[0];
+    assert_eq!(allowed["decision"], "allow", "{allowed}");
+    assert_eq!(allowed["upstream"], json!({"status": 200}), "{allowed}");
+    let latency = allowed["latency_us"].as_object().unwrap();
+    let mut keys: Vec<&str> = latency.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["decide", "identify", "total", "upstream"],
+        "{allowed}"
+    );
+    let us = |k: &str| {
+        latency[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("latency_us.{k} is a whole number: {allowed}"))
+    };
+    let (identify, decide, upstream, total) =
+        (us("identify"), us("decide"), us("upstream"), us("total"));
+    assert!(upstream >= 30_000, "the upstream took 30 ms: {allowed}");
+    assert!(upstream < 10_000_000, "{allowed}");
+    // The parts are consecutive stretches of the whole.
+    assert!(identify + decide + upstream <= total, "{allowed}");
+
+    // Refused: nothing forwarded, so no upstream part and no status.
+    let denied = &lines[1];
+    assert_eq!(denied["decision"], "deny", "{denied}");
+    assert_eq!(denied.get("upstream"), None, "{denied}");
+    let latency = denied["latency_us"].as_object().unwrap();
+    let mut keys: Vec<&str> = latency.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["decide", "identify", "total"], "{denied}");
+    let part = |k: &str| latency[k].as_u64().unwrap();
+    assert!(
+        part("identify") + part("decide") <= part("total"),
+        "{denied}"
+    );
 }
