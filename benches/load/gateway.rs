@@ -220,6 +220,17 @@ pub(crate) async fn admin_call(port: u16, path: &str, body: Option<Value>) -> (u
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
+/// A `GET` on the admin API: status and JSON body.
+pub(crate) async fn admin_get(port: u16, path: &str) -> (u16, Value) {
+    let req = Request::get(path)
+        .header("host", format!("127.0.0.1:{port}"))
+        .header("authorization", format!("Bearer {ADMIN_TOKEN}"))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let (status, _, body) = send(port, req).await;
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
 async fn send(port: u16, req: Request<Full<Bytes>>) -> (u16, http::HeaderMap, Bytes) {
     let stream = TcpStream::connect(("127.0.0.1", port))
         .await

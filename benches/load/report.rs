@@ -86,6 +86,9 @@ pub(crate) struct Swap {
     pub(crate) first_failure: Option<String>,
     pub(crate) reloads: u64,
     pub(crate) reloads_ok: u64,
+    /// Module variants seen loaded after a reload (2: each swap changed
+    /// the module).
+    pub(crate) variants: usize,
 }
 
 #[derive(Debug)]
@@ -388,14 +391,19 @@ impl Report {
             }
         }
         if let Some(s) = &self.swap
-            && (s.failed > 0 || s.requests == 0 || s.reloads_ok < s.reloads || s.reloads == 0)
+            && (s.failed > 0
+                || s.requests == 0
+                || s.reloads_ok < s.reloads
+                || s.reloads < 2
+                || s.variants < 2)
         {
             out.push(format!(
-                "hot swap: {} of {} requests failed, {} of {} reloads ok; first: {}",
+                "hot swap: {} of {} requests failed, {} of {} reloads ok, {} of 2 module variants seen loaded; first: {}",
                 s.failed,
                 s.requests,
                 s.reloads_ok,
                 s.reloads,
+                s.variants,
                 s.first_failure.as_deref().unwrap_or("-")
             ));
         }
@@ -497,8 +505,8 @@ impl Report {
         t.push('\n');
         if let Some(s) = &self.swap {
             t.push_str(&format!(
-                "hot swap: {} requests during {} policy reloads ({} ok): {} failed\n",
-                s.requests, s.reloads, s.reloads_ok, s.failed,
+                "hot swap: {} requests during {} policy reloads ({} ok, alternating 2 module variants, {} seen loaded): {} failed\n",
+                s.requests, s.reloads, s.reloads_ok, s.variants, s.failed,
             ));
         }
         t.push_str(&format!(
@@ -563,7 +571,7 @@ impl Report {
             "sse_first_event": sse,
             "scale": scale,
             "hot_swap": self.swap.as_ref().map(|s| json!({"requests": s.requests, "failed": s.failed,
-                         "reloads": s.reloads, "reloads_ok": s.reloads_ok})),
+                         "reloads": s.reloads, "reloads_ok": s.reloads_ok, "variants": s.variants})),
             "gateway_log_bytes": self.log_bytes,
             "log_pairs": self.log_pairs,
             "log_together": self.log_together,

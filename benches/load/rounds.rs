@@ -101,9 +101,12 @@ pub(crate) fn run(plan: &Plan) {
     if let Some(dir) = &base_audit {
         let _ = std::fs::remove_dir_all(dir);
     }
+    // Row (c)'s gateway loads its modules from copies that the hot swap
+    // rewrites: each reload swaps in a module whose bytes differ.
+    let swapped = Swapped::new(&wasm, &plan.out.join("modules"));
     let gw = rt.block_on(gateway::start(
         &repo(),
-        &wasm,
+        &swapped.dir,
         upstream_port,
         &plan.out,
         cpu(UNDER_TEST),
@@ -343,7 +346,7 @@ pub(crate) fn run(plan: &Plan) {
 
     let swap = plan.runs("swap").then(|| {
         step!("policy hot swap under load");
-        rt.block_on(hot_swap(&gw, &swap_target, plan.swap_for))
+        rt.block_on(hot_swap(&gw, &swap_target, plan.swap_for, &swapped))
     });
 
     let scale: Vec<ScaleResult> = plan
@@ -527,27 +530,83 @@ fn wrk_tally(run: &generate::WrkRun, file: &Path) -> Tally {
 
 /// Closed-loop load on row (c) while the policy set is reloaded (and
 /// swapped) every 250 ms through the admin API; every answer is checked.
-async fn hot_swap(gw: &gateway::Gateway, target: &Arc<Target>, length: Duration) -> Swap {
+async fn hot_swap(
+    gw: &gateway::Gateway,
+    target: &Arc<Target>,
+    length: Duration,
+    swapped: &Swapped,
+) -> Swap {
     let admin = gw.admin;
+    let variants = swapped.variants.clone();
+    let path = swapped.dir.join("allowlist.wasm");
     let reloads = tokio::spawn(async move {
-        let (mut ok, mut total) = (0u64, 0u64);
+        let (mut ok, mut total, mut seen) = (0u64, 0u64, std::collections::BTreeSet::new());
         let end = tokio::time::Instant::now() + length;
         while tokio::time::Instant::now() < end {
+            // The other variant, written aside and renamed into place.
+            let (bytes, sha) = &variants[usize::try_from(total % 2).unwrap_or(0)];
+            let aside = path.with_extension("next");
+            std::fs::write(&aside, bytes).expect("module variant");
+            std::fs::rename(&aside, &path).expect("module variant in place");
             let (status, _) = gateway::admin_call(admin, "/v1/policies/reload", None).await;
             total += 1;
             ok += u64::from(status == 200);
+            // The gateway now runs that variant.
+            let (_, listed) = gateway::admin_get(admin, "/v1/policies").await;
+            let loaded = listed.to_string();
+            if status == 200 && loaded.contains(sha.as_str()) {
+                seen.insert(sha.clone());
+            }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
-        (ok, total)
+        (ok, total, seen.len())
     });
     let (tally, _) = generate::closed(target, 8, length).await;
-    let (reloads_ok, reloads) = reloads.await.unwrap_or((0, 0));
+    let (reloads_ok, reloads, variants) = reloads.await.unwrap_or((0, 0, 0));
     Swap {
         requests: tally.ok + tally.bad,
         failed: tally.bad,
         first_failure: tally.first_bad,
         reloads,
         reloads_ok,
+        variants,
+    }
+}
+
+/// The modules of row (c)'s gateway, copied to `dir`, and two variants of
+/// `allowlist.wasm` (its bytes, and the same with a custom section added:
+/// the same rules, another SHA-256) with their digests, for the hot swap.
+struct Swapped {
+    dir: PathBuf,
+    variants: Vec<(Vec<u8>, String)>,
+}
+
+impl Swapped {
+    fn new(wasm: &Path, dir: &Path) -> Self {
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::create_dir_all(dir).expect("modules folder");
+        for name in ["allowlist.wasm", "jit_grants.wasm"] {
+            std::fs::copy(wasm.join(name), dir.join(name)).expect("module copy");
+        }
+        let original = std::fs::read(wasm.join("allowlist.wasm")).expect("allowlist module");
+        // A custom section (id 0): its size, then its name, then its data.
+        let name = b"toolgate-bench-swap";
+        let mut other = original.clone();
+        other.push(0);
+        other.push(u8::try_from(1 + name.len()).expect("short section"));
+        other.push(u8::try_from(name.len()).expect("short name"));
+        other.extend_from_slice(name);
+        let variants = [original, other]
+            .into_iter()
+            .map(|bytes| {
+                let sha = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes));
+                (bytes, sha)
+            })
+            .collect();
+        Self {
+            dir: dir.to_path_buf(),
+            variants,
+        }
     }
 }
 

@@ -98,22 +98,25 @@ impl Trace {
             }),
             _ => None,
         });
-        let approvers: Vec<String> = approval_events
-            .iter()
-            .filter_map(|r| match &r.body {
-                Body::Approval(e) => e
-                    .approval
-                    .as_ref()?
-                    .decided_by
-                    .as_deref()
-                    .map(str::to_owned),
-                _ => None,
-            })
-            .chain(admin.iter().map(|r| match &r.body {
-                Body::Admin(a) => a.actor.to_string(),
-                _ => String::new(),
-            }))
-            .collect();
+        // Who made it: whoever answered its approval, and the operators
+        // who approved or issued it through the admin API (not those who
+        // later revoked it), each once.
+        let mut approvers: Vec<String> = Vec::new();
+        let answered = approval_events.iter().filter_map(|r| match &r.body {
+            Body::Approval(e) => e.approval.as_ref()?.decided_by.as_deref(),
+            _ => None,
+        });
+        let acted = admin.iter().filter_map(|r| match &r.body {
+            Body::Admin(a) if matches!(a.action.as_ref(), "approval.approve" | "grant.issue") => {
+                Some(a.actor.as_ref())
+            }
+            _ => None,
+        });
+        for who in answered.chain(acted) {
+            if !approvers.iter().any(|a| a == who) {
+                approvers.push(who.to_owned());
+            }
+        }
         let all = |v: &[Record]| v.iter().map(record_json).collect::<Vec<_>>();
         Ok(json!({
             "grant": id,
