@@ -599,7 +599,10 @@ impl Swapped {
         let variants = [original, other]
             .into_iter()
             .map(|bytes| {
-                let sha = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &bytes));
+                let sha = hex::encode(aws_lc_rs::digest::digest(
+                    &aws_lc_rs::digest::SHA256,
+                    &bytes,
+                ));
                 (bytes, sha)
             })
             .collect();

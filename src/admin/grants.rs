@@ -13,7 +13,7 @@ use super::routes::{Reply, blocking};
 use super::tasks::{ReasonBody, not_found};
 use crate::gateway::Gateway;
 use crate::store::model::now_ms;
-use crate::store::{ConstraintTest, Grant, GrantFilter, Millis, RevokeScope};
+use crate::store::{Grant, GrantFilter, Millis, RevokeScope};
 use crate::tasks::{Caps, NewGrant};
 
 /// A grant as the API shows it.
@@ -127,20 +127,7 @@ pub(super) fn views(gw: &Gateway, grants: Vec<Grant>, now: Millis) -> Vec<GrantV
         .into_iter()
         .map(|mut grant| {
             if let Some(masks) = masks {
-                for c in &mut grant.constraints {
-                    match &mut c.test {
-                        ConstraintTest::Equals(v) => *v = masks.at(&c.pointer, v),
-                        ConstraintTest::OneOf(vs) => {
-                            for v in vs {
-                                *v = masks.at(&c.pointer, v);
-                            }
-                        }
-                        ConstraintTest::Glob(_)
-                        | ConstraintTest::Regex(_)
-                        | ConstraintTest::Range(_)
-                        | ConstraintTest::Prefix(_) => {}
-                    }
-                }
+                masks.constraints(&mut grant.constraints);
             }
             let task = *tasks.entry(grant.task_id.clone()).or_insert_with(|| {
                 match store.task(&grant.task_id) {

@@ -66,6 +66,26 @@ impl Masks {
         seen
     }
 
+    /// A grant's constraints with the values they compare with masked as
+    /// the arguments they stand for are (see [`Self::at`]).
+    pub fn constraints(&self, constraints: &mut [crate::store::model::Constraint]) {
+        use crate::store::model::ConstraintTest;
+        for c in constraints {
+            match &mut c.test {
+                ConstraintTest::Equals(v) => *v = self.at(&c.pointer, v),
+                ConstraintTest::OneOf(vs) => {
+                    for v in vs {
+                        *v = self.at(&c.pointer, v);
+                    }
+                }
+                ConstraintTest::Glob(_)
+                | ConstraintTest::Regex(_)
+                | ConstraintTest::Range(_)
+                | ConstraintTest::Prefix(_) => {}
+            }
+        }
+    }
+
     /// `value`, found at `pointer` inside a call's arguments (a grant's
     /// constraint, say), as the log would show it: masked when a rule covers
     /// that place (a dropped value reads [`SCRUBBED`]), else unchanged.

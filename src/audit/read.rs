@@ -27,7 +27,7 @@ use std::sync::Arc;
 use super::Error;
 use super::chain::{self, GENESIS};
 use super::line::{Body, HeadLine, Line, PreviousLine, VERSION};
-use super::segment::{self, file_number};
+use super::segment::{self, file_number, head_claims_more};
 
 /// One verified line.
 #[derive(Debug, Clone, PartialEq)]
@@ -215,7 +215,14 @@ impl Records {
                 prev.torn_bytes
             )));
         }
-        if let Some(head) = &prev.head {
+        if let Some(head) = &prev.head
+            && head_claims_more(
+                head,
+                number(&self.files[self.index - 1]).unwrap_or(0),
+                seq,
+                &hash,
+            )
+        {
             return Err(self.bad(at, format!(
                 "when the gateway restarted, HEAD recorded seq {} in {}, but the log ended at seq {seq}: lines were cut while it was down",
                 head.seq, head.file
@@ -283,12 +290,13 @@ impl Records {
         }
         match &self.last {
             Some((seq, prev)) => {
-                if line.seq != seq + 1 {
-                    let what = if line.seq > seq + 1 {
+                // A crafted `seq` of u64::MAX must not overflow.
+                if Some(line.seq) != seq.checked_add(1) {
+                    let what = if line.seq > *seq {
                         format!(
                             "seq {} follows seq {seq}: {} line(s) before it are missing",
                             line.seq,
-                            line.seq - seq - 1
+                            line.seq - *seq - 1
                         )
                     } else {
                         format!("seq {} follows seq {seq}: lines are out of order", line.seq)
@@ -359,17 +367,21 @@ impl Records {
             None if line.seq != 1 || line.prev != GENESIS => {
                 Err(self.bad(at, "the first line of the log does not start the chain"))
             }
-            Some(p) if p.seq + 1 != line.seq || p.hash != line.prev => Err(self.bad(at, format!(
+            Some(p) if p.seq.checked_add(1) != Some(line.seq) || p.hash != line.prev => Err(self.bad(at, format!(
                 "its seq and prev do not follow the end of {} (seq {}) it names as the file before",
                 p.file, p.seq
             ))),
             // The file it names is gone (`retain`), but what its opening
             // recorded of it still stands.
             Some(PreviousLine {
-                head: Some(head), ..
-            }) => Err(self.bad(at, format!(
+                head: Some(head),
+                file,
+                seq,
+                hash,
+                ..
+            }) if head_claims_more(head, file_number(file).unwrap_or(0), *seq, hash) => Err(self.bad(at, format!(
                 "when the gateway restarted, HEAD recorded seq {} in {}, but the log ended at seq {}: lines were cut while it was down",
-                head.seq, head.file, line.seq - 1
+                head.seq, head.file, seq
             ))),
             _ => Ok(()),
         }

@@ -130,6 +130,16 @@ pub(crate) fn read_head(dir: &Path) -> Option<HeadLine<'static>> {
     serde_json::from_slice(&text).ok()
 }
 
+/// Whether `head` records more than the log holds, whose newest file is
+/// number `newest` and ends at `seq` with hash `hash`: a newer file, a
+/// later line, or another line at that `seq`.
+pub(crate) fn head_claims_more(head: &HeadLine<'_>, newest: u64, seq: u64, hash: &str) -> bool {
+    match file_number(&head.file) {
+        Some(n) if n > newest => true,
+        Some(_) | None => head.seq > seq || (head.seq == seq && head.hash != hash),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

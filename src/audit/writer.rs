@@ -23,7 +23,7 @@ use super::metrics::AuditMetrics;
 pub use super::outbox::Permit;
 use super::outbox::{Cursor, Decoder, Item, Mail, Outbox};
 use super::render::Renderer;
-use super::segment::{self, Head, file_name};
+use super::segment::{self, Head, file_name, head_claims_more};
 use crate::config::{self, Fsync, OnFailure};
 use crate::store::Store;
 
@@ -265,7 +265,18 @@ impl Writer {
     fn open(cfg: &config::Audit, renderer: Renderer, shared: Arc<Shared>) -> Result<Self, Error> {
         let dir = cfg.dir.clone();
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let files = segment::list(&dir)?;
+        let mut files = segment::list(&dir)?;
+        // A newest file without one whole line (the process died, or the
+        // disk filled, while its first line was written) holds nothing of
+        // the chain: it goes, and the chain stands where the file before
+        // it ends. (`HEAD` is written only after a file's first line.)
+        while let Some((_, path)) = files.last() {
+            if segment::tail(path)?.is_some() {
+                break;
+            }
+            std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
+            files.pop();
+        }
         let old_head = segment::read_head(&dir);
         let mut w = Self {
             head: Head::open(&dir)?,
@@ -302,8 +313,10 @@ impl Writer {
             } else {
                 w.torn = std::fs::metadata(path).map_or(0, |m| m.len());
             }
-            w.stale_head = old_head
-                .filter(|h| h.file != file_name(w.number) || h.seq != w.seq || h.hash != w.prev);
+            // Only a `HEAD` that claims more than the files hold says lines
+            // were lost: one behind them is a crash between a write and
+            // its `HEAD` update.
+            w.stale_head = old_head.filter(|h| head_claims_more(h, w.number, w.seq, &w.prev));
         }
         w.open_next("start")
             .map_err(|e| Error::io(&w.dir.join(file_name(w.number + 1)), e))?;

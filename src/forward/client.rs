@@ -36,6 +36,8 @@ pub enum Error {
 pub struct Upstream {
     pub scheme: Scheme,
     pub authority: Authority,
+    /// `Host` for the upstream: its authority, made once.
+    pub host: HeaderValue,
     /// The upstream URL's path without a trailing '/'.
     pub base_path: String,
     pub client: HttpClient,
@@ -49,6 +51,7 @@ impl Upstream {
         let uri: Uri = route.upstream.parse().map_err(|_| bad())?;
         let scheme = uri.scheme().cloned().ok_or_else(bad)?;
         let authority = uri.authority().cloned().ok_or_else(bad)?;
+        let host = HeaderValue::from_str(authority.as_str()).map_err(|_| bad())?;
         let base_path = uri.path().trim_end_matches('/').to_owned();
         let roots = match &route.upstream_ca_file {
             Some(path) => Arc::new(load_roots(path)?),
@@ -72,6 +75,7 @@ impl Upstream {
         Ok(Self {
             scheme,
             authority,
+            host,
             base_path,
             client: pooled(
                 roots,

@@ -34,6 +34,11 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// listener refuses requests whose `Connection` names one; an upstream's
 /// answer keeps them).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none (a header `Connection` names is only
+    // stripped with `Connection` itself): one pass over the names tells.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -72,9 +77,7 @@ pub fn for_upstream(headers: &mut HeaderMap, conn: ConnInfo, upstream: &Upstream
     headers.remove(header::EXPECT);
     let original_host = headers.remove(header::HOST);
     // h2 requests carry no Host header; the authority is the same fact.
-    if let Ok(host) = HeaderValue::from_str(upstream.authority.as_str()) {
-        headers.insert(header::HOST, host);
-    }
+    headers.insert(header::HOST, upstream.host.clone());
     if let Some(host) = original_host {
         headers.insert(X_FORWARDED_HOST, host);
     }

@@ -179,15 +179,16 @@ impl Gateway {
                 reason: decision.reason().as_str(),
                 message: format!("grant request refused: {}", decision.message),
             }),
-            Verdict::Allow => self.auto_approve(snapshot, approval, &decision).await.map(|(mut approval, grant)| {
+            Verdict::Allow => self.auto_approve(snapshot, approval, &decision).await.map(|(mut approval, mut grant)| {
                 decision.approval = Some(approval.id.clone());
-                approval.arguments = log.masked(&approval.arguments);
+                mask_answer(&log, &mut approval);
+                log.mask_constraints(&mut grant.constraints);
                 decision.grant = Some(grant.id.clone());
                 json_created(StatusCode::CREATED, json!({"status": "granted", "grant": grant, "approval": approval}))
             }),
             Verdict::NeedsApproval => self.park_request(snapshot, approval).await.map(|mut approval| {
                 decision.approval = Some(approval.id.clone());
-                approval.arguments = log.masked(&approval.arguments);
+                mask_answer(&log, &mut approval);
                 json_created(StatusCode::ACCEPTED, json!({
                     "status": "pending",
                     "approval": approval,
@@ -326,4 +327,13 @@ fn lost() -> Problem {
 
 fn json_created(status: StatusCode, body: Value) -> Response<Body> {
     answer::json_response(status, &body)
+}
+
+/// An approval as its answer repeats it: its arguments and the requested
+/// grant's constraints masked as the decision log masks them.
+fn mask_answer(log: &RequestLog, approval: &mut Approval) {
+    approval.arguments = log.masked(&approval.arguments);
+    if let Some(requested) = approval.requested.as_mut() {
+        log.mask_constraints(&mut requested.constraints);
+    }
 }

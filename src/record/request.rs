@@ -98,6 +98,14 @@ impl RequestLog {
             .map_or_else(|| arguments.clone(), |a| a.masks().at("", arguments))
     }
 
+    /// A grant's constraints as the decision log would show the values
+    /// they compare with (`audit.mask`), for an answer that repeats them.
+    pub fn mask_constraints(&self, constraints: &mut [crate::store::model::Constraint]) {
+        if let Some(audit) = self.recorder.audit() {
+            audit.masks().constraints(constraints);
+        }
+    }
+
     /// `text` (free text that may quote `arguments`: a reason, an agent's
     /// why) with the values of masked arguments scrubbed out.
     pub fn scrubbed(&self, arguments: &Value, text: String) -> String {

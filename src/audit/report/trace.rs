@@ -100,14 +100,17 @@ impl Trace {
         });
         // Who made it: whoever answered its approval, and the operators
         // who approved or issued it through the admin API (not those who
-        // later revoked it), each once.
+        // later revoked it, nor an attempt that failed), each once.
         let mut approvers: Vec<String> = Vec::new();
         let answered = approval_events.iter().filter_map(|r| match &r.body {
             Body::Approval(e) => e.approval.as_ref()?.decided_by.as_deref(),
             _ => None,
         });
         let acted = admin.iter().filter_map(|r| match &r.body {
-            Body::Admin(a) if matches!(a.action.as_ref(), "approval.approve" | "grant.issue") => {
+            Body::Admin(a)
+                if a.outcome == "ok"
+                    && matches!(a.action.as_ref(), "approval.approve" | "grant.issue") =>
+            {
                 Some(a.actor.as_ref())
             }
             _ => None,

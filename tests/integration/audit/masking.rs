@@ -28,7 +28,7 @@ decision := {"decision": "needs_approval", "reason": sprintf("log in as %v with 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reason_that_quotes_a_masked_argument_is_scrubbed_before_it_is_kept() {
-    let rego = build(&["rego"]);
+    let wasm = build(&["rego", "allowlist"]);
     let up = upstream().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("audit");
@@ -36,10 +36,13 @@ async fn a_reason_that_quotes_a_masked_argument_is_scrubbed_before_it_is_kept() 
         "[audit]\ndir = \"{dir}\"\nmask = [{{ pointer = \"/password\" }}]\n\
          [[routes]]\nname = \"quoting\"\npath = \"/quoting\"\nupstream = \"{up}\"\n\
          [routes.auth]\nissuers = [\"dev\"]\ntask_header = \"x-toolgate-task\"\n\
+         [[policies]]\nname = \"low-risk\"\nmodule = \"{allowlist}\"\nphases = [\"grant\"]\nroutes = [\"tools\"]\n\
+         [policies.config]\nrules = [{{ subjects = [\"{AGENT}\"], tools = [\"fetch\"] }}]\n\
          [[policies]]\nname = \"quoting\"\nmodule = \"{module}\"\nroutes = [\"quoting\"]\n{QUOTING}",
         dir = dir.display(),
         up = up.url("/mcp"),
-        module = rego[0].display(),
+        module = wasm[0].display(),
+        allowlist = wasm[1].display(),
     );
     let gw = TestGateway::start(&config("tools", &up.url("/mcp"), "deny", "", &extra)).await;
     let task = create_task(&gw, AGENT).await;
@@ -122,6 +125,33 @@ async fn a_reason_that_quotes_a_masked_argument_is_scrubbed_before_it_is_kept() 
     let pending = admin(&gw, Method::GET, "/v1/approvals", None).await;
     assert!(!pending.text().contains(SECRET), "{}", pending.text());
 
+    // A grant request policy approves at once: the grant it makes pins the
+    // arguments asked for, and the answer shows them masked.
+    let me = token(AGENT, "tools", Some(&task));
+    let ask = json!({"route": "tools", "tool": "fetch", "ttl": "2m",
+                     "arguments": {"user": "ann", "password": SECRET},
+                     "reason": "fetch the mail"});
+    let r = crate::common::send(
+        Method::POST,
+        &gw.url("/_toolgate/grant-requests"),
+        &[
+            ("authorization", &format!("Bearer {me}")),
+            ("content-type", "application/json"),
+        ],
+        serde_json::to_vec(&ask).unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["status"], "granted", "{}", r.text());
+    assert!(!r.text().contains(SECRET), "{}", r.text());
+    let grant = &r.json()["grant"];
+    assert_eq!(
+        grant["constraints"][0]["equals"],
+        json!({"user": "ann"}),
+        "{}",
+        r.text()
+    );
+
     // The log: the parked and the allowed call, the approval's lines.
     let all = call_decisions(&dir, 2).await;
     let parked = all
@@ -131,8 +161,12 @@ async fn a_reason_that_quotes_a_masked_argument_is_scrubbed_before_it_is_kept() 
         .collect::<Vec<_>>();
     assert!(!parked.is_empty(), "no approval line: {all:#?}");
     for line in &parked {
-        let said = match line["approval"]["kind"].as_str() {
-            Some("call") => why,
+        let said = match (
+            line["approval"]["kind"].as_str(),
+            line["approval"]["tool"].as_str(),
+        ) {
+            (Some("call"), _) => why,
+            (_, Some("fetch")) => "fetch the mail",
             _ => "I must log in as ann with [masked]",
         };
         assert_eq!(line["approval"]["why"], said, "{line}");

@@ -141,6 +141,15 @@ async fn scripted_calls_give_exact_denials_drift_and_trace() {
     .await;
     assert_eq!(approved.status, 200, "{}", approved.text());
     let granted = approved.json()["grant"]["id"].as_str().unwrap().to_owned();
+    // A second answer fails (it is answered): logged, not an approver twice.
+    let again = admin(
+        &gw,
+        Method::POST,
+        &format!("/v1/approvals/{approval}/approve"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(again.status, 409, "{}", again.text());
     // 3. allowed by the approval.
     let r = raw_call(&gw, "tools", &a, Some(&red), "delete", args.clone()).await;
     assert_eq!(refusal(&r), None, "{}", r.text());
@@ -239,7 +248,7 @@ async fn scripted_calls_give_exact_denials_drift_and_trace() {
     seen.push_str(&t.to_string());
     assert_eq!(t["created"]["source"], "approval");
     assert_eq!(t["approval"], approval.as_str());
-    assert_eq!(t["approvers"][0], "ops");
+    assert_eq!(t["approvers"], json!(["ops"]), "{t}");
     let kinds = |k: &str| -> Vec<(String, String)> {
         t[k].as_array()
             .unwrap()
@@ -271,8 +280,12 @@ async fn scripted_calls_give_exact_denials_drift_and_trace() {
     assert_eq!(kinds("grant_events")[0], (s("grant"), s("grant_issued")));
     assert_eq!(
         kinds("admin_actions"),
-        vec![(s("admin"), s("approval.approve"))]
+        vec![
+            (s("admin"), s("approval.approve")),
+            (s("admin"), s("approval.approve"))
+        ]
     );
+    assert_eq!(t["admin_actions"][1]["outcome"], "not_pending", "{t}");
     assert_eq!(kinds("uses"), vec![(s("decision"), s("policy_allow"))]);
     assert_eq!(t["uses"][0]["tool"], "delete");
 

@@ -373,3 +373,55 @@ async fn lines_cut_while_the_gateway_was_down_are_named_even_after_retention() {
         "{what}"
     );
 }
+
+#[tokio::test]
+async fn a_head_behind_its_file_after_a_crash_is_not_a_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let before = rotated_log(dir, 80).await;
+    // A crash between a write and its HEAD update: HEAD names the line
+    // before the newest file's last one.
+    let newest = before.last().unwrap();
+    let good = lines(newest);
+    let line: Value = serde_json::from_str(&good[good.len() - 2]).unwrap();
+    let bytes: usize = good[..good.len() - 1].iter().map(|l| l.len() + 1).sum();
+    let head = json!({"file": newest.file_name().unwrap().to_str().unwrap(),
+                      "seq": line["seq"], "hash": line["hash"], "bytes": bytes});
+    std::fs::write(
+        dir.join(toolgate::audit::HEAD_FILE),
+        serde_json::to_vec(&head).unwrap(),
+    )
+    .unwrap();
+    // The restart goes on from the file's end, and the log verifies.
+    rotated_log(dir, 8).await;
+    let (ok, out) = verify_cli(&[dir.to_path_buf()]).await;
+    assert!(ok, "{out}");
+}
+
+#[tokio::test]
+async fn a_new_file_cut_in_its_first_line_is_dropped_at_the_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let before = rotated_log(dir, 80).await;
+    // The process died (or the disk filled) while the next file's first
+    // line was written: part of a line, no newline.
+    let n = file_number(
+        before
+            .last()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let cut = dir.join(toolgate::audit::file_name(n + 1));
+    std::fs::write(&cut, "{\"v\":1,\"seq\":").unwrap();
+    // The restart takes its place and goes on from the file before it.
+    let after = rotated_log(dir, 8).await;
+    assert_eq!(after[before.len()], cut);
+    let first: Value = serde_json::from_str(&lines(&cut)[0]).unwrap();
+    assert_eq!(first["event"], "opened", "{first}");
+    let (ok, out) = verify_cli(&[dir.to_path_buf()]).await;
+    assert!(ok, "{out}");
+}
