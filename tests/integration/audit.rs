@@ -6,10 +6,12 @@
 
 mod disk_full;
 mod failure;
+mod groups;
 mod lines;
 mod masking;
 mod process;
 mod reports;
+mod trace;
 mod verify;
 
 use std::path::{Path, PathBuf};
