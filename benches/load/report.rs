@@ -72,7 +72,7 @@ impl RowResult {
 pub(crate) struct ScaleResult {
     grants: usize,
     tasks: usize,
-    decision_cpu_us: f64,
+    pub(crate) decision_cpu_us: f64,
     decision_wall_us: f64,
     bytes_per_grant: f64,
     rss_grants_kib: u64,

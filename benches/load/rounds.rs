@@ -349,13 +349,36 @@ pub(crate) fn run(plan: &Plan) {
         rt.block_on(hot_swap(&gw, &swap_target, plan.swap_for, &swapped))
     });
 
-    let scale: Vec<ScaleResult> = plan
-        .scale
-        .iter()
-        .filter(|_| plan.runs("scale"))
-        .map(|&n| {
-            step!("scale row, {n} live grants");
-            scale_row(&me, &wasm, n, plan.scale_calls, cpu(UNDER_TEST), &raw)
+    // Each size runs up to 3 times, in alternating order, and the median
+    // (by decision CPU) is kept: a shared machine's speed drifts by tens of
+    // per cent over the seconds between one size's process and the next.
+    let repeats = plan.rounds.clamp(1, 3);
+    let mut runs: Vec<Vec<ScaleResult>> = vec![Vec::new(); plan.scale.len()];
+    for r in 0..repeats {
+        let mut order: Vec<usize> = (0..plan.scale.len()).collect();
+        if r % 2 == 1 {
+            order.reverse();
+        }
+        for i in order.into_iter().filter(|_| plan.runs("scale")) {
+            let n = plan.scale[i];
+            step!("scale row, {n} live grants ({}/{repeats})", r + 1);
+            runs[i].push(scale_row(
+                &me,
+                &wasm,
+                n,
+                plan.scale_calls,
+                cpu(UNDER_TEST),
+                &raw,
+                r,
+            ));
+        }
+    }
+    let scale: Vec<ScaleResult> = runs
+        .into_iter()
+        .filter_map(|mut of_size| {
+            of_size.sort_by(|a, b| a.decision_cpu_us.total_cmp(&b.decision_cpu_us));
+            let middle = of_size.len() / 2;
+            (!of_size.is_empty()).then(|| of_size.swap_remove(middle))
         })
         .collect();
 
@@ -620,6 +643,7 @@ fn scale_row(
     calls: usize,
     cpu: Option<usize>,
     raw: &Path,
+    repeat: usize,
 ) -> ScaleResult {
     let mut cmd = procs::command(me, cpu);
     cmd.arg("scale").arg("--wasm").arg(wasm).args([
@@ -630,7 +654,7 @@ fn scale_row(
     ]);
     let out = cmd.output().expect("scale row runs");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let _ = std::fs::write(raw.join(format!("scale-{grants}.txt")), &text);
+    let _ = std::fs::write(raw.join(format!("scale-{grants}-{repeat}.txt")), &text);
     assert!(
         out.status.success(),
         "scale row with {grants} grants failed:\n{text}\n{}",
