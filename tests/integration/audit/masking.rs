@@ -26,6 +26,24 @@ decision := {"decision": "needs_approval", "reason": sprintf("log in as %v with 
 '''
 "#;
 
+/// An agent's grant request (`POST /_toolgate/grant-requests`).
+async fn grant_request(
+    gw: &TestGateway,
+    bearer: &str,
+    ask: &serde_json::Value,
+) -> crate::common::Reply {
+    crate::common::send(
+        Method::POST,
+        &gw.url("/_toolgate/grant-requests"),
+        &[
+            ("authorization", &format!("Bearer {bearer}")),
+            ("content-type", "application/json"),
+        ],
+        serde_json::to_vec(ask).unwrap(),
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reason_that_quotes_a_masked_argument_is_scrubbed_before_it_is_kept() {
     let wasm = build(&["rego", "allowlist"]);
@@ -102,16 +120,7 @@ async fn a_reason_that_quotes_a_masked_argument_is_scrubbed_before_it_is_kept() 
     let ask = json!({"route": "quoting", "tool": "login", "ttl": "2m",
                      "arguments": {"user": "ann", "password": SECRET},
                      "reason": format!("I must log in as ann with {SECRET}")});
-    let r = crate::common::send(
-        Method::POST,
-        &gw.url("/_toolgate/grant-requests"),
-        &[
-            ("authorization", &format!("Bearer {me}")),
-            ("content-type", "application/json"),
-        ],
-        serde_json::to_vec(&ask).unwrap(),
-    )
-    .await;
+    let r = grant_request(&gw, &me, &ask).await;
     assert_eq!(r.status, 202, "{}", r.text());
     assert_eq!(
         r.json()["approval"]["why"],
@@ -131,16 +140,7 @@ async fn a_reason_that_quotes_a_masked_argument_is_scrubbed_before_it_is_kept() 
     let ask = json!({"route": "tools", "tool": "fetch", "ttl": "2m",
                      "arguments": {"user": "ann", "password": SECRET},
                      "reason": "fetch the mail"});
-    let r = crate::common::send(
-        Method::POST,
-        &gw.url("/_toolgate/grant-requests"),
-        &[
-            ("authorization", &format!("Bearer {me}")),
-            ("content-type", "application/json"),
-        ],
-        serde_json::to_vec(&ask).unwrap(),
-    )
-    .await;
+    let r = grant_request(&gw, &me, &ask).await;
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["status"], "granted", "{}", r.text());
     assert!(!r.text().contains(SECRET), "{}", r.text());
