@@ -270,12 +270,15 @@ impl Writer {
         // disk filled, while its first line was written) holds nothing of
         // the chain: it goes, and the chain stands where the file before
         // it ends. (`HEAD` is written only after a file's first line.)
-        while let Some((_, path)) = files.last() {
-            if segment::tail(path)?.is_some() {
-                break;
+        let mut newest = None;
+        while let Some((n, path)) = files.pop() {
+            match segment::tail(&path)? {
+                Some(tail) => {
+                    newest = Some((n, tail));
+                    break;
+                }
+                None => std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?,
             }
-            std::fs::remove_file(path).map_err(|e| Error::io(path, e))?;
-            files.pop();
         }
         let old_head = segment::read_head(&dir);
         let mut w = Self {
@@ -303,16 +306,12 @@ impl Writer {
             #[cfg(test)]
             fail_after: None,
         };
-        if let Some((n, path)) = files.last() {
-            w.number = *n;
-            if let Some(tail) = segment::tail(path)? {
-                w.seq = tail.seq;
-                w.prev = tail.hash;
-                w.len = tail.bytes;
-                w.torn = tail.torn;
-            } else {
-                w.torn = std::fs::metadata(path).map_or(0, |m| m.len());
-            }
+        if let Some((n, tail)) = newest {
+            w.number = n;
+            w.seq = tail.seq;
+            w.prev = tail.hash;
+            w.len = tail.bytes;
+            w.torn = tail.torn;
             // Only a `HEAD` that claims more than the files hold says lines
             // were lost: one behind them is a crash between a write and
             // its `HEAD` update.
