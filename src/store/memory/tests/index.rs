@@ -194,13 +194,17 @@ fn a_reloaded_store_indexes_only_the_grants_still_usable() {
 fn the_covering_grants_come_oldest_first() {
     let store = MemoryStore::in_memory(StoreLimits::default());
     let t = store.create_task(task(60_000)).unwrap();
-    let mut newer = grant(&t, "a", None, 60_000);
-    newer.created_at_ms += 2;
-    let mut glob = grant(&t, "*", None, 60_000);
-    glob.created_at_ms += 1;
-    let newer = store.issue_grant(newer).unwrap();
-    let glob = store.issue_grant(glob).unwrap();
-    let older = store.issue_grant(grant(&t, "a", None, 60_000)).unwrap();
+    // One base time for all three: `grant` reads the clock, which may tick
+    // between the calls and reorder grants meant to be apart by 1 ms.
+    let base = now_ms();
+    let made_at = |tool: &str, offset: u64| {
+        let mut g = grant(&t, tool, None, 60_000);
+        g.created_at_ms = base + offset;
+        g
+    };
+    let newer = store.issue_grant(made_at("a", 2)).unwrap();
+    let glob = store.issue_grant(made_at("*", 1)).unwrap();
+    let older = store.issue_grant(made_at("a", 0)).unwrap();
     let found = store.live_grants(&t.id, "r", "a", now_ms());
     let in_order: Vec<&str> = found.iter().map(|g| g.id.as_str()).collect();
     assert_eq!(
