@@ -41,21 +41,42 @@ pub(super) fn admin(n: usize) -> Entry {
     }))
 }
 
-/// Writes `n` admin records into `dir` and closes the log.
-async fn write(dir: &Path, max_file_size: u64, n: usize) {
-    let log = AuditLog::start(
-        &config(dir, max_file_size),
-        None,
-        &prometheus::Registry::new(),
-    )
-    .unwrap();
+/// Waits until the writer has written `n` admin records in all; fails
+/// after 10 s (it takes a few ms).
+async fn admin_written(registry: &prometheus::Registry, n: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let written = counted(registry, "toolgate_audit_records_total", Some("admin"));
+        if written >= n as f64 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{written} admin records written in 10 s, not {n}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
+/// Sends `n` admin records, numbered from `first`, four at a time, each
+/// four written before the next are sent: the writer takes batches of four
+/// at most, however busy the machine, and files rotate between batches —
+/// so small files make several.
+async fn send_in_fours(log: &AuditLog, registry: &prometheus::Registry, first: usize, n: usize) {
     for i in 0..n {
-        log.send(admin(i));
+        log.send(admin(first + i));
         if i % 4 == 3 {
-            // Let the writer take small batches: files rotate between them.
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            admin_written(registry, i + 1).await;
         }
     }
+}
+
+/// Writes `n` admin records into `dir`, four to a batch at most, and
+/// closes the log.
+async fn write(dir: &Path, max_file_size: u64, n: usize) {
+    let registry = prometheus::Registry::new();
+    let log = AuditLog::start(&config(dir, max_file_size), None, &registry).unwrap();
+    send_in_fours(&log, &registry, 0, n).await;
     log.close().await;
 }
 
@@ -232,25 +253,34 @@ async fn an_unwritable_directory_fails_at_start() {
 async fn records_arriving_while_the_writer_waits_out_its_interval_share_one_batch() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = config(tmp.path(), 1 << 20);
-    cfg.batch_interval = std::time::Duration::from_secs(1);
+    let interval = std::time::Duration::from_secs(2);
+    cfg.batch_interval = interval;
     let registry = prometheus::Registry::new();
+    let started = std::time::Instant::now();
     let log = AuditLog::start(&cfg, None, &registry).unwrap();
     let batches = || counted(&registry, "toolgate_audit_batches_total", None);
-    // The writer is idle: the first record is written at once, alone.
+    // The writer is idle: the first record is written at once, alone — not
+    // an interval after the writer started.
     log.send(admin(0));
-    for _ in 0..100 {
-        if batches() >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    assert_eq!(batches(), 1.0, "the first record is written at once");
-    // 100 more within its interval: no wake-up each, one batch for all.
+    admin_written(&registry, 1).await;
+    let first = started.elapsed();
+    assert!(
+        first < interval,
+        "the first record is written at once, not after {first:?}"
+    );
+    assert_eq!(batches(), 1.0, "the first record is written alone");
+    // 100 more within its interval (it waits it out until at least 2 s
+    // after it started): no wake-up each, one batch for all.
     for i in 1..=100 {
         log.send(admin(i));
     }
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    assert_eq!(batches(), 2.0, "the next 100 records are one batch");
+    let sent = started.elapsed();
+    admin_written(&registry, 101).await;
+    assert_eq!(
+        batches(),
+        2.0,
+        "the next 100 records are one batch (all sent {sent:?} after the writer started)"
+    );
     log.close().await;
     // Opened + 101 records + sealed, each still chained.
     let summary = verify(&[tmp.path().to_path_buf()]).unwrap();
@@ -261,32 +291,37 @@ async fn records_arriving_while_the_writer_waits_out_its_interval_share_one_batc
 async fn a_queue_ahead_of_the_writer_is_drained_without_waiting_out_the_interval() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = config(tmp.path(), 64 << 20);
-    cfg.batch_interval = std::time::Duration::from_secs(2);
+    let interval = std::time::Duration::from_secs(2);
+    cfg.batch_interval = interval;
     let registry = prometheus::Registry::new();
     let log = AuditLog::start(&cfg, None, &registry).unwrap();
     let counter = |name: &str| counted(&registry, name, None);
-    log.send(admin(0));
-    for _ in 0..200 {
-        if counter("toolgate_audit_batches_total") >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
     let first = std::time::Instant::now();
+    log.send(admin(0));
+    admin_written(&registry, 1).await;
+    assert_eq!(counter("toolgate_audit_batches_total"), 1.0);
     // Three full batches and one more record gather while the writer waits
-    // out its interval; at its next wake-up it takes them all, batch after
-    // batch, instead of one batch per interval (which would leave two
-    // thirds of them queued until 4 s and 6 s).
+    // out its interval; at its next wake-up (2 s after it wrote the first
+    // record, so at least 2 s after `first`) it takes them all, batch after
+    // batch, instead of one batch per interval (which would leave the
+    // second batch queued until 4 s at least, the last until 8 s).
     let n = 3 * super::writer::MAX_BATCH + 1;
     for i in 1..=n {
         log.send(admin(i));
     }
-    tokio::time::sleep_until((first + std::time::Duration::from_millis(3200)).into()).await;
-    let records = counter("toolgate_audit_records_total");
+    let sent = first.elapsed();
+    // Opened + first + n records, polled for until just before 6 s, which
+    // a writer waiting an interval between batches could not make; one that
+    // does not has nearly 4 s after its wake-up to write them.
+    let records = || counter("toolgate_audit_records_total");
+    let deadline = first + 3 * interval - std::time::Duration::from_millis(100);
+    while records() < (n + 2) as f64 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     assert_eq!(
-        records,
+        records(),
         (n + 2) as f64,
-        "opened + first + {n} records by 3.2 s"
+        "opened + first + {n} records by 5.9 s (all sent by {sent:?})"
     );
     assert_eq!(counter("toolgate_audit_batches_total"), 5.0);
     log.close().await;
@@ -389,7 +424,7 @@ async fn after_close_nothing_is_taken_every_record_refused_is_counted_and_closin
 async fn after_a_mail_bigger_than_a_batch_the_writer_does_not_wait_out_the_interval() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = config(tmp.path(), 64 << 20);
-    cfg.batch_interval = std::time::Duration::from_secs(4);
+    cfg.batch_interval = std::time::Duration::from_secs(8);
     let registry = prometheus::Registry::new();
     let log = AuditLog::start(&cfg, None, &registry).unwrap();
     let records = || counted(&registry, "toolgate_audit_records_total", None);
@@ -413,9 +448,10 @@ async fn after_a_mail_bigger_than_a_batch_the_writer_does_not_wait_out_the_inter
     log.send(admin(n + 1));
     let written = until(n + 3).await;
     assert_eq!(records(), (n + 3) as f64);
-    // Well inside the 4 s interval it would otherwise have waited.
+    // Well inside the 8 s interval it would otherwise have waited (half
+    // of it: a loaded machine may stall this test's thread for a while).
     assert!(
-        written - sent < std::time::Duration::from_secs(2),
+        written - sent < std::time::Duration::from_secs(4),
         "written {:?} after it was sent",
         written - sent
     );
@@ -489,13 +525,9 @@ async fn after_retain_deleted_the_oldest_files_the_log_still_verifies() {
     let mut cfg = config(tmp.path(), 4096);
     cfg.retain = 3;
     for run in 0..2 {
-        let log = AuditLog::start(&cfg, None, &prometheus::Registry::new()).unwrap();
-        for i in 0..60 {
-            log.send(admin(run * 100 + i));
-            if i % 4 == 3 {
-                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-            }
-        }
+        let registry = prometheus::Registry::new();
+        let log = AuditLog::start(&cfg, None, &registry).unwrap();
+        send_in_fours(&log, &registry, run * 100, 60).await;
         log.close().await;
     }
     let kept = files(tmp.path());

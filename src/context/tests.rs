@@ -189,6 +189,10 @@ fn ended_and_expired_tasks_refuse_with_task_ended() {
 fn the_wire_context_follows_the_abi() {
     let (store, id) = store_with("agent-a", None);
     let now = now_ms();
+    // 30.5 to 31.5 s from now, within the task's minute: the grant is still
+    // live when the contexts below read the clock, however late on a loaded
+    // machine; and it ends mid-second, so that `expires_at` shows rounding up.
+    let expires_at_ms = (now / 1000 + 31) * 1000 + 500;
     let grant = crate::store::Grant {
         id: "grant_1".into(),
         task_id: id.clone(),
@@ -198,7 +202,7 @@ fn the_wire_context_follows_the_abi() {
         route: Some("fs".into()),
         constraints: vec![],
         not_before_ms: None,
-        expires_at_ms: now + 1_500,
+        expires_at_ms,
         max_uses: Some(3),
         uses: 1,
         reason: "r".into(),
@@ -220,7 +224,10 @@ fn the_wire_context_follows_the_abi() {
         },
         false,
     );
+    // `build` reads the clock once, somewhere between these two readings.
+    let before = now_ms();
     let live = Live::build(&store, &who("agent-a", None, None), &hint(Some(&id)));
+    let after = now_ms();
     let (wire, grants) = live.for_tool(&store, "fs", "read_file");
     assert_eq!(grants.len(), 1);
     let v = |raw: &Option<Arc<RawValue>>| {
@@ -234,13 +241,19 @@ fn the_wire_context_follows_the_abi() {
     let task = lazy(&wire.task);
     assert_eq!(task["id"], id.as_str());
     let left = task["remaining_secs"].as_u64().unwrap();
-    assert!((58..=60).contains(&left), "{task}");
+    let ends = store.task(&id).unwrap().expires_at_ms;
+    let whole_secs_left = |at: u64| ends.saturating_sub(at) / 1000;
+    assert!(
+        (whole_secs_left(after)..=whole_secs_left(before)).contains(&left),
+        "{task}: built between {before} and {after}, the task ends at {ends}"
+    );
     let g = v(&wire.grants);
     assert_eq!(g[0]["uses_left"], 2);
     assert_eq!(g[0]["route"], "fs");
     assert_eq!(
         g[0]["expires_at"].as_u64().unwrap(),
-        (now + 1_500).div_ceil(1000)
+        now / 1000 + 32,
+        "rounded up"
     );
     assert_eq!(lazy(&wire.counters)["per_tool"]["read_file"], 1);
     assert_eq!(lazy(&wire.recent_calls)[0]["decision"], "allow");

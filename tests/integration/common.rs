@@ -34,6 +34,12 @@ impl TestGateway {
     /// `routes` is TOML with `[[routes]]` tables (and optionally `[limits]`);
     /// listeners are added on port 0 unless it has its own `[server]`.
     pub async fn start(routes: &str) -> Self {
+        Self::try_start(routes).await.expect("gateway starts")
+    }
+
+    /// [`TestGateway::start`], with a gateway that cannot start (such as
+    /// one whose port is taken) an error instead of a panic.
+    pub async fn try_start(routes: &str) -> Result<Self, server::Error> {
         let mut text = String::new();
         if !routes.contains("[server]") {
             text.push_str("[server]\nbind = \"127.0.0.1:0\"\ndrain_timeout = \"2s\"\n");
@@ -46,12 +52,12 @@ impl TestGateway {
         text.push_str(routes);
         let config = toolgate::config::load_str(&text, "test.toml", std::path::Path::new("."))
             .unwrap_or_else(|d| panic!("test config is invalid:\n{d}\n---\n{text}"));
-        let running = server::start(&config).await.expect("gateway starts");
-        Self {
+        let running = server::start(&config).await?;
+        Ok(Self {
             addr: running.addr,
             admin: running.admin_addr,
             running: Some(running),
-        }
+        })
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::common::post_mcp;
+use crate::common::process::{Demo, ServerProcess};
 
 const BIN: &str = env!("CARGO_BIN_EXE_toolgate");
 
@@ -176,108 +177,13 @@ fn version_and_help() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process that is killed if the test fails before it exits.
-struct Proc(std::process::Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-    }
-}
-
-impl Proc {
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([sig, &self.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-
-    fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "process did not exit within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-async fn wait_ready(url: &str) {
-    let start = Instant::now();
-    loop {
-        let req = http::Request::get(url)
-            .body(http_body_util::Full::new(bytes::Bytes::new()))
-            .unwrap();
-        if crate::common::client().request(req).await.is_ok() {
-            return;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{url} never came up"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_serves_the_example_tools_out_of_the_box() {
-    let (gw, tools, admin) = (free_port(), free_port(), free_port());
-    let mut demo = Proc(
-        Command::new(BIN)
-            .args([
-                "demo",
-                "--port",
-                &gw.to_string(),
-                "--tools-port",
-                &tools.to_string(),
-            ])
-            .args(["--admin-port", &admin.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
     // The banner is printed once the gateway listens; it carries the tokens.
-    let stdout = demo.0.stdout.take().unwrap();
-    let banner = tokio::task::spawn_blocking(move || {
-        let mut banner = String::new();
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
-            let line = line.unwrap();
-            banner.push_str(&line);
-            banner.push('\n');
-            if line.contains("Ctrl-C stops the demo") {
-                break;
-            }
-        }
-        banner
-    });
-    let banner = tokio::time::timeout(Duration::from_secs(30), banner)
-        .await
-        .unwrap()
-        .unwrap();
-    let token = |name: &str| {
-        banner
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(&format!("export {name}=")))
-            .unwrap_or_else(|| panic!("banner prints {name}: {banner}"))
-            .to_owned()
-    };
-    let (token, locked) = (token("TOKEN"), token("LOCKED_TOKEN"));
+    let mut demo = Demo::start().await;
+    let gw = demo.gw;
+    let banner = demo.banner();
+    let (token, locked) = (demo.export("TOKEN"), demo.export("LOCKED_TOKEN"));
     assert!(
         banner.contains(&format!("http://127.0.0.1:{gw}/mcp")),
         "{banner}"
@@ -348,8 +254,10 @@ async fn demo_serves_the_example_tools_out_of_the_box() {
         ok.text()
     );
 
-    demo.signal("-TERM");
-    let status = demo.wait_exit(Duration::from_secs(10));
+    demo.signal("TERM");
+    let status = demo
+        .wait_exit(Duration::from_secs(10))
+        .expect("the demo exits within 10 s of SIGTERM");
     assert!(status.success(), "demo exited with {status:?}");
 }
 
@@ -359,12 +267,12 @@ async fn serve_reloads_on_sighup_and_drains_on_sigterm() {
         crate::common::upstream::json(200, &json!({"jsonrpc":"2.0","id":1,"result":{}}))
     })
     .await;
-    let (port, admin) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("toolgate.toml");
+    // Ports the OS picks, read back from the log: a reload keeps them.
     let config = |extra_route: bool| {
         let mut text = format!(
-            "[server]\nbind = \"127.0.0.1:{port}\"\ndrain_timeout = \"5s\"\n[admin]\nbind = \"127.0.0.1:{admin}\"\n\
+            "[server]\nbind = \"127.0.0.1:0\"\ndrain_timeout = \"5s\"\n[admin]\nbind = \"127.0.0.1:0\"\n\
              [[routes]]\nname = \"one\"\npath = \"/one\"\nupstream = \"{}\"\ndefault_decision = \"allow\"\n",
             upstream.url("/mcp")
         );
@@ -377,21 +285,15 @@ async fn serve_reloads_on_sighup_and_drains_on_sigterm() {
         text
     };
     std::fs::write(&path, config(false)).unwrap();
-    let mut serve = Proc(
-        Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(&path)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_ready(&format!("http://127.0.0.1:{admin}/healthz")).await;
+    // Started, it has said where it listens (and so is ready).
+    let mut serve = ServerProcess::start(&path);
+    let addr = serve.addr;
     let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"});
-    let two = format!("http://127.0.0.1:{port}/two");
+    let two = format!("http://{addr}/two");
     assert_eq!(post_mcp(&two, &[], &ping).await.status, 404);
 
     std::fs::write(&path, config(true)).unwrap();
-    serve.signal("-HUP");
+    serve.signal("HUP");
     let start = Instant::now();
     while post_mcp(&two, &[], &ping).await.status != 200 {
         assert!(
@@ -403,14 +305,19 @@ async fn serve_reloads_on_sighup_and_drains_on_sigterm() {
 
     // A broken file on SIGHUP is refused; the running config keeps serving.
     std::fs::write(&path, "[[routes]]\nname = 1\n").unwrap();
-    serve.signal("-HUP");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    serve.signal("HUP");
+    serve
+        .log_until(|log| log.contains("reload refused, keeping the running config"))
+        .await;
     assert_eq!(post_mcp(&two, &[], &ping).await.status, 200);
 
-    serve.signal("-TERM");
-    assert!(serve.wait_exit(Duration::from_secs(10)).success());
+    serve.signal("TERM");
+    let status = serve
+        .wait_exit(Duration::from_secs(10))
+        .expect("serve exits within 10 s of SIGTERM");
+    assert!(status.success(), "{status:?}\n{}", serve.log());
     let refused = tokio::time::timeout(Duration::from_secs(5), async {
-        let req = http::Request::get(format!("http://127.0.0.1:{port}/one"))
+        let req = http::Request::get(format!("http://{addr}/one"))
             .body(http_body_util::Full::new(bytes::Bytes::new()))
             .unwrap();
         crate::common::client().request(req).await.is_err()

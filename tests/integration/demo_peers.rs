@@ -2,93 +2,10 @@
 //! eras, directly and through the running `toolgate demo` (issue 12, defect 5:
 //! the 2026-07-28 client refused answers without `resultType` / `ttlMs`).
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
 use serde_json::Value;
 
 use crate::common::peers::py_client;
-use crate::common::process::BIN;
-
-/// A running `toolgate demo` on free ports, killed when dropped.
-struct Demo {
-    child: Child,
-    banner: Arc<Mutex<String>>,
-    gw: u16,
-    tools: u16,
-}
-
-impl Demo {
-    async fn start() -> Self {
-        let [gw, tools, admin] = [free_port(), free_port(), free_port()];
-        let mut child = Command::new(BIN)
-            .args(["demo", "--port", &gw.to_string()])
-            .args(["--tools-port", &tools.to_string()])
-            .args(["--admin-port", &admin.to_string()])
-            .env_remove("TOOLGATE_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let banner = Arc::new(Mutex::new(String::new()));
-        let stdout = child.stdout.take().unwrap();
-        let sink = Arc::clone(&banner);
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let mut text = sink.lock().unwrap();
-                text.push_str(&line);
-                text.push('\n');
-            }
-        });
-        let demo = Self {
-            child,
-            banner,
-            gw,
-            tools,
-        };
-        let start = Instant::now();
-        while !demo.banner().contains("Ctrl-C stops the demo") {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "the demo never printed its banner:\n{}",
-                demo.banner()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        demo
-    }
-
-    fn banner(&self) -> String {
-        self.banner.lock().unwrap().clone()
-    }
-
-    fn export(&self, name: &str) -> String {
-        let banner = self.banner();
-        banner
-            .lines()
-            .find_map(|l| l.trim().strip_prefix(&format!("export {name}=")))
-            .unwrap_or_else(|| panic!("the banner prints {name}:\n{banner}"))
-            .to_owned()
-    }
-}
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::common::process::Demo;
 
 /// One scenario run (list, echo, add, countdown with progress); its output.
 async fn scenario(url: &str, era: &str, auth: Option<&str>) -> Value {

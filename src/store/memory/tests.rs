@@ -156,11 +156,33 @@ fn grant(task: &Task, tool: &str, max_uses: Option<u64>, ttl_ms: u64) -> Grant {
     }
 }
 
+/// `grant`, made the moment `task` was created instead of now. A task that
+/// lives a few milliseconds may be over by the time the clock is read again
+/// (a preempted test), and `issue_grant` refuses a grant made after its
+/// task ended.
+fn grant_at_start(task: &Task, tool: &str, ttl_ms: u64) -> Grant {
+    Grant {
+        created_at_ms: task.created_at_ms,
+        expires_at_ms: task.created_at_ms + ttl_ms,
+        ..grant(task, tool, None, ttl_ms)
+    }
+}
+
 fn ending(why: &str) -> Ending {
     Ending {
         by: "ops".into(),
         at_ms: now_ms(),
         why: why.into(),
+    }
+}
+
+/// `approval`, made the moment `task` was created instead of now: see
+/// [`grant_at_start`] (`park` refuses an approval made after its task ended).
+fn approval_at_start(task: &Task, tool: &str) -> Approval {
+    Approval {
+        created_at_ms: task.created_at_ms,
+        expires_at_ms: task.created_at_ms + 60_000,
+        ..approval(task, tool)
     }
 }
 
@@ -259,8 +281,10 @@ fn expired_grants_stop_matching_at_once_and_are_swept() {
     let store = MemoryStore::in_memory(StoreLimits::default());
     let t = store.create_task(task(60_000)).unwrap();
     let g = store.issue_grant(grant(&t, "read_file", None, 50)).unwrap();
-    let now = now_ms();
-    assert_eq!(store.live_grants(&t.id, "fs", "read_file", now).len(), 1);
+    // The grant's own times, not the clock's: 50 ms may be gone by now.
+    for live in [g.created_at_ms, g.expires_at_ms - 1] {
+        assert_eq!(store.live_grants(&t.id, "fs", "read_file", live).len(), 1);
+    }
     let later = g.expires_at_ms;
     assert!(
         store
@@ -278,7 +302,7 @@ fn expired_grants_stop_matching_at_once_and_are_swept() {
 fn tasks_expire_on_their_own() {
     let store = MemoryStore::in_memory(StoreLimits::default());
     let t = store.create_task(task(10)).unwrap();
-    let g = store.issue_grant(grant(&t, "*", None, 60_000)).unwrap();
+    let g = store.issue_grant(grant_at_start(&t, "*", 60_000)).unwrap();
     let later = t.expires_at_ms + 1;
     assert!(matches!(
         store.consume(&g.id, later),
@@ -535,7 +559,7 @@ fn many_grants_are_revoked_in_one_journal_write() {
     let with_grants = |ttl_ms| {
         let t = store.create_task(task(ttl_ms)).unwrap();
         for _ in 0..5 {
-            store.issue_grant(grant(&t, "*", None, 60_000)).unwrap();
+            store.issue_grant(grant_at_start(&t, "*", 60_000)).unwrap();
         }
         t
     };
@@ -619,7 +643,7 @@ fn ending_a_task_expires_its_pending_approvals() {
     let a = store.create_task(task(60_000)).unwrap();
     let b = store.create_task(task(10)).unwrap();
     let on_a = store.park(approval(&a, "read_file")).unwrap();
-    let on_b = store.park(approval(&b, "read_file")).unwrap();
+    let on_b = store.park(approval_at_start(&b, "read_file")).unwrap();
     store
         .end_task(&a.id, TaskState::Completed, ending("done"))
         .unwrap();
@@ -746,8 +770,8 @@ fn grant_requests_dedupe_only_on_the_same_requested_grant() {
 fn purging_a_task_takes_its_approvals_grants_and_their_entries() {
     let store = MemoryStore::in_memory(StoreLimits::default());
     let t = store.create_task(task(10)).unwrap();
-    let g = store.issue_grant(grant(&t, "*", None, 60_000)).unwrap();
-    let p = store.park(approval(&t, "read_file")).unwrap();
+    let g = store.issue_grant(grant_at_start(&t, "*", 60_000)).unwrap();
+    let p = store.park(approval_at_start(&t, "read_file")).unwrap();
     store.begin_call(&t.id, "read_file");
     let end = t.expires_at_ms;
     store.sweep(end + 1_000, 3_600_000).unwrap();

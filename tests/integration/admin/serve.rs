@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::common::admin::{ADMIN_TOKEN, assert_error, call, token_table};
 use crate::common::post_mcp;
+use crate::common::process::{Demo, listening};
 
 const BIN: &str = env!("CARGO_BIN_EXE_toolgate");
 
@@ -20,6 +21,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_toolgate");
 struct Proc {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    /// The threads reading its stdout and stderr, until they close.
+    readers: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Proc {
@@ -35,15 +38,22 @@ impl Proc {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let out: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
         let err: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
-        for stream in [out, err] {
-            let lines = Arc::clone(&lines);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    lines.lock().unwrap().push(line);
-                }
-            });
+        let readers = [out, err]
+            .into_iter()
+            .map(|stream| {
+                let lines = Arc::clone(&lines);
+                std::thread::spawn(move || {
+                    for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                        lines.lock().unwrap().push(line);
+                    }
+                })
+            })
+            .collect();
+        Self {
+            child,
+            lines,
+            readers,
         }
-        Self { child, lines }
     }
 
     fn text(&self) -> String {
@@ -62,11 +72,16 @@ impl Proc {
         }
     }
 
+    /// SIGTERM, then waits for the process to exit and for its last lines
+    /// to be read.
     fn terminate(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let _ = self.child.wait();
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
     }
 }
 
@@ -75,14 +90,6 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn run(args: &[&str], stdin: &str) -> (bool, String, String) {
@@ -131,13 +138,13 @@ async fn admin_token_output_is_admitted_and_config_reloads_through_the_api() {
         crate::common::upstream::json(200, &json!({"jsonrpc": "2.0", "id": 1, "result": {}}))
     })
     .await;
-    let (port, admin) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("toolgate.toml");
+    // Ports the OS picks, read back from the log: a reload keeps them.
     let config = |routes: &[&str]| {
         let mut text = format!(
-            "[server]\nbind = \"127.0.0.1:{port}\"\ndrain_timeout = \"2s\"\n\
-             [admin]\nbind = \"127.0.0.1:{admin}\"\n{block}{}",
+            "[server]\nbind = \"127.0.0.1:0\"\ndrain_timeout = \"2s\"\n\
+             [admin]\nbind = \"127.0.0.1:0\"\n{block}{}",
             token_table("root", "admin", ADMIN_TOKEN)
         );
         for name in routes {
@@ -152,13 +159,18 @@ async fn admin_token_output_is_admitted_and_config_reloads_through_the_api() {
     let path_arg = path.display().to_string();
     let mut serve = Proc::spawn(&["serve", "--log-format", "json", "--config", &path_arg]);
     serve.wait_for("toolgate listening").await;
-    let url = |p: &str| format!("http://127.0.0.1:{admin}{p}");
+    let (addr, admin) = serve
+        .text()
+        .lines()
+        .find_map(listening)
+        .expect("the log says where it listens");
+    let url = |p: &str| format!("http://{admin}{p}");
 
     let me = call(&url("/v1/whoami"), Method::GET, Some(&token), None).await;
     assert_eq!(me.json(), json!({"actor": "ci-bot", "role": "operator"}));
 
     let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
-    let two = format!("http://127.0.0.1:{port}/two");
+    let two = format!("http://{addr}/two");
     assert_eq!(post_mcp(&two, &[], &ping).await.status, 404);
     std::fs::write(&path, config(&["one", "two"])).unwrap();
     let r = call(&url("/v1/config/reload"), Method::POST, Some(&token), None).await;
@@ -230,30 +242,14 @@ fn check_loads_the_admin_tls_files() {
 /// and prints an admin token that works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_shows_each_outcome_and_prints_an_admin_token_that_works() {
-    let (gw, tools, admin) = (free_port(), free_port(), free_port());
-    let ports = [gw, tools, admin].map(|p| p.to_string());
-    let mut demo = Proc::spawn(&[
-        "demo",
-        "--port",
-        &ports[0],
-        "--tools-port",
-        &ports[1],
-        "--admin-port",
-        &ports[2],
-    ]);
-    demo.wait_for("Ctrl-C stops the demo").await;
-    let text = demo.text();
-    let export = |name: &str| {
-        text.lines()
-            .find_map(|l| l.trim().strip_prefix(&format!("export {name}=")))
-            .unwrap_or_else(|| panic!("the banner prints {name}:\n{text}"))
-            .to_owned()
-    };
+    let mut demo = Demo::start().await;
+    let (gw, admin) = (demo.gw, demo.admin);
+    let text = demo.banner();
     let (token, agent, ops, locked) = (
-        export("TOOLGATE_ADMIN_TOKEN"),
-        export("TOKEN"),
-        export("OPS_TOKEN"),
-        export("LOCKED_TOKEN"),
+        demo.export("TOOLGATE_ADMIN_TOKEN"),
+        demo.export("TOKEN"),
+        demo.export("OPS_TOKEN"),
+        demo.export("LOCKED_TOKEN"),
     );
     let example = format!(
         "curl -s -H \"Authorization: Bearer $TOOLGATE_ADMIN_TOKEN\" http://127.0.0.1:{admin}/v1/tasks"
@@ -334,5 +330,6 @@ async fn the_demo_shows_each_outcome_and_prints_an_admin_token_that_works() {
     .await;
     assert_eq!(tasks.status, 200, "{}", tasks.text());
     assert_eq!(tasks.json()["tasks"].as_array().map(Vec::len), Some(1));
-    demo.terminate();
+    demo.signal("TERM");
+    let _ = demo.wait_exit(Duration::from_secs(10));
 }

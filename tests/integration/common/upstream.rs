@@ -145,12 +145,25 @@ pub fn sse_channel() -> (
     (tx, resp)
 }
 
-/// A TCP port with nothing listening on it.
-pub async fn closed_port() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = l.local_addr().expect("addr");
-    drop(l);
-    addr
+/// A loopback TCP port with nothing listening on it, for as long as this
+/// lives: a socket is bound to it and never listens, so connecting to it is
+/// refused, and no other socket can take the port meanwhile (the socket
+/// does not allow address reuse).
+pub struct ClosedPort {
+    pub addr: SocketAddr,
+    _socket: tokio::net::TcpSocket,
+}
+
+/// A port that refuses connections until the [`ClosedPort`] is dropped.
+pub fn closed_port() -> ClosedPort {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind");
+    ClosedPort {
+        addr: socket.local_addr().expect("addr"),
+        _socket: socket,
+    }
 }
 
 /// The sending half of [`sse_channel`].
@@ -194,6 +207,20 @@ impl FakeUpstream {
         Fut: Future<Output = Response<Body>> + Send + 'static,
     {
         Self::serve(Some(tls), answer).await
+    }
+
+    /// Like [`FakeUpstream::start_tls`], on a listener the test already has
+    /// (one that has held a port since another server stopped on it).
+    pub fn start_tls_on<F, Fut>(
+        listener: TcpListener,
+        tls: Arc<rustls::ServerConfig>,
+        answer: F,
+    ) -> Self
+    where
+        F: Fn(Seen) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        Self::serve_on(listener, Some(tls), answer)
     }
 
     /// Like [`FakeUpstream::start_tls`], on `addr` (a port a stopped one

@@ -50,6 +50,26 @@ fn binary(env: &str, candidates: &[&str]) -> PathBuf {
         .unwrap_or_else(|| panic!("{INSTALL} (looked for {})", candidates.join(", ")))
 }
 
+/// chromedriver on a free loopback port; its URL.
+fn start_driver(chromedriver: &Path) -> (Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let driver = Command::new(chromedriver)
+        .arg(format!("--port={port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Its own process group: dropping the browser ends chromedriver
+        // and the Chromium it started, and nothing else.
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}; {INSTALL}", chromedriver.display()));
+    (driver, format!("http://127.0.0.1:{port}"))
+}
+
 impl Browser {
     /// Starts chromedriver and a headless Chromium session. Panics, saying
     /// how to install them, when they are missing: never a silent pass.
@@ -60,22 +80,6 @@ impl Browser {
         );
         let chromedriver = binary("TOOLGATE_CHROMEDRIVER", &["/usr/bin/chromedriver"]);
         let profile = tempfile::tempdir().expect("profile dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let driver = Command::new(&chromedriver)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            // Its own process group: dropping the browser ends chromedriver
-            // and the Chromium it started, and nothing else.
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}; {INSTALL}", chromedriver.display()));
-        let url = format!("http://127.0.0.1:{port}");
         let mut args: Vec<String> = FLAGS.iter().map(|f| (*f).to_owned()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
         let caps = json!({
@@ -85,6 +89,11 @@ impl Browser {
         let Value::Object(caps) = caps else {
             unreachable!()
         };
+        // Its port is picked here, free a moment ago: if another socket took
+        // it before chromedriver could, chromedriver exits, and is started
+        // again on another one.
+        let (mut driver, mut url) = start_driver(&chromedriver);
+        let mut starts = 1;
         let mut last = String::new();
         for _ in 0..100 {
             match ClientBuilder::new(HttpConnector::new())
@@ -100,6 +109,11 @@ impl Browser {
                     };
                 }
                 Err(e) => last = e.to_string(),
+            }
+            if starts < 5 && driver.try_wait().is_ok_and(|status| status.is_some()) {
+                (driver, url) = start_driver(&chromedriver);
+                starts += 1;
+                continue;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

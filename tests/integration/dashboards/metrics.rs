@@ -122,13 +122,15 @@ async fn a_waiting_approval_has_an_age_and_a_grant_running_out_is_counted() {
     let r = raw_call(&gw, "tools", &bearer, Some(&task), "delete", json!({})).await;
     assert!(refusal(&r).is_some(), "parked: {}", r.text());
 
-    // A grant that lives one second, used up before then: not "expired".
+    // A grant that lives three seconds (long enough that it is still live
+    // for the call and the metric read below on a loaded machine), and one
+    // used up before then: not "expired".
     let spent = issue_grant(&gw, &task, "echo", Some(1)).await;
     let r = admin(
         &gw,
         Method::POST,
         "/v1/grants",
-        Some(json!({"task_id": task, "tool": "search", "ttl": "1s", "reason": "short"})),
+        Some(json!({"task_id": task, "tool": "search", "ttl": "3s", "reason": "short"})),
     )
     .await;
     assert_eq!(r.status, 201, "{}", r.text());
@@ -146,16 +148,14 @@ async fn a_waiting_approval_has_an_age_and_a_grant_running_out_is_counted() {
 
     let expired = "toolgate_task_events_total{event=\"grant_expired\"}";
     assert_eq!(metric(&gw, expired).await, 0.0);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut seen = 0.0;
-    for _ in 0..100 {
-        seen = metric(&gw, expired).await;
-        if seen > 0.0 {
-            break;
-        }
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut seen = metric(&gw, expired).await;
+    while seen == 0.0 && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
+        seen = metric(&gw, expired).await;
     }
-    // Exactly the one-second grant: the used-up one and the 5-minute one are not.
+    // Exactly the three-second grant: the used-up one and the 5-minute one are not.
     assert_eq!(seen, 1.0);
     let waited = metric(&gw, age).await;
     assert!(

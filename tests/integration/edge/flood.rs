@@ -152,8 +152,11 @@ async fn five_thousand_idle_connections_leave_calls_and_healthz_answering() {
         open = now;
     }
 
+    // Answered within seconds (a loaded machine's seconds): a gateway out of
+    // descriptors answers nobody until idle connections time out (10 s),
+    // and its descriptor count (below) gives it away in any case.
     let call = tokio::time::timeout(
-        Duration::from_secs(1),
+        Duration::from_secs(5),
         post_mcp(
             &format!("http://{}/mcp", gw.addr),
             &[],
@@ -161,10 +164,10 @@ async fn five_thousand_idle_connections_leave_calls_and_healthz_answering() {
         ),
     )
     .await
-    .expect("a valid call answered within 1 s");
+    .expect("a valid call answered within 5 s");
     assert_eq!(call.status, StatusCode::OK, "{}", call.text());
     let health = tokio::time::timeout(
-        Duration::from_secs(1),
+        Duration::from_secs(5),
         send(
             Method::GET,
             &format!("http://{}/healthz", gw.admin),
@@ -173,7 +176,7 @@ async fn five_thousand_idle_connections_leave_calls_and_healthz_answering() {
         ),
     )
     .await
-    .expect("/healthz answered within 1 s");
+    .expect("/healthz answered within 5 s");
     assert_eq!(health.status, StatusCode::OK);
     // The flood holds at most one address's cap of the gateway's descriptors.
     let open = gw.open_files();

@@ -190,8 +190,14 @@ async fn request_body_over_the_limit_is_refused_with_413() {
 
 #[tokio::test]
 async fn unreachable_upstream_is_502_upstream_unavailable() {
-    let closed = upstream::closed_port().await;
-    let gw = TestGateway::start(&route("down", "/mcp", &format!("http://{closed}"), ALLOW)).await;
+    let closed = upstream::closed_port();
+    let gw = TestGateway::start(&route(
+        "down",
+        "/mcp",
+        &format!("http://{}", closed.addr),
+        ALLOW,
+    ))
+    .await;
     let r = post_mcp(&gw.url("/mcp"), &[], &tools_list(json!(1))).await;
     assert_eq!(r.status, StatusCode::BAD_GATEWAY, "{}", r.text());
     assert_eq!(r.headers["content-type"], "application/json");
@@ -202,8 +208,10 @@ async fn unreachable_upstream_is_502_upstream_unavailable() {
 
 #[tokio::test]
 async fn slow_upstream_is_504_upstream_timeout() {
+    // Far slower than the bound below: only the gateway's timeout can
+    // answer in time.
     let up = FakeUpstream::start(|seen| async move {
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        tokio::time::sleep(Duration::from_secs(60)).await;
         mcp_answer(&seen)
     })
     .await;
@@ -222,10 +230,7 @@ async fn slow_upstream_is_504_upstream_timeout() {
     assert_eq!(v["error"]["code"], "upstream_timeout");
     assert_eq!(v["error"]["route"], "slow");
     assert!(took >= Duration::from_millis(250), "{took:?}");
-    assert!(
-        took < Duration::from_millis(1200),
-        "answered after {took:?}"
-    );
+    assert!(took < Duration::from_secs(10), "answered after {took:?}");
 }
 
 #[tokio::test]

@@ -89,11 +89,16 @@ async fn unknown_paths_get_404_and_the_admin_listener_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_shutdown_lets_open_streams_finish() {
     let (up, mut senders) = upstream::sse_upstream().await;
-    let gw = TestGateway::start(&route("drain", "/mcp", &up.url(""), ALLOW)).await;
+    // A drain long enough for the wait below on a loaded machine.
+    let gw = TestGateway::start(&format!(
+        "[server]\nbind = \"127.0.0.1:0\"\ndrain_timeout = \"30s\"\n{}",
+        route("drain", "/mcp", &up.url(""), ALLOW)
+    ))
+    .await;
     let body = serde_json::to_vec(&tools_call(json!(1), "echo")).unwrap();
     let resp = common::open(Method::POST, &gw.url("/mcp"), &MCP_HEADERS, body).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let tx = tokio::time::timeout(Duration::from_secs(1), senders.recv())
+    let tx = tokio::time::timeout(Duration::from_secs(10), senders.recv())
         .await
         .unwrap()
         .unwrap();
@@ -110,14 +115,14 @@ async fn graceful_shutdown_lets_open_streams_finish() {
         &mut body,
         &mut got,
         first.as_bytes(),
-        Duration::from_secs(1),
+        Duration::from_secs(10),
     )
     .await;
 
     gw.shutdown();
     // The listener closes: new connections are refused (a connection that
     // raced into the backlog is reset, never served).
-    let deadline = Instant::now() + Duration::from_secs(1);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match TcpStream::connect(gw.addr).await {
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => break,
@@ -126,7 +131,7 @@ async fn graceful_shutdown_lets_open_streams_finish() {
                 "gateway still accepts connections after shutdown: {other:?}"
             ),
         }
-        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
     // The open stream still completes.
@@ -134,7 +139,7 @@ async fn graceful_shutdown_lets_open_streams_finish() {
         .await
         .unwrap();
     drop(tx);
-    read_rest(&mut body, &mut got, Duration::from_secs(2))
+    read_rest(&mut body, &mut got, Duration::from_secs(10))
         .await
         .unwrap();
     assert_eq!(String::from_utf8(got).unwrap(), format!("{first}{last}"));

@@ -93,10 +93,16 @@ async fn sequential_calls_reuse_one_upstream_connection() {
         assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     }
     assert_eq!(up.seen.lock().unwrap().len(), 50);
-    assert_eq!(
-        up.accepted.load(Ordering::SeqCst),
-        1,
-        "50 sequential calls should travel on one pooled upstream connection"
+    // Without reuse, 50 calls open 50 connections. With it, one carries
+    // them all, but not always only one: the pool returns a connection
+    // after its answer has gone out, and a call that checks out before
+    // that races the idle connection against a new one (hyper-util's
+    // legacy client), which a loaded machine can let the new one win.
+    let accepted = up.accepted.load(Ordering::SeqCst);
+    assert!(
+        (1..=3).contains(&accepted),
+        "50 sequential calls should travel on one pooled upstream connection \
+         (or two or three, if a call raced a connection's return): {accepted}"
     );
 }
 

@@ -134,13 +134,16 @@ async fn silent_stream_is_cut_after_stream_idle() {
     .await;
     let body = serde_json::to_vec(&tools_call(json!(1), "echo")).unwrap();
     let resp = common::open(Method::POST, &gw.url("/mcp"), &MCP_HEADERS, body).await;
-    let tx = tokio::time::timeout(Duration::from_secs(1), senders.recv())
+    let tx = tokio::time::timeout(Duration::from_secs(10), senders.recv())
         .await
         .unwrap()
         .unwrap();
     let mut body = resp.into_body();
     let first =
         "event: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\"}\n\n";
+    // The stream's last event leaves the upstream now: the gateway's idle
+    // time starts no earlier, however late the caller reads it.
+    let silent_since = Instant::now();
     tx.send(Ok(Bytes::from_static(first.as_bytes())))
         .await
         .unwrap();
@@ -149,11 +152,12 @@ async fn silent_stream_is_cut_after_stream_idle() {
         &mut body,
         &mut got,
         first.as_bytes(),
-        Duration::from_secs(1),
+        Duration::from_secs(10),
     )
     .await;
-    let silent_since = Instant::now();
-    let end = read_rest(&mut body, &mut got, Duration::from_secs(1)).await;
+    // Cut within a few times stream_idle; without the cut the stream
+    // stays open (the upstream holds it) and this read times out.
+    let end = read_rest(&mut body, &mut got, Duration::from_secs(5)).await;
     let waited = silent_since.elapsed();
     assert!(end.is_err(), "an idle-cut stream ends with an error");
     assert_eq!(got, first.as_bytes());

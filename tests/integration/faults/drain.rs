@@ -20,9 +20,10 @@ fn py_route(upstream: &str) -> String {
     )
 }
 
-/// Waits (up to 2 s) until connecting to `addr` is refused.
+/// Waits (up to 10 s, on a loaded machine) until connecting to `addr` is
+/// refused; the open stream meanwhile runs on.
 async fn refused_soon(addr: std::net::SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(2);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match TcpStream::connect(addr).await {
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => return,
@@ -82,11 +83,11 @@ async fn sigterm_lets_an_open_stream_finish_and_refuses_new_connections() {
         "drained in {:?}, before the drain timeout",
         termed.elapsed()
     );
-    assert!(
-        server.log().contains("drained all connections"),
-        "{}",
-        server.log()
-    );
+    // The process has exited; its last lines may still be on their way
+    // through the pipe to the reader.
+    server
+        .log_until(|log| log.contains("drained all connections"))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,9 +129,7 @@ async fn a_stream_longer_than_the_drain_timeout_is_cut_and_the_gateway_exits() {
         .wait_exit(Duration::from_secs(10))
         .expect("the gateway exits after the drain timeout");
     assert!(status.success(), "{status:?}\n{}", server.log());
-    assert!(
-        server.log().contains("drain deadline passed"),
-        "{}",
-        server.log()
-    );
+    server
+        .log_until(|log| log.contains("drain deadline passed"))
+        .await;
 }

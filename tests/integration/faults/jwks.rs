@@ -13,7 +13,7 @@ use http::StatusCode;
 use crate::common::tokens::{Key, claims};
 use crate::common::{self, TestGateway};
 use crate::identity::jwks::{
-    Pki, Served, Shared, jwks_fetches, jwks_server_at, svid_jwks, url_issuer,
+    Pki, Served, Shared, jwks_fetches, jwks_server_at, jwks_server_on, svid_jwks, url_issuer,
 };
 use crate::identity::{
     AGENT, PUBLIC, Refused, SPIRE, assert_refused, call, echo_upstream, metadata_url, route, server,
@@ -126,8 +126,11 @@ async fn known_keys_outlive_a_flapping_jwks_and_unknown_kids_fail_closed() {
     }
 
     // Down: nothing listens on the port. Known keys answer at once; an
-    // unknown kid is refused after one quick, failing refetch.
+    // unknown kid is refused after one quick, failing refetch. The port
+    // stays this test's meanwhile (bound, not listening), for the phases
+    // that bring it back.
     drop(origin);
+    let port = hold(bind).await;
     errors = wait_for_errors(&gw, errors).await;
     for _ in 0..3 {
         let started = Instant::now();
@@ -146,7 +149,7 @@ async fn known_keys_outlive_a_flapping_jwks_and_unknown_kids_fail_closed() {
 
     // Hanging: the port accepts connections and never answers. While the
     // background refresh waits on it, the known key still answers at once.
-    let hang = hanging(bind).await;
+    let hang = hanging(port);
     tokio::time::sleep(Duration::from_millis(700)).await;
     for _ in 0..3 {
         let started = Instant::now();
@@ -159,13 +162,13 @@ async fn known_keys_outlive_a_flapping_jwks_and_unknown_kids_fail_closed() {
         );
     }
     assert!(hang.accepted() >= 1, "the refresh reached the hanging port");
-    drop(hang);
+    let listener = hang.stop().await;
 
     // Up again on the same port, rotated to A and B, in a document just
     // under the size limit: B works, A still does.
     served.lock().unwrap().raw = None;
     served.lock().unwrap().doc = Some(padded(svid_jwks(&[&a, &b]), MAX_JWKS_BYTES - 1024));
-    let back = jwks_server_at(&pki, bind, docs()).await;
+    let back = jwks_server_on(&pki, listener, docs());
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let r = call(&gw.url("/mcp"), &token_b).await;
@@ -196,16 +199,42 @@ fn padded(mut doc: serde_json::Value, bytes: usize) -> serde_json::Value {
     doc
 }
 
-/// A listener on `addr` that accepts connections and never answers; they
-/// close when it is dropped.
+/// The port of `addr`, taken again (within 5 s, while the old server's
+/// listener closes) by a socket that does not listen: connections to it are
+/// refused, and no socket outside this test can take the port.
+async fn hold(addr: std::net::SocketAddr) -> tokio::net::TcpSocket {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        // The old server's closed connections may linger (TIME_WAIT).
+        socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+        match socket.bind(addr) {
+            Ok(()) => return socket,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "cannot bind {addr} again: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+/// A listener that accepts connections and never answers; they close when
+/// it stops.
 struct Hanging {
-    task: tokio::task::JoinHandle<()>,
+    task: tokio::task::JoinHandle<tokio::net::TcpListener>,
+    stop: tokio_util::sync::CancellationToken,
     accepted: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Hanging {
     fn accepted(&self) -> usize {
         self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Closes the connections it holds and hands its listener back.
+    async fn stop(mut self) -> tokio::net::TcpListener {
+        self.stop.cancel();
+        (&mut self.task).await.expect("the hanging listener's task")
     }
 }
 
@@ -215,25 +244,31 @@ impl Drop for Hanging {
     }
 }
 
-async fn hanging(addr: std::net::SocketAddr) -> Hanging {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let listener = loop {
-        match tokio::net::TcpListener::bind(addr).await {
-            Ok(l) => break l,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "cannot bind {addr} again: {e}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
+/// Makes `port` listen, hanging every connection.
+fn hanging(port: tokio::net::TcpSocket) -> Hanging {
+    let listener = port.listen(1024).expect("listen");
     let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = Arc::clone(&accepted);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let stopped = stop.clone();
     let task = tokio::spawn(async move {
         let mut held = Vec::new();
-        while let Ok((stream, _)) = listener.accept().await {
-            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            held.push(stream);
+        loop {
+            tokio::select! {
+                () = stopped.cancelled() => return listener,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        held.push(stream);
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                },
+            }
         }
     });
-    Hanging { task, accepted }
+    Hanging {
+        task,
+        stop,
+        accepted,
+    }
 }

@@ -164,11 +164,9 @@ async fn an_unwritable_store_refuses_changes_but_serves_reads_and_decisions() {
     )
     .await;
     assert_eq!(health.status, StatusCode::OK, "still serving");
-    assert!(
-        server.log().contains("task store write failed"),
-        "logged: {}",
-        server.log()
-    );
+    server
+        .log_until(|log| log.contains("task store write failed"))
+        .await;
 
     // Space again: writes work without a restart (the journal reopens).
     server.limit_file_size(None);
@@ -188,9 +186,11 @@ async fn an_unwritable_store_refuses_changes_but_serves_reads_and_decisions() {
     );
     let text = metrics(&server).await;
     assert_eq!(metric_in(&text, "toolgate_store_writable"), 1.0, "{text}");
-    let log = server.log();
-    assert!(log.contains("task store reopened"), "{log}");
-    assert!(log.contains("task store writes work again"), "{log}");
+    server
+        .log_until(|log| {
+            log.contains("task store reopened") && log.contains("task store writes work again")
+        })
+        .await;
 
     // After a crash: the acknowledged changes, none of the refused ones.
     server.kill9();

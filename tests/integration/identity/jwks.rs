@@ -86,29 +86,46 @@ pub(crate) async fn jwks_server_at(
     docs: Vec<(&'static str, Shared)>,
 ) -> FakeUpstream {
     FakeUpstream::start_tls_at(bind, Arc::clone(&pki.server), move |seen| {
-        let served = docs
-            .iter()
-            .find(|(path, _)| *path == seen.uri.path())
-            .map(|(_, s)| s.lock().unwrap().clone())
-            .unwrap_or_default();
-        async move {
-            if let Some(raw) = served.raw {
-                return upstream::with_type(200, "application/json", raw);
-            }
-            match served.doc {
-                None => upstream::with_type(500, "text/plain", "JWKS unavailable\n"),
-                Some(doc) => {
-                    let mut resp = upstream::json(200, &doc);
-                    if let Some(cc) = served.cache_control {
-                        resp.headers_mut()
-                            .insert("cache-control", cc.parse().unwrap());
-                    }
-                    resp
-                }
-            }
-        }
+        jwks_answer(served(&docs, &seen))
     })
     .await
+}
+
+/// [`jwks_server`] on a listener the test already has (one that has held
+/// the port of a stopped one, to bring it back).
+pub(crate) fn jwks_server_on(
+    pki: &Pki,
+    listener: tokio::net::TcpListener,
+    docs: Vec<(&'static str, Shared)>,
+) -> FakeUpstream {
+    FakeUpstream::start_tls_on(listener, Arc::clone(&pki.server), move |seen| {
+        jwks_answer(served(&docs, &seen))
+    })
+}
+
+/// What `docs` says to serve for the path of `seen`.
+fn served(docs: &[(&'static str, Shared)], seen: &upstream::Seen) -> Served {
+    docs.iter()
+        .find(|(path, _)| *path == seen.uri.path())
+        .map(|(_, s)| s.lock().unwrap().clone())
+        .unwrap_or_default()
+}
+
+async fn jwks_answer(served: Served) -> http::Response<toolgate::Body> {
+    if let Some(raw) = served.raw {
+        return upstream::with_type(200, "application/json", raw);
+    }
+    match served.doc {
+        None => upstream::with_type(500, "text/plain", "JWKS unavailable\n"),
+        Some(doc) => {
+            let mut resp = upstream::json(200, &doc);
+            if let Some(cc) = served.cache_control {
+                resp.headers_mut()
+                    .insert("cache-control", cc.parse().unwrap());
+            }
+            resp
+        }
+    }
 }
 
 fn fetches(server: &FakeUpstream, path: &str) -> usize {
@@ -119,12 +136,25 @@ fn fetches(server: &FakeUpstream, path: &str) -> usize {
         .count()
 }
 
-/// A SPIFFE issuer fetching its JWT-SVID bundle from `url`.
+/// A SPIFFE issuer fetching its JWT-SVID bundle from `url`, refetching
+/// at most every 200 ms.
 pub(crate) fn url_issuer(name: &str, url: &str, ca: Option<&Path>, refresh: &str) -> String {
+    url_issuer_limited(name, url, ca, refresh, Duration::from_millis(200))
+}
+
+/// [`url_issuer`] with `min_refresh_interval = min_refresh`.
+fn url_issuer_limited(
+    name: &str,
+    url: &str,
+    ca: Option<&Path>,
+    refresh: &str,
+    min_refresh: Duration,
+) -> String {
     let mut out = format!(
         "\n[[issuers]]\nname = \"{name}\"\nissuer = \"{SPIRE}\"\nmode = \"spiffe\"\n\
          trust_domains = [\"example.org\"]\njwks_url = \"{url}\"\n\
-         refresh_interval = \"{refresh}\"\nmin_refresh_interval = \"200ms\"\n"
+         refresh_interval = \"{refresh}\"\nmin_refresh_interval = \"{}ms\"\n",
+        min_refresh.as_millis()
     );
     if let Some(ca) = ca {
         out.push_str(&format!("jwks_ca_file = {}\n", toml_path(ca)));
@@ -141,8 +171,12 @@ pub(crate) fn jwks_fetches(issuer: &str, result: &str) -> String {
     format!("toolgate_jwks_fetches_total{{issuer=\"{issuer}\",result=\"{result}\"}}")
 }
 
-/// Longer than `min_refresh_interval` (200 ms).
-const PAST_MIN_REFRESH: Duration = Duration::from_millis(250);
+/// The rotation test's `min_refresh_interval`: longer than a few calls
+/// take on a loaded machine, so that calls made one after another fall in
+/// one interval and may refetch at most once.
+const MIN_REFRESH: Duration = Duration::from_secs(2);
+/// Longer than [`MIN_REFRESH`]: the next unknown kid may refetch.
+const PAST_MIN_REFRESH: Duration = Duration::from_millis(2250);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_rotate_over_https_and_survive_a_failing_jwks_server() {
@@ -163,7 +197,7 @@ async fn keys_rotate_over_https_and_survive_a_failing_jwks_server() {
     let gw = TestGateway::start(&format!(
         "{}{}{}",
         server(),
-        url_issuer("rot", &url, Some(&pki.ca_file()), "60s"),
+        url_issuer_limited("rot", &url, Some(&pki.ca_file()), "60s", MIN_REFRESH),
         route("rot", "/mcp", &up.url("/mcp"), Some("issuers = [\"rot\"]")),
     ))
     .await;
@@ -270,17 +304,12 @@ async fn keys_rotate_over_https_and_survive_a_failing_jwks_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_jwks_leaves_the_issuer_without_keys_but_the_gateway_up() {
-    let dead = closed_port().await;
+    let dead = closed_port();
     let up = echo_upstream().await;
     let gw = TestGateway::start(&format!(
         "{}{}{}",
         server(),
-        url_issuer(
-            "dead",
-            &format!("https://127.0.0.1:{}/jwks", dead.port()),
-            None,
-            "1s"
-        ),
+        url_issuer("dead", &format!("https://{}/jwks", dead.addr), None, "1s"),
         route(
             "dead",
             "/mcp",
@@ -372,7 +401,14 @@ async fn refresh_follows_max_age_and_the_spiffe_refresh_hint() {
     for path in ["/max-age", "/hint", "/plain"] {
         assert_eq!(fetches(&origin, path), 1, "{path}: fetched at start-up");
     }
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    // Refetched after about a second (given up to 5 s on a loaded machine);
+    // by then the plain one, 60 s from its next fetch, is not.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while (fetches(&origin, "/max-age") < 2 || fetches(&origin, "/hint") < 2)
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert!(
         fetches(&origin, "/max-age") >= 2,
         "refetched after max-age=1"

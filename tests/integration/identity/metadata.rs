@@ -11,28 +11,42 @@ async fn protected_resource_metadata_is_served_and_named_by_every_challenge() {
     let iss = Issuers::new();
     let up = echo_upstream().await;
     // No public_url: the gateway's own address is the base URL, so the
-    // metadata URL in a challenge can be fetched as is.
-    let port = closed_port().await.port();
+    // metadata URL in a challenge can be fetched as is. The base URL is the
+    // configured one, so the port is picked here, free a moment ago; if
+    // another socket took it before the gateway could bind it, again.
+    let (gw, port) = {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let port = closed_port().addr.port();
+            let started = TestGateway::try_start(&format!(
+                "[server]\nbind = \"127.0.0.1:{port}\"\ndrain_timeout = \"2s\"\n\
+                 [admin]\nbind = \"127.0.0.1:0\"\n{}{}{}{}",
+                iss.toml,
+                route(
+                    "tools",
+                    "/mcp",
+                    &up.url("/mcp"),
+                    Some("issuers = [\"spire\", \"idp\"]\nscopes = [\"tools:call\"]"),
+                ),
+                route(
+                    "github",
+                    "/tools/github",
+                    &up.url("/gh"),
+                    Some("issuers = [\"spire\"]\naudience = \"urn:toolgate:github\""),
+                ),
+                route("open", "/open", &up.url("/open"), None),
+            ))
+            .await;
+            match started {
+                Ok(gw) => break (gw, port),
+                Err(toolgate::server::Error::Bind { source, .. })
+                    if source.kind() == std::io::ErrorKind::AddrInUse && attempts < 5 => {}
+                Err(e) => panic!("gateway starts: {e}"),
+            }
+        }
+    };
     let base = format!("http://127.0.0.1:{port}");
-    let gw = TestGateway::start(&format!(
-        "[server]\nbind = \"127.0.0.1:{port}\"\ndrain_timeout = \"2s\"\n\
-         [admin]\nbind = \"127.0.0.1:0\"\n{}{}{}{}",
-        iss.toml,
-        route(
-            "tools",
-            "/mcp",
-            &up.url("/mcp"),
-            Some("issuers = [\"spire\", \"idp\"]\nscopes = [\"tools:call\"]"),
-        ),
-        route(
-            "github",
-            "/tools/github",
-            &up.url("/gh"),
-            Some("issuers = [\"spire\"]\naudience = \"urn:toolgate:github\""),
-        ),
-        route("open", "/open", &up.url("/open"), None),
-    ))
-    .await;
     assert_eq!(gw.addr.port(), port);
 
     // The 401 names the metadata URL; that URL serves the document.

@@ -78,8 +78,9 @@ async fn acknowledged_writes_survive_sigkill() {
     assert_eq!(acked.revoked.len(), 20);
 
     // The last write before the crash: a grant that expires while the
-    // gateway is down.
-    let short = create_grant(&server, &keep, "short_lived", "1s").await;
+    // gateway is down (three seconds: it must still be live at the read
+    // below, a fsync'd write and a request later on a loaded machine).
+    let short = create_grant(&server, &keep, "short_lived", "3s").await;
     let short_expiry = short["expires_at_ms"].as_u64().expect("expires_at_ms");
     let short = id(&short);
     acked.grants.insert(short.clone(), keep.clone());

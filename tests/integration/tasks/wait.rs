@@ -226,10 +226,24 @@ async fn denied_and_unanswered_approvals_are_refusals_naming_the_approval() {
     .json();
     assert_eq!(all["approvals"].as_array().unwrap().len(), 1, "{all}");
 
-    // Denied by an operator while the call waits: the refusal says who and why.
-    let gw2 = &gw;
+    assert!(up.seen().is_empty(), "nothing reached the upstream");
+
+    // Denied by an operator while the call waits: the refusal says who and
+    // why. A gateway of its own, whose calls wait long enough (10 s) that
+    // the denial, sent once the call has parked its approval, comes while
+    // it still waits however slow the machine; only the denial can end it
+    // with `approval_denied`.
+    let denying = TestGateway::start(&config(
+        "tools",
+        &up.url(""),
+        "needs_approval",
+        "approval_wait = \"10s\"",
+        "",
+    ))
+    .await;
+    let task = create_task(&denying, AGENT).await;
     let waiter = raw_call(
-        gw2,
+        &denying,
         "tools",
         &bearer,
         Some(&task),
@@ -237,9 +251,9 @@ async fn denied_and_unanswered_approvals_are_refusals_naming_the_approval() {
         json!({"repo": "acme/app"}),
     );
     let deny = async {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        let id = pending(&denying, &task).await;
         admin(
-            gw2,
+            &denying,
             Method::POST,
             &format!("/v1/approvals/{id}/deny"),
             Some(json!({"reason": "not today"})),
@@ -253,5 +267,6 @@ async fn denied_and_unanswered_approvals_are_refusals_naming_the_approval() {
         text.contains("approval_denied") && text.contains("not today") && text.contains("ops"),
         "{text}"
     );
+    assert_eq!(r.json()["id"], 7);
     assert!(up.seen().is_empty(), "nothing reached the upstream");
 }

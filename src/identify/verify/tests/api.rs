@@ -5,23 +5,49 @@ use super::*;
 #[test]
 fn oversized_token_is_refused_quickly() {
     let fx = fixture();
+    let verified = |token: &str| verify(token, &fx.spiffe, &fx.spiffe_keys, AUDIENCE, NOW);
+    // Refused before any parsing, and so whatever it holds: decoding this
+    // one would refuse it as malformed (a one-character signature is not
+    // base64url) ...
     let huge = format!(
         "{}.{}.{}",
         "e".repeat(32 * 1024),
         "e".repeat(32 * 1024),
         "e"
     );
-    let start = Instant::now();
-    for _ in 0..1000 {
-        let got = verify(&huge, &fx.spiffe, &fx.spiffe_keys, AUDIENCE, NOW);
-        assert_eq!(got, Err(Rejection::TooLarge));
-    }
-    assert!(
-        start.elapsed() < Duration::from_millis(200),
-        "{:?}",
-        start.elapsed()
-    );
+    assert_eq!(verified(&huge), Err(Rejection::TooLarge));
     assert_eq!(peek_issuer(&huge), Err(Rejection::TooLarge));
+    // ... and verifying this one would accept it: a well-signed token just
+    // past the limit, one padding byte longer than one that verifies.
+    let padded = |n: usize| {
+        let claims = with(agent_claims(), json!({"pad": "x".repeat(n)}));
+        fx.es256.token(&claims)
+    };
+    let pads: Vec<usize> = (0..MAX_TOKEN_BYTES).collect();
+    let over = pads.partition_point(|&n| padded(n).len() <= MAX_TOKEN_BYTES);
+    assert!(verified(&padded(over - 1)).is_ok(), "at the limit");
+    assert_eq!(verified(&padded(over)), Err(Rejection::TooLarge));
+    assert_eq!(peek_issuer(&padded(over)), Err(Rejection::TooLarge));
+
+    // And at the cost of a length check: 1,000 refusals take well under a
+    // millisecond in a debug build, 1,000 base64 decodings of the token
+    // about 0.7 s. The best of a few rounds is kept, so that a machine too
+    // busy to run this thread for 200 ms once does not fail the test.
+    let round = || {
+        let start = Instant::now();
+        for _ in 0..1000 {
+            assert_eq!(verified(&huge), Err(Rejection::TooLarge));
+        }
+        start.elapsed()
+    };
+    let mut best = round();
+    for _ in 1..5 {
+        if best < Duration::from_millis(200) {
+            break;
+        }
+        best = best.min(round());
+    }
+    assert!(best < Duration::from_millis(200), "{best:?}");
 }
 
 #[test]
