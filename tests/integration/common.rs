@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod admin;
+pub mod demo;
 pub mod modules;
 pub mod peers;
 pub mod process;

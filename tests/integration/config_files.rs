@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::common::demo::Demo;
 use crate::common::post_mcp;
-use crate::common::process::{Demo, ServerProcess};
+use crate::common::process::ServerProcess;
 
 const BIN: &str = env!("CARGO_BIN_EXE_toolgate");
 

@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
+use crate::common::demo::Demo;
 use crate::common::peers::py_client;
-use crate::common::process::Demo;
 
 /// One scenario run (list, echo, add, countdown with progress); its output.
 async fn scenario(url: &str, era: &str, auth: Option<&str>) -> Value {

@@ -12,8 +12,9 @@ use http::Method;
 use serde_json::json;
 
 use crate::common::admin::{ADMIN_TOKEN, assert_error, call, token_table};
+use crate::common::demo::Demo;
 use crate::common::post_mcp;
-use crate::common::process::{Demo, listening};
+use crate::common::process::listening;
 
 const BIN: &str = env!("CARGO_BIN_EXE_toolgate");
 

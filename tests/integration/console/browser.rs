@@ -50,17 +50,19 @@ fn binary(env: &str, candidates: &[&str]) -> PathBuf {
         .unwrap_or_else(|| panic!("{INSTALL} (looked for {})", candidates.join(", ")))
 }
 
-/// chromedriver on a free loopback port; its URL.
-fn start_driver(chromedriver: &Path) -> (Child, String) {
+/// chromedriver on a free loopback port, its output to `log`; its URL.
+fn start_driver(chromedriver: &Path, log: &Path) -> (Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
+    let out = std::fs::File::create(log).expect("chromedriver's log file");
+    let err = out.try_clone().expect("chromedriver's log file");
     let driver = Command::new(chromedriver)
         .arg(format!("--port={port}"))
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(out)
+        .stderr(err)
         // Its own process group: dropping the browser ends chromedriver
         // and the Chromium it started, and nothing else.
         .process_group(0)
@@ -90,9 +92,10 @@ impl Browser {
             unreachable!()
         };
         // Its port is picked here, free a moment ago: if another socket took
-        // it before chromedriver could, chromedriver exits, and is started
-        // again on another one.
-        let (mut driver, mut url) = start_driver(&chromedriver);
+        // it before chromedriver could, chromedriver exits saying so, and is
+        // started again on another one. Any other exit is a failure.
+        let log = profile.path().join("chromedriver.log");
+        let (mut driver, mut url) = start_driver(&chromedriver, &log);
         let mut starts = 1;
         let mut last = String::new();
         for _ in 0..100 {
@@ -110,8 +113,16 @@ impl Browser {
                 }
                 Err(e) => last = e.to_string(),
             }
-            if starts < 5 && driver.try_wait().is_ok_and(|status| status.is_some()) {
-                (driver, url) = start_driver(&chromedriver);
+            if let Ok(Some(status)) = driver.try_wait() {
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                let port_taken = ["not available", "in use"]
+                    .iter()
+                    .any(|m| said.to_ascii_lowercase().contains(m));
+                assert!(
+                    port_taken && starts < 5,
+                    "chromedriver exited ({status}) at start {starts}:\n{said}\n{INSTALL}"
+                );
+                (driver, url) = start_driver(&chromedriver, &log);
                 starts += 1;
                 continue;
             }

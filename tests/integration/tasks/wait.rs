@@ -260,7 +260,9 @@ async fn denied_and_unanswered_approvals_are_refusals_naming_the_approval() {
         )
         .await
     };
+    let asked = std::time::Instant::now();
     let (r, d) = tokio::join!(waiter, deny);
+    let answered = asked.elapsed();
     assert_eq!(d.status, StatusCode::OK, "{}", d.text());
     let text = refusal(&r).expect("refused");
     assert!(
@@ -268,5 +270,11 @@ async fn denied_and_unanswered_approvals_are_refusals_naming_the_approval() {
         "{text}"
     );
     assert_eq!(r.json()["id"], 7);
+    // The denial woke the call: one that only looked again when its wait
+    // ran out would have answered the same, 10 s after it asked.
+    assert!(
+        answered < Duration::from_secs(8),
+        "the denied call answered {answered:?} after it asked"
+    );
     assert!(up.seen().is_empty(), "nothing reached the upstream");
 }
