@@ -73,13 +73,21 @@ impl Proc {
         }
     }
 
-    /// SIGTERM, then waits for the process to exit and for its last lines
-    /// to be read.
+    /// SIGTERM, then waits (up to 30 s, or fails saying so) for the
+    /// process to exit and for its last lines to be read.
     fn terminate(&mut self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let _ = self.child.wait();
+        let asked = Instant::now();
+        while self.child.try_wait().expect("try_wait").is_none() {
+            assert!(
+                asked.elapsed() < Duration::from_secs(30),
+                "still running 30 s after SIGTERM:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         for reader in self.readers.drain(..) {
             let _ = reader.join();
         }

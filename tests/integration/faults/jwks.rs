@@ -201,7 +201,10 @@ fn padded(mut doc: serde_json::Value, bytes: usize) -> serde_json::Value {
 
 /// The port of `addr`, taken again (within 5 s, while the old server's
 /// listener closes) by a socket that does not listen: connections to it are
-/// refused, and no socket outside this test can take the port.
+/// refused. It allows address reuse (the old server's connections may
+/// linger), so another socket that also does could still bind the port
+/// while it does not listen; the kernel does not hand out a bound port for
+/// port 0, which is how every other test binds.
 async fn hold(addr: std::net::SocketAddr) -> tokio::net::TcpSocket {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
