@@ -75,6 +75,8 @@ pub struct Records {
     head_beyond: Option<HeadLine<'static>>,
     /// Whether the file being read had its `sealed` line: nothing follows it.
     sealed: bool,
+    /// Read as a running gateway writes it ([`Records::open_live`]).
+    live: bool,
     buf: Vec<u8>,
     summary: Summary,
     done: bool,
@@ -84,6 +86,21 @@ impl Records {
     /// Reads `paths`: log files, or directories (all their log files). Log
     /// files are read in the order of their numbers.
     pub fn open(paths: &[PathBuf]) -> Result<Self, Error> {
+        Self::open_as(paths, false)
+    }
+
+    /// [`Records::open`], for a log a running gateway may be writing and
+    /// pruning while it is read (reports, `tail`): the newest file ends at
+    /// its last whole line (a line being written is not one yet), and the
+    /// oldest files `retain` deletes after the listing, before any line was
+    /// read, are passed over (the first file read must still start as the
+    /// continuation of a deleted one). Every line read is checked as by
+    /// `open`; `audit verify` reads strictly.
+    pub fn open_live(paths: &[PathBuf]) -> Result<Self, Error> {
+        Self::open_as(paths, true)
+    }
+
+    fn open_as(paths: &[PathBuf], live: bool) -> Result<Self, Error> {
         let mut files = Vec::new();
         let mut dirs = Vec::new();
         for path in paths {
@@ -134,6 +151,7 @@ impl Records {
             head,
             head_beyond,
             sealed: false,
+            live,
             buf: Vec::new(),
             summary: Summary::default(),
             done: false,
@@ -153,9 +171,23 @@ impl Records {
         }
     }
 
-    fn open_file(&mut self) -> Result<(), Error> {
+    /// Opens the next file; `false` if it was passed over (see
+    /// [`Records::open_live`]).
+    fn open_file(&mut self) -> Result<bool, Error> {
         let path = &self.files[self.index];
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let file = match File::open(path) {
+            Ok(file) => file,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && self.live
+                    && self.last.is_none()
+                    && self.index + 1 < self.files.len() =>
+            {
+                self.index += 1;
+                return Ok(false);
+            }
+            Err(e) => return Err(Error::io(path, e)),
+        };
         self.name = Arc::from(path.display().to_string());
         self.reader = Some(BufReader::with_capacity(256 * 1024, file));
         self.line_no = 0;
@@ -163,7 +195,7 @@ impl Records {
         self.sealed = false;
         self.summary.files += 1;
         self.next_opening = self.files.get(self.index + 1).and_then(|p| opening(p));
-        Ok(())
+        Ok(true)
     }
 
     fn next_line(&mut self) -> Result<Option<Record>, Error> {
@@ -172,7 +204,9 @@ impl Records {
                 if self.index >= self.files.len() {
                     return Ok(None);
                 }
-                self.open_file()?;
+                if !self.open_file()? {
+                    continue;
+                }
             }
             self.buf.clear();
             let read = match self.reader.as_mut() {
@@ -181,7 +215,10 @@ impl Records {
             };
             let n = read.map_err(|e| Error::io(&self.files[self.index], e))?;
             if n == 0 || self.buf.last() != Some(&b'\n') {
-                self.end_of_file(n as u64)?;
+                // Live, the newest file's unfinished line is still being
+                // written: the file ends before it.
+                let writing = self.live && self.index + 1 == self.files.len();
+                self.end_of_file(if writing { 0 } else { n as u64 })?;
                 continue;
             }
             self.line_no += 1;

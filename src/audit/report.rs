@@ -208,12 +208,13 @@ impl Class {
     }
 }
 
-/// Reads every verified record of `dirs`, oldest first.
+/// Reads every verified record of `dirs`, oldest first, as a running
+/// gateway may be writing them ([`Records::open_live`]).
 pub(crate) fn scan(
     dirs: &[PathBuf],
     mut each: impl FnMut(&Record) -> Result<(), Error>,
 ) -> Result<(), Error> {
-    for record in Records::open(dirs)? {
+    for record in Records::open_live(dirs)? {
         each(&record?)?;
     }
     Ok(())

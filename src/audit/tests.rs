@@ -570,3 +570,5 @@ async fn after_retain_deleted_the_oldest_files_the_log_still_verifies() {
     );
     assert!(!tmp.path().join(previous.file.as_ref()).exists());
 }
+
+mod live;

@@ -1,0 +1,75 @@
+//! Reading a log a running gateway is writing and pruning: reports
+//! (`Records::open_live`) read what is whole; `verify` stays strict.
+
+use std::io::Write as _;
+
+use super::*;
+use crate::audit::report::scan;
+
+/// Every `seq` a live scan of `dir` reads.
+fn scanned(dir: &Path) -> Vec<u64> {
+    let mut seqs = Vec::new();
+    scan(&[dir.to_path_buf()], |r| {
+        seqs.push(r.seq);
+        Ok(())
+    })
+    .unwrap();
+    seqs
+}
+
+#[tokio::test]
+async fn a_line_being_written_ends_a_live_read_and_fails_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = prometheus::Registry::new();
+    let log = AuditLog::start(&config(tmp.path(), 1 << 20), None, &registry).unwrap();
+    send_in_fours(&log, &registry, 0, 4).await;
+    let whole = scanned(tmp.path());
+    assert_eq!(whole.len(), 5, "the opened line and four records");
+    // The writer's next line, half of it in the file so far.
+    let newest = files(tmp.path()).pop().unwrap();
+    let next = whole.last().unwrap() + 1;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&newest)
+        .unwrap()
+        .write_all(format!("{{\"v\":1,\"seq\":{next},\"id\":\"01").as_bytes())
+        .unwrap();
+
+    assert_eq!(scanned(tmp.path()), whole, "read up to the last whole line");
+    let (_, line, what) = bad_line(tmp.path());
+    assert!(what.contains("incomplete"), "{what}");
+    assert_eq!(line, whole.len() + 1);
+    log.close().await;
+}
+
+#[tokio::test]
+async fn a_live_read_passes_over_the_oldest_files_retain_deletes_after_its_listing() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), 4096, 80).await;
+    let all = files(tmp.path());
+    assert!(all.len() >= 3, "{all:?}");
+    let kept: Vec<u64> = lines(&all[2]).iter().map(|l| seq_of(l)).collect();
+    let whole = scanned(tmp.path());
+
+    // Listed, then the two oldest files deleted, as `retain` does.
+    let live = Records::open_live(&[tmp.path().to_path_buf()]).unwrap();
+    let strict = Records::open(&[tmp.path().to_path_buf()]).unwrap();
+    std::fs::remove_file(&all[0]).unwrap();
+    std::fs::remove_file(&all[1]).unwrap();
+    let read: Vec<u64> = live.map(|r| r.unwrap().seq).collect();
+    assert_eq!(read[0], kept[0], "from the oldest file left");
+    assert_eq!(read[..], whole[whole.len() - read.len()..]);
+    // `verify` (strict) says the listed file is gone.
+    let e = strict.map(|r| r.map(|r| r.seq)).find_map(Result::err);
+    assert!(matches!(e, Some(Error::Io { .. })), "{e:?}");
+
+    // A file deleted after lines were read is no retention race: a gap.
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), 4096, 80).await;
+    let all = files(tmp.path());
+    let mut live = Records::open_live(&[tmp.path().to_path_buf()]).unwrap();
+    live.next().unwrap().unwrap();
+    std::fs::remove_file(&all[1]).unwrap();
+    let e = live.find_map(Result::err);
+    assert!(matches!(e, Some(Error::Io { .. })), "{e:?}");
+}
