@@ -56,6 +56,11 @@ pub struct Summary {
     pub last_seq: Option<u64>,
     /// Whether the newest file was checked against `HEAD`.
     pub head_checked: bool,
+    /// Bytes of a line without its newline at the end of the newest file,
+    /// past the last line `HEAD` records: being written by a running
+    /// gateway, or left half-written by a crash (the next start records
+    /// them). Not verified, and not a record.
+    pub unfinished_bytes: u64,
 }
 
 /// The verified records of a log's files, oldest first.
@@ -216,8 +221,8 @@ impl Records {
             let n = read.map_err(|e| Error::io(&self.files[self.index], e))?;
             if n == 0 || self.buf.last() != Some(&b'\n') {
                 // Live, the newest file's unfinished line is still being
-                // written: the file ends before it.
-                let writing = self.live && self.index + 1 == self.files.len();
+                // written (unless the file was sealed): it ends before it.
+                let writing = self.live && self.index + 1 == self.files.len() && !self.sealed;
                 self.end_of_file(if writing { 0 } else { n as u64 })?;
                 continue;
             }

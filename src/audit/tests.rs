@@ -202,11 +202,18 @@ async fn a_cut_tail_shows_against_head_and_against_the_next_file() {
     assert!(what.contains("cut"), "{what}");
     rewrite(middle, &good);
 
-    // A line cut in half.
+    // A line cut in half: HEAD records it whole, so it was cut. Without
+    // HEAD beside it, the file just ends mid-line.
     let text = std::fs::read_to_string(newest).unwrap();
     std::fs::write(newest, &text[..text.len() - 10]).unwrap();
     let (_, _, what) = bad_line(tmp.path());
+    assert!(what.contains("HEAD") && what.contains("cut"), "{what}");
+    let head = tmp.path().join(super::segment::HEAD_FILE);
+    let kept_head = std::fs::read(&head).unwrap();
+    std::fs::remove_file(&head).unwrap();
+    let (_, _, what) = bad_line(tmp.path());
     assert!(what.contains("incomplete"), "{what}");
+    std::fs::write(&head, kept_head).unwrap();
     std::fs::write(newest, text).unwrap();
 
     // A whole file removed from the middle.

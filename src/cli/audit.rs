@@ -48,7 +48,17 @@ pub fn run(command: AuditCommand) -> ExitCode {
                 } else {
                     ", HEAD not checked (not beside the newest file given)"
                 };
-                let line = format!("ok: {} lines in {} files{range}{head}", s.lines, s.files);
+                let unfinished = match s.unfinished_bytes {
+                    0 => String::new(),
+                    n => format!(
+                        "; then {n} bytes of a line HEAD does not record yet \
+                         (being written, or cut short by a crash), not verified"
+                    ),
+                };
+                let line = format!(
+                    "ok: {} lines in {} files{range}{head}{unfinished}",
+                    s.lines, s.files
+                );
                 match writeln!(std::io::stdout(), "{line}") {
                     Ok(()) => ExitCode::SUCCESS,
                     Err(_) => ExitCode::FAILURE,

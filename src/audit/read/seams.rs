@@ -15,10 +15,22 @@ impl Records {
         self.index += 1;
         let Some(next) = self.files.get(self.index) else {
             if torn > 0 {
-                return Err(self.bad(
-                    self.line_no + 1,
-                    "incomplete line (no newline): the file was cut mid-line",
-                ));
+                // With `HEAD` beside the file, a line it does not record
+                // is one still being written (or a crash's, which the next
+                // start records); `check_head` tells a cut from that.
+                if self.sealed {
+                    return Err(self.bad(
+                        self.line_no + 1,
+                        format!("{torn} bytes follow its file's \"sealed\" line: they were added after the file was closed"),
+                    ));
+                }
+                if self.head.is_none() {
+                    return Err(self.bad(
+                        self.line_no + 1,
+                        "incomplete line (no newline): the file was cut mid-line",
+                    ));
+                }
+                self.summary.unfinished_bytes = torn;
             }
             return self.check_head();
         };

@@ -18,7 +18,7 @@ fn scanned(dir: &Path) -> Vec<u64> {
 }
 
 #[tokio::test]
-async fn a_line_being_written_ends_a_live_read_and_fails_verify() {
+async fn a_line_being_written_ends_a_live_read_and_is_declared_by_verify() {
     let tmp = tempfile::tempdir().unwrap();
     let registry = prometheus::Registry::new();
     let log = AuditLog::start(&config(tmp.path(), 1 << 20), None, &registry).unwrap();
@@ -36,6 +36,15 @@ async fn a_line_being_written_ends_a_live_read_and_fails_verify() {
         .unwrap();
 
     assert_eq!(scanned(tmp.path()), whole, "read up to the last whole line");
+    // `verify`: HEAD records the last whole line, so this one is past it,
+    // not cut; it is counted, not verified.
+    let summary = verify(&[tmp.path().to_path_buf()]).unwrap();
+    assert_eq!(summary.lines, 5);
+    assert!(summary.head_checked);
+    assert_eq!(summary.unfinished_bytes, 22 + next.to_string().len() as u64);
+    // Files named without their HEAD: a file that ends mid-line.
+    let head = tmp.path().join(crate::audit::segment::HEAD_FILE);
+    std::fs::remove_file(&head).unwrap();
     let (_, line, what) = bad_line(tmp.path());
     assert!(what.contains("incomplete"), "{what}");
     assert_eq!(line, whole.len() + 1);

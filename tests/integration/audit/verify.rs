@@ -425,3 +425,71 @@ async fn a_new_file_cut_in_its_first_line_is_dropped_at_the_restart() {
     let (ok, out) = verify_cli(&[dir.to_path_buf()]).await;
     assert!(ok, "{out}");
 }
+
+#[tokio::test]
+async fn a_line_past_head_is_declared_and_bytes_after_a_sealed_line_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let all = rotated_log(dir, 80).await;
+    let newest = all.last().unwrap();
+    let good = lines(newest);
+
+    // Closed: the newest file ends with its `sealed` line; bytes after it
+    // were added after the file was closed.
+    let mut text = std::fs::read(newest).unwrap();
+    let sealed = text.len();
+    text.extend_from_slice(b"{\"v\":1,");
+    std::fs::write(newest, &text).unwrap();
+    assert_eq!(
+        named(dir, newest, good.len() + 1).await,
+        "7 bytes follow its file's \"sealed\" line: they were added after the file was closed"
+    );
+
+    // Running (or crashed mid-write): no `sealed` line yet, HEAD at the
+    // last whole line, and half of the next line written.
+    let open = &good[..good.len() - 1];
+    rewrite(newest, open);
+    let last: Value = serde_json::from_str(open.last().unwrap()).unwrap();
+    let bytes: usize = open.iter().map(|l| l.len() + 1).sum();
+    let head = json!({"file": newest.file_name().unwrap().to_str().unwrap(),
+                      "seq": last["seq"], "hash": last["hash"], "bytes": bytes});
+    std::fs::write(
+        dir.join(toolgate::audit::HEAD_FILE),
+        serde_json::to_vec(&head).unwrap(),
+    )
+    .unwrap();
+    let mut text = std::fs::read(newest).unwrap();
+    assert!(text.len() < sealed);
+    text.extend_from_slice(b"{\"v\":1,\"seq\":");
+    std::fs::write(newest, &text).unwrap();
+    let total: usize = all[..all.len() - 1]
+        .iter()
+        .map(|f| lines(f).len())
+        .sum::<usize>()
+        + open.len();
+    let (ok, out) = verify_cli(&[dir.to_path_buf()]).await;
+    assert!(ok, "{out}");
+    assert_eq!(
+        out,
+        format!(
+            "ok: {total} lines in {} files, seq 1..{total}, newest file matches HEAD; \
+             then 13 bytes of a line HEAD does not record yet (being written, or cut \
+             short by a crash), not verified\n",
+            all.len()
+        )
+    );
+
+    // HEAD records that line whole: it was cut, not unfinished.
+    let mut ahead = head.clone();
+    ahead["seq"] = json!(last["seq"].as_u64().unwrap() + 1);
+    std::fs::write(
+        dir.join(toolgate::audit::HEAD_FILE),
+        serde_json::to_vec(&ahead).unwrap(),
+    )
+    .unwrap();
+    let what = named(dir, newest, open.len()).await;
+    assert!(
+        what.ends_with("written: lines were cut from its end"),
+        "{what}"
+    );
+}
