@@ -118,6 +118,10 @@ impl Records {
         }
         files.sort_by_key(|p| (number(p), p.clone()));
         files.dedup();
+        let unfinished = files.last().and_then(|p| not_begun(p));
+        if unfinished.is_some() {
+            files.pop();
+        }
         let last_dir = files
             .last()
             .map(|last| last.parent().unwrap_or(Path::new(".")));
@@ -158,7 +162,10 @@ impl Records {
             sealed: false,
             live,
             buf: Vec::new(),
-            summary: Summary::default(),
+            summary: Summary {
+                unfinished_bytes: unfinished.unwrap_or(0),
+                ..Summary::default()
+            },
             done: false,
         })
     }
@@ -334,6 +341,28 @@ pub fn verify(paths: &[PathBuf]) -> Result<Summary, Error> {
         record?;
     }
     Ok(records.summary().clone())
+}
+
+/// The length of `path`, if it is a file the writer has made but not yet
+/// given its first whole line, and `HEAD` beside it does not name it: a
+/// rotation or a start in progress (or a crash's, which the next start
+/// drops). Nothing of it to read yet. Where `HEAD` names it, its first
+/// line was written and is cut: it is read, and fails.
+fn not_begun(path: &Path) -> Option<u64> {
+    /// More than any `opened` line: a file without a newline in its first
+    /// this many bytes is not one being begun.
+    const FIRST_LINE_MAX: u64 = 4096;
+    let len = std::fs::metadata(path).ok()?.len();
+    if len >= FIRST_LINE_MAX {
+        return None;
+    }
+    let name = path.file_name()?.to_str()?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    if segment::read_head(dir).is_some_and(|h| h.file == name) {
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    (!bytes.contains(&b'\n')).then_some(bytes.len() as u64)
 }
 
 /// Whether two paths name one directory (as given, or resolved).

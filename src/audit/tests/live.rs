@@ -82,3 +82,36 @@ async fn a_live_read_passes_over_the_oldest_files_retain_deletes_after_its_listi
     let e = live.find_map(Result::err);
     assert!(matches!(e, Some(Error::Io { .. })), "{e:?}");
 }
+
+#[tokio::test]
+async fn a_file_begun_but_without_its_first_line_yet_is_not_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    write(tmp.path(), 4096, 16).await;
+    let all = files(tmp.path());
+    let whole = verify(&[tmp.path().to_path_buf()]).unwrap();
+    let next = tmp.path().join(crate::audit::segment::file_name(
+        crate::audit::segment::file_number(
+            all.last().unwrap().file_name().unwrap().to_str().unwrap(),
+        )
+        .unwrap()
+            + 1,
+    ));
+
+    // Created by a rotation, its `opened` line not written yet: empty, then half.
+    std::fs::write(&next, b"").unwrap();
+    assert_eq!(verify(&[tmp.path().to_path_buf()]).unwrap(), whole);
+    std::fs::write(&next, b"{\"v\":1,\"seq\":").unwrap();
+    let summary = verify(&[tmp.path().to_path_buf()]).unwrap();
+    assert_eq!(summary.unfinished_bytes, 13);
+    assert_eq!((summary.lines, summary.files), (whole.lines, whole.files));
+    assert_eq!(scanned(tmp.path()).len() as u64, whole.lines);
+
+    // HEAD names it: its first line was written, and is cut.
+    let head = tmp.path().join(crate::audit::segment::HEAD_FILE);
+    let mut named: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&head).unwrap()).unwrap();
+    named["file"] = next.file_name().unwrap().to_str().unwrap().into();
+    named["seq"] = (whole.last_seq.unwrap() + 1).into();
+    std::fs::write(&head, serde_json::to_vec(&named).unwrap()).unwrap();
+    assert!(verify(&[tmp.path().to_path_buf()]).is_err());
+}
