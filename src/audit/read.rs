@@ -94,13 +94,11 @@ impl Records {
         Self::open_as(paths, false)
     }
 
-    /// [`Records::open`], for a log a running gateway may be writing and
-    /// pruning while it is read (reports, `tail`): the newest file ends at
-    /// its last whole line (a line being written is not one yet), and the
-    /// oldest files `retain` deletes after the listing, before any line was
-    /// read, are passed over (the first file read must still start as the
-    /// continuation of a deleted one). Every line read is checked as by
-    /// `open`; `audit verify` reads strictly.
+    /// [`Records::open`], for a log a running gateway may be writing while
+    /// it is read (reports, `tail`): the newest file ends at its last whole
+    /// line, whether or not `HEAD` is there to tell a line being written
+    /// from a cut one. Every line read is checked as by `open`. Both pass
+    /// over the oldest files `retain` deletes while they read.
     pub fn open_live(paths: &[PathBuf]) -> Result<Self, Error> {
         Self::open_as(paths, true)
     }
@@ -175,6 +173,12 @@ impl Records {
         &self.summary
     }
 
+    /// Whether file `index` and every file listed before it are gone:
+    /// what `retain` does to the oldest files of a running log.
+    fn retained_away(&self, index: usize) -> bool {
+        self.files[..=index].iter().all(|p| !p.exists())
+    }
+
     fn bad(&self, line: usize, what: impl Into<String>) -> Error {
         Error::Bad {
             file: self.name.to_string(),
@@ -189,13 +193,18 @@ impl Records {
         let path = &self.files[self.index];
         let file = match File::open(path) {
             Ok(file) => file,
+            // Deleted since the listing, as every file before it: that is
+            // what `retain` does to the oldest files of a running log. The
+            // chain starts again at the next file's `opened` line, as if
+            // they had been deleted before. A file gone while an older one
+            // is still there was not deleted by `retain`.
             Err(e)
                 if e.kind() == std::io::ErrorKind::NotFound
-                    && self.live
-                    && self.last.is_none()
-                    && self.index + 1 < self.files.len() =>
+                    && self.index + 1 < self.files.len()
+                    && self.retained_away(self.index) =>
             {
                 self.index += 1;
+                self.last = None;
                 return Ok(false);
             }
             Err(e) => return Err(Error::io(path, e)),

@@ -8,6 +8,7 @@ mod disk_full;
 mod failure;
 mod groups;
 mod lines;
+mod live;
 mod masking;
 mod process;
 mod reports;

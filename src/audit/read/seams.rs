@@ -35,6 +35,11 @@ impl Records {
             return self.check_head();
         };
         let name = file_name_of(&self.files[self.index - 1]);
+        if self.next_opening.is_none() && self.retained_away(self.index) {
+            // `retain` deleted it, and this one, while they were read:
+            // opening it passes over it.
+            return Ok(());
+        }
         let Some(prev) = self.next_opening.take() else {
             return Err(Error::Bad {
                 file: next.display().to_string(),
