@@ -89,7 +89,11 @@ pub struct Records {
 
 impl Records {
     /// Reads `paths`: log files, or directories (all their log files). Log
-    /// files are read in the order of their numbers.
+    /// files are read in the order of their numbers. The log may be one a
+    /// running gateway writes: a newest file without a whole line yet is
+    /// not read (unless `HEAD` names it), the oldest files `retain` deletes
+    /// meanwhile are passed over, and a line past `HEAD` at the newest
+    /// file's end is counted in [`Summary::unfinished_bytes`].
     pub fn open(paths: &[PathBuf]) -> Result<Self, Error> {
         Self::open_as(paths, false)
     }

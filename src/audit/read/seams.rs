@@ -15,9 +15,6 @@ impl Records {
         self.index += 1;
         let Some(next) = self.files.get(self.index) else {
             if torn > 0 {
-                // With `HEAD` beside the file, a line it does not record
-                // is one still being written (or a crash's, which the next
-                // start records); `check_head` tells a cut from that.
                 if self.sealed {
                     return Err(self.bad(
                         self.line_no + 1,
@@ -30,6 +27,9 @@ impl Records {
                         "incomplete line (no newline): the file was cut mid-line",
                     ));
                 }
+                // With `HEAD` beside the file, a line it does not record
+                // is one still being written (or a crash's, which the next
+                // start records); `check_head` tells a cut from that.
                 self.summary.unfinished_bytes = torn;
             }
             return self.check_head();

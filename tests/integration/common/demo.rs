@@ -7,7 +7,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::process::BIN;
+use super::process::{BIN, exit_within};
 
 /// A running `toolgate demo`, its stdout and stderr collected; killed when
 /// dropped. The demo must be told its ports (its banner shows the ones it
@@ -129,17 +129,9 @@ impl Demo {
     /// Waits up to `within` for the process to exit on its own (then for
     /// its last lines to be read); its status, or `None` if it still runs.
     pub fn wait_exit(&mut self, within: Duration) -> Option<ExitStatus> {
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                self.join_readers();
-                return Some(status);
-            }
-            if std::time::Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let status = exit_within(&mut self.child, within)?;
+        self.join_readers();
+        Some(status)
     }
 
     fn join_readers(&mut self) {
