@@ -7,7 +7,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::process::{BIN, exit_within};
+use super::process::{BIN, exit_within, signal};
 
 /// A running `toolgate demo`, its stdout and stderr collected; killed when
 /// dropped. The demo must be told its ports (its banner shows the ones it
@@ -118,12 +118,7 @@ impl Demo {
 
     /// Sends a signal by name (`TERM`, ...) with `kill`.
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{name} failed");
+        signal(self.child.id(), name);
     }
 
     /// Waits up to `within` for the process to exit on its own (then for

@@ -182,12 +182,7 @@ impl ServerProcess {
 
     /// Sends a signal by name (`HUP`, `TERM`, ...) with `kill`.
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{name} failed");
+        signal(self.child.id(), name);
     }
 
     /// Waits up to `within` for the process to exit on its own; its status,
@@ -222,6 +217,16 @@ impl Drop for ServerProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends process `pid` a signal by name (`HUP`, `TERM`, ...) with `kill`.
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} failed");
 }
 
 /// Waits up to `within` for `child` to exit on its own; its status, or

@@ -222,28 +222,4 @@ impl FakeUpstream {
     {
         Self::serve_on(listener, Some(tls), answer)
     }
-
-    /// Like [`FakeUpstream::start_tls`], on `addr` (a port a stopped one
-    /// used: binding is retried for up to 5 s while the old socket closes).
-    pub async fn start_tls_at<F, Fut>(
-        addr: SocketAddr,
-        tls: Arc<rustls::ServerConfig>,
-        answer: F,
-    ) -> Self
-    where
-        F: Fn(Seen) -> Fut + Clone + Send + Sync + 'static,
-        Fut: Future<Output = Response<Body>> + Send + 'static,
-    {
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        let listener = loop {
-            match TcpListener::bind(addr).await {
-                Ok(l) => break l,
-                Err(_) if std::time::Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(e) => panic!("cannot bind {addr} again: {e}"),
-            }
-        };
-        Self::serve_on(listener, Some(tls), answer)
-    }
 }

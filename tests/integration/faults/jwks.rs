@@ -13,7 +13,7 @@ use http::StatusCode;
 use crate::common::tokens::{Key, claims};
 use crate::common::{self, TestGateway};
 use crate::identity::jwks::{
-    Pki, Served, Shared, jwks_fetches, jwks_server_at, jwks_server_on, svid_jwks, url_issuer,
+    Pki, Served, Shared, jwks_fetches, jwks_server, jwks_server_on, svid_jwks, url_issuer,
 };
 use crate::identity::{
     AGENT, PUBLIC, Refused, SPIRE, assert_refused, call, echo_upstream, metadata_url, route, server,
@@ -43,7 +43,7 @@ async fn known_keys_outlive_a_flapping_jwks_and_unknown_kids_fail_closed() {
         raw: None,
     }));
     let docs = || vec![("/jwks", Arc::clone(&served))];
-    let origin = jwks_server_at(&pki, "127.0.0.1:0".parse().unwrap(), docs()).await;
+    let origin = jwks_server(&pki, docs()).await;
     let bind = origin.addr;
     let up = echo_upstream().await;
     let url = format!("https://{bind}/jwks");

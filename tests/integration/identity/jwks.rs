@@ -75,17 +75,8 @@ pub(crate) struct Served {
 pub(crate) type Shared = Arc<Mutex<Served>>;
 
 /// An HTTPS JWKS server answering each path from its entry in `docs`.
-async fn jwks_server(pki: &Pki, docs: Vec<(&'static str, Shared)>) -> FakeUpstream {
-    jwks_server_at(pki, "127.0.0.1:0".parse().unwrap(), docs).await
-}
-
-/// [`jwks_server`] on `bind` (a port a stopped one used, to bring it back).
-pub(crate) async fn jwks_server_at(
-    pki: &Pki,
-    bind: std::net::SocketAddr,
-    docs: Vec<(&'static str, Shared)>,
-) -> FakeUpstream {
-    FakeUpstream::start_tls_at(bind, Arc::clone(&pki.server), move |seen| {
+pub(crate) async fn jwks_server(pki: &Pki, docs: Vec<(&'static str, Shared)>) -> FakeUpstream {
+    FakeUpstream::start_tls(Arc::clone(&pki.server), move |seen| {
         jwks_answer(served(&docs, &seen))
     })
     .await
