@@ -179,6 +179,19 @@ pub async fn metric(gw: &TestGateway, name_and_labels: &str) -> f64 {
     metric_in(&text, name_and_labels)
 }
 
+/// Polls a metric (10 s at most) until it reaches `at_least`, for what the
+/// gateway counts after answering; returns its last value either way.
+pub async fn metric_reaching(gw: &TestGateway, name_and_labels: &str, at_least: f64) -> f64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = metric(gw, name_and_labels).await;
+        if value >= at_least || std::time::Instant::now() >= deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The sum of the samples in `text` named as `name_and_labels` whose labels
 /// include every label it gives (`name{a="x"}` also counts `name{a="x",b="y"}`),
 /// so a label added to a metric later does not break a query.

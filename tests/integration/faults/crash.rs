@@ -177,7 +177,20 @@ async fn no_acknowledged_grant_or_use_is_lost_across_twenty_sigkills() {
     }
 
     let mut unlimited_uses = 0;
-    for round in 0..ROUNDS {
+    // `ROUNDS` crashes, and more (three times as many at most) until the
+    // bursts issued and used `ROUNDS` grants: on a starved machine a short
+    // burst may get nothing acknowledged before its kill.
+    let mut round = 0;
+    loop {
+        {
+            let k = known.lock().unwrap();
+            let issued = k.grants.len() - COUNTED.len() - 1;
+            let ran = k.ran.values().sum::<u64>();
+            if round >= 3 * ROUNDS || (round >= ROUNDS && issued >= ROUNDS && ran >= ROUNDS as u64)
+            {
+                break;
+            }
+        }
         // The burst, killed at a point that moves from round to round.
         let kill_after = Duration::from_millis(150 + (round as u64 * 37) % 250);
         let stop = tokio_util::sync::CancellationToken::new();
@@ -225,24 +238,21 @@ async fn no_acknowledged_grant_or_use_is_lost_across_twenty_sigkills() {
             "round {round}: the unlimited grant went back from {unlimited_uses} to {now} uses"
         );
         unlimited_uses = now;
-        assert!(
-            k.ran.values().sum::<u64>() > 0 || round < 2,
-            "calls ran by now: {k:?}"
-        );
+        round += 1;
     }
     let k = known.lock().unwrap();
     let issued = k.grants.len() - COUNTED.len() - 1;
     assert!(
         issued >= ROUNDS,
-        "grants were issued during the bursts: {issued}"
+        "grants were issued during {round} bursts: {issued}"
     );
     assert!(
         k.ran.values().sum::<u64>() >= ROUNDS as u64,
-        "grants were used during the bursts: {:?}",
+        "grants were used during {round} bursts: {:?}",
         k.ran
     );
     eprintln!(
-        "{ROUNDS} crashes in {:?}: {issued} grants issued, uses ran {:?} of {:?} tried",
+        "{round} crashes in {:?}: {issued} grants issued, uses ran {:?} of {:?} tried",
         started.elapsed(),
         k.ran,
         k.tried

@@ -150,7 +150,14 @@ async fn known_keys_outlive_a_flapping_jwks_and_unknown_kids_fail_closed() {
     // Hanging: the port accepts connections and never answers. While the
     // background refresh waits on it, the known key still answers at once.
     let hang = hanging(port);
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hang.accepted() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the refresh did not reach the hanging port in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for _ in 0..3 {
         let started = Instant::now();
         let r = call(&gw.url("/mcp"), &token_a).await;
@@ -161,7 +168,6 @@ async fn known_keys_outlive_a_flapping_jwks_and_unknown_kids_fail_closed() {
             started.elapsed()
         );
     }
-    assert!(hang.accepted() >= 1, "the refresh reached the hanging port");
     let listener = hang.stop().await;
 
     // Up again on the same port, rotated to A and B, in a document just

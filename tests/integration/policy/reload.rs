@@ -195,7 +195,12 @@ async fn one_edit_is_one_reload_and_quiet_is_none() {
     // One edit of the module's content: exactly one reload.
     let mut text = std::fs::read_to_string(fixture("allow.wat")).unwrap();
     text.push_str("\n;; edited\n");
-    std::fs::write(&module, text).unwrap();
+    // Written aside and renamed over it, as editors do: a plain write
+    // truncates first, and a stall between that and the write would let
+    // the watcher see (and reload) the empty file too.
+    let aside = dir.path().join("live.wat.new");
+    std::fs::write(&aside, text).unwrap();
+    std::fs::rename(&aside, &module).unwrap();
     wait_for_reloads(&server, 1.0).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(reloads(&server).await, 1.0, "one edit, one reload");
