@@ -562,7 +562,7 @@ impl<'t> Verdicts<'t> {
         let started = Instant::now();
         let answer = run(module);
         let took = started.elapsed();
-        module.observe(took);
+        module.observe(took, matches!(answer, Err(Fault::Deadline)));
         self.took += took;
         // The module's own reason and named grant move into its evidence.
         let mut evidence = Evidence {

@@ -4,13 +4,13 @@
 //! fresh one, so one bad call never poisons another.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lc_rs::digest;
 use wasmtime::{InstancePre, Store, StoreLimits, Trap};
 
+mod cost;
 mod vectors;
 
 use super::Phase;
@@ -26,9 +26,6 @@ use crate::config::{self, PolicyPhase};
 const CONFIGURE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 /// Idle instances kept per module.
 const MAX_IDLE: usize = 16;
-/// A module whose recent evaluations took less than this runs on the
-/// calling thread; a slower one on the policy pool (see `pool.rs`).
-const INLINE_MAX: Duration = Duration::from_millis(1);
 
 /// Why a module could not give a decision. Every one denies the call with
 /// reason `policy_error`.
@@ -129,9 +126,8 @@ pub struct PolicyModule {
     deadline_ticks: u64,
     max_memory: usize,
     flavor: Flavor,
-    /// Recent evaluation time, in ns: a moving average (see
-    /// [`PolicyModule::observe`]).
-    cost_ns: AtomicU64,
+    /// Recent evaluation time: where the module runs (see `cost.rs`).
+    cost: cost::Cost,
 }
 
 impl std::fmt::Debug for PolicyModule {
@@ -208,7 +204,7 @@ impl PolicyModule {
             deadline_ticks,
             max_memory: limits.max_memory,
             flavor,
-            cost_ns: AtomicU64::new(0),
+            cost: cost::Cost::default(),
         };
         // A first instance proves the module loads and configures, says
         // what it is and reads, and stays warm.
@@ -290,24 +286,13 @@ impl PolicyModule {
     /// Whether the module's recent evaluations were quick enough to run
     /// on the calling (async) thread.
     pub fn runs_inline(&self) -> bool {
-        self.cost_ns.load(Ordering::Relaxed) < INLINE_MAX.as_nanos() as u64
+        self.cost.inline()
     }
 
-    /// Notes how long one evaluation took (see [`Self::runs_inline`]): a
-    /// moving average over about the last sixteen runs, so one run that
-    /// the machine held up does not send a quick module to the pool, and a
-    /// module that runs to its deadline gets there after one or two.
-    pub fn observe(&self, took: Duration) {
-        let sample = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        let _ = self
-            .cost_ns
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cost| {
-                Some(if sample >= cost {
-                    cost.saturating_add((sample - cost) / 16)
-                } else {
-                    cost - (cost - sample) / 16
-                })
-            });
+    /// Notes how long one evaluation took, and whether it ran until its
+    /// deadline stopped it (see [`Self::runs_inline`]).
+    pub fn observe(&self, took: Duration, reached_deadline: bool) {
+        self.cost.observe(took, reached_deadline);
     }
 
     /// The bytes [`Self::evaluate`] gives this module for `input`, owned:
