@@ -15,7 +15,7 @@ pub mod reload;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -559,10 +559,9 @@ impl<'t> Verdicts<'t> {
         module: &PolicyModule,
         run: impl FnOnce(&PolicyModule) -> Result<module::Answer, Fault>,
     ) {
-        let started = Instant::now();
+        let timer = module.start_run();
         let answer = run(module);
-        let took = started.elapsed();
-        module.observe(took, matches!(answer, Err(Fault::Deadline)));
+        let took = module.observe(timer, matches!(answer, Err(Fault::Deadline)));
         self.took += took;
         // The module's own reason and named grant move into its evidence.
         let mut evidence = Evidence {

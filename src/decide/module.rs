@@ -13,6 +13,9 @@ use wasmtime::{InstancePre, Store, StoreLimits, Trap};
 mod cost;
 mod vectors;
 
+use cost::Move;
+pub use cost::RunTimer;
+
 use super::Phase;
 use super::abi::{self, Warm};
 pub use super::abi::{Answer, parse_answer};
@@ -284,15 +287,33 @@ impl PolicyModule {
     }
 
     /// Whether the module's recent evaluations were quick enough to run
-    /// on the calling (async) thread.
+    /// on the calling (async) thread (see `cost.rs`).
     pub fn runs_inline(&self) -> bool {
         self.cost.inline()
     }
 
-    /// Notes how long one evaluation took, and whether it ran until its
-    /// deadline stopped it (see [`Self::runs_inline`]).
-    pub fn observe(&self, took: Duration, reached_deadline: bool) {
-        self.cost.observe(took, reached_deadline);
+    /// Starts timing one evaluation of this module.
+    pub fn start_run(&self) -> RunTimer {
+        self.cost.start()
+    }
+
+    /// Notes one evaluation, and whether it ran until its deadline stopped
+    /// it (see [`Self::runs_inline`]); returns how long it took by the
+    /// wall clock.
+    pub fn observe(&self, timer: RunTimer, reached_deadline: bool) -> Duration {
+        let (took, moved) = self.cost.observe(timer, reached_deadline);
+        match moved {
+            Some(Move::ToPool) => tracing::info!(
+                policy = %self.name,
+                "policy module is slow (its recent runs take 1 ms or more): decided on the policy pool"
+            ),
+            Some(Move::Inline) => tracing::info!(
+                policy = %self.name,
+                "policy module is quick again: decided on the calling thread"
+            ),
+            None => {}
+        }
+        took
     }
 
     /// The bytes [`Self::evaluate`] gives this module for `input`, owned:

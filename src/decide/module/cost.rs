@@ -3,61 +3,160 @@
 //! would cost more than a quick evaluation) or on the policy pool
 //! (`pool.rs`), where a slow one cannot hold up the async threads.
 //!
-//! The times are wall-clock: reading a thread's CPU clock costs a system
-//! call (over a microsecond on a virtual machine), more than many
-//! evaluations. So a quick run that the machine held up — its thread
-//! preempted for a few milliseconds — looks slow. One such run must not
-//! send a quick module to the pool, where it could wait behind a slow
-//! module's run: each run counts for at most [`SAMPLE_MAX`] in a moving
-//! average, so it takes several slow runs close together, and a run that
-//! reached its deadline sends the module there at once.
+//! A run is timed by the wall clock while the module's average is well
+//! below the line: reading a thread's CPU clock is a system call (over a
+//! microsecond on a virtual machine), more than many evaluations. But a
+//! quick run whose thread the machine preempted looks slow by the wall
+//! clock, and a quick module sent to the pool could wait there behind a
+//! slow module's run. So a wall-clock run counts for at most
+//! [`SAMPLE_MAX`], which cannot lift an average from below [`CPU_TIMED`]
+//! to the line; from [`CPU_TIMED`] up, runs are timed by the thread's CPU
+//! clock, which preemption does not move. A module's code runs without
+//! I/O, so its CPU time is how long it holds a thread. A run that reached
+//! its deadline sends the module to the pool at once.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-/// A module whose recent evaluations took less than this on average runs on
-/// the calling thread; a slower one on the policy pool.
-const INLINE_MAX: Duration = Duration::from_millis(1);
-/// The most one evaluation adds to the average: a module that keeps taking
-/// this long (or longer) reaches [`INLINE_MAX`] after three runs, and one
-/// held-up run leaves a quick module's average at about half of it.
+use rustix::time::{ClockId, clock_gettime};
+
+/// A module whose recent evaluations took this long or more on average
+/// goes to the policy pool.
+const POOL_AT: Duration = Duration::from_millis(1);
+/// A module on the pool comes back to the calling thread once its average
+/// is below this: not at once when it crosses [`POOL_AT`] again, so a
+/// module whose runs take about that long does not go back and forth.
+const INLINE_BELOW: Duration = Duration::from_micros(500);
+/// From this average up, runs are timed by the thread's CPU clock.
+const CPU_TIMED: Duration = Duration::from_micros(250);
+/// The most one wall-clock run adds to the average.
 const SAMPLE_MAX: Duration = Duration::from_millis(8);
 /// Where a run that reached its deadline puts the average: on the pool at
-/// once, and back only after some forty quick runs there.
+/// once, and back only after some fifty quick runs there.
 const DEADLINE_COST: Duration = Duration::from_millis(16);
 /// Each run's weight in the average: about the last sixteen runs count.
 const WEIGHT: u64 = 16;
 
-/// A module's recent evaluation time, in ns: a moving average of its runs,
-/// each capped at [`SAMPLE_MAX`].
+/// A module's recent evaluation time (a moving average of its runs) and
+/// where it runs.
 #[derive(Debug, Default)]
-pub(super) struct Cost(AtomicU64);
+pub(super) struct Cost {
+    average_ns: AtomicU64,
+    pooled: AtomicBool,
+}
+
+/// Where a module goes after a run, when that changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Move {
+    ToPool,
+    Inline,
+}
+
+/// One run's clocks, started before it.
+#[derive(Debug)]
+pub struct RunTimer {
+    wall: Instant,
+    /// The thread's CPU time, when the run is timed by it.
+    cpu: Option<Duration>,
+}
+
+impl RunTimer {
+    /// How long the run took by the wall clock (what the request's policy
+    /// budget is charged), and what counts toward the module's average.
+    fn stop(self) -> (Duration, Sample) {
+        let wall = self.wall.elapsed();
+        let sample = match self
+            .cpu
+            .and_then(|start| thread_cpu_time().checked_sub(start))
+        {
+            Some(cpu) => Sample::Cpu(cpu),
+            None => Sample::Wall(wall),
+        };
+        (wall, sample)
+    }
+}
+
+/// One run's time, as it counts toward the average.
+#[derive(Debug, Clone, Copy)]
+enum Sample {
+    Wall(Duration),
+    Cpu(Duration),
+}
 
 impl Cost {
-    /// Whether the module's recent evaluations were quick enough to run on
-    /// the calling (async) thread.
+    /// Whether the module runs on the calling (async) thread.
     pub(super) fn inline(&self) -> bool {
-        self.0.load(Ordering::Relaxed) < nanos(INLINE_MAX)
+        !self.pooled.load(Ordering::Relaxed)
     }
 
-    /// Notes one evaluation that took `took`, and whether it ran until its
-    /// deadline stopped it.
-    pub(super) fn observe(&self, took: Duration, reached_deadline: bool) {
-        if reached_deadline {
-            self.0.fetch_max(nanos(DEADLINE_COST), Ordering::Relaxed);
-            return;
+    /// Starts timing a run of the module.
+    pub(super) fn start(&self) -> RunTimer {
+        let cpu =
+            (self.average_ns.load(Ordering::Relaxed) >= nanos(CPU_TIMED)).then(thread_cpu_time);
+        RunTimer {
+            wall: Instant::now(),
+            cpu,
         }
-        let sample = nanos(took.min(SAMPLE_MAX));
-        let _ = self
-            .0
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cost| {
-                Some(if sample >= cost {
-                    cost + (sample - cost) / WEIGHT
+    }
+
+    /// Notes one run, and whether it ran until its deadline stopped it.
+    /// Returns its wall-clock time, and the module's move if it made one.
+    pub(super) fn observe(
+        &self,
+        timer: RunTimer,
+        reached_deadline: bool,
+    ) -> (Duration, Option<Move>) {
+        let (wall, sample) = timer.stop();
+        (wall, self.note(sample, reached_deadline))
+    }
+
+    fn note(&self, sample: Sample, reached_deadline: bool) -> Option<Move> {
+        let average = if reached_deadline {
+            let floor = nanos(DEADLINE_COST);
+            self.average_ns
+                .fetch_max(floor, Ordering::Relaxed)
+                .max(floor)
+        } else {
+            let sample = nanos(match sample {
+                Sample::Wall(took) => took.min(SAMPLE_MAX),
+                Sample::Cpu(took) => took,
+            });
+            let step = |cost: u64| {
+                if sample >= cost {
+                    cost.saturating_add((sample - cost) / WEIGHT)
                 } else {
                     cost - (cost - sample) / WEIGHT
+                }
+            };
+            let before = self
+                .average_ns
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cost| {
+                    Some(step(cost))
                 })
-            });
+                .unwrap_or_else(|cost| cost);
+            step(before)
+        };
+        let (from, to, then) = if average >= nanos(POOL_AT) {
+            (false, true, Move::ToPool)
+        } else if average < nanos(INLINE_BELOW) {
+            (true, false, Move::Inline)
+        } else {
+            return None;
+        };
+        self.pooled
+            .compare_exchange(from, to, Ordering::Relaxed, Ordering::Relaxed)
+            .ok()
+            .map(|_| then)
     }
+}
+
+/// The CPU time the calling thread has used.
+fn thread_cpu_time() -> Duration {
+    let t = clock_gettime(ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -72,36 +171,55 @@ mod tests {
     /// A quick run whose thread the machine preempted for a while.
     const HELD_UP: Duration = Duration::from_millis(50);
 
-    fn runs(cost: &Cost, took: Duration, n: usize) {
-        for _ in 0..n {
-            cost.observe(took, false);
-        }
+    /// `n` runs that took `took`, timed as the module's average says
+    /// they would be: a quick run held up, where the CPU clock times it,
+    /// shows as quick.
+    fn runs(cost: &Cost, wall: Duration, cpu: Duration, n: usize) -> Vec<Move> {
+        (0..n)
+            .filter_map(|_| {
+                let timed_on_cpu = cost.average_ns.load(Ordering::Relaxed) >= nanos(CPU_TIMED);
+                let sample = if timed_on_cpu {
+                    Sample::Cpu(cpu)
+                } else {
+                    Sample::Wall(wall)
+                };
+                cost.note(sample, false)
+            })
+            .collect()
     }
 
     #[test]
-    fn a_quick_module_stays_inline_through_runs_the_machine_held_up() {
+    fn a_quick_module_stays_inline_however_often_the_machine_holds_it_up() {
         let cost = Cost::default();
-        runs(&cost, QUICK, 50);
+        runs(&cost, QUICK, QUICK, 50);
         assert!(cost.inline());
-        // One held-up run, then another ten runs later: still inline.
-        runs(&cost, HELD_UP, 1);
-        assert!(cost.inline());
-        runs(&cost, QUICK, 10);
-        runs(&cost, HELD_UP, 1);
+        // Every run held up by the wall clock, quick on the CPU.
+        assert_eq!(runs(&cost, HELD_UP, QUICK, 200), []);
         assert!(cost.inline());
     }
 
     #[test]
-    fn a_module_slow_run_after_run_goes_to_the_pool_on_its_third() {
+    fn a_slow_module_goes_to_the_pool_in_a_few_runs_and_says_so_once() {
         let cost = Cost::default();
-        runs(&cost, QUICK, 50);
-        runs(&cost, HELD_UP, 2);
-        assert!(cost.inline());
-        runs(&cost, HELD_UP, 1);
+        runs(&cost, QUICK, QUICK, 50);
+        let moves = runs(&cost, Duration::from_millis(5), Duration::from_millis(5), 3);
+        assert!(cost.inline(), "{moves:?}");
+        let moves = runs(
+            &cost,
+            Duration::from_millis(5),
+            Duration::from_millis(5),
+            20,
+        );
         assert!(!cost.inline());
-        // Just past the line, slow runs count as much as far past it.
+        assert_eq!(moves, [Move::ToPool]);
+        // Far slower: two runs.
         let cost = Cost::default();
-        runs(&cost, Duration::from_millis(9), 3);
+        runs(
+            &cost,
+            Duration::from_millis(50),
+            Duration::from_millis(50),
+            2,
+        );
         assert!(!cost.inline());
     }
 
@@ -109,22 +227,69 @@ mod tests {
     fn a_module_slow_on_some_calls_goes_to_the_pool() {
         let cost = Cost::default();
         for _ in 0..20 {
-            runs(&cost, QUICK, 1);
-            runs(&cost, Duration::from_millis(5), 1);
+            runs(&cost, QUICK, QUICK, 1);
+            runs(&cost, Duration::from_millis(5), Duration::from_millis(5), 1);
         }
+        assert!(!cost.inline());
+    }
+
+    #[test]
+    fn a_module_near_the_line_does_not_go_back_and_forth() {
+        let cost = Cost::default();
+        let mut moves = runs(
+            &cost,
+            Duration::from_millis(3),
+            Duration::from_millis(3),
+            30,
+        );
+        for _ in 0..50 {
+            moves.extend(runs(
+                &cost,
+                Duration::from_micros(700),
+                Duration::from_micros(700),
+                4,
+            ));
+            moves.extend(runs(
+                &cost,
+                Duration::from_micros(1300),
+                Duration::from_micros(1300),
+                4,
+            ));
+        }
+        assert_eq!(moves, [Move::ToPool]);
         assert!(!cost.inline());
     }
 
     #[test]
     fn a_run_that_reached_its_deadline_goes_to_the_pool_at_once_and_stays_a_while() {
         let cost = Cost::default();
-        runs(&cost, QUICK, 50);
-        cost.observe(Duration::from_millis(10), true);
+        runs(&cost, QUICK, QUICK, 50);
+        assert_eq!(
+            cost.note(Sample::Wall(Duration::from_millis(10)), true),
+            Some(Move::ToPool)
+        );
         assert!(!cost.inline());
         // Quick runs on the pool bring it back, but not soon.
-        runs(&cost, QUICK, 30);
+        assert_eq!(runs(&cost, QUICK, QUICK, 30), []);
         assert!(!cost.inline());
-        runs(&cost, QUICK, 30);
+        assert_eq!(runs(&cost, QUICK, QUICK, 30), [Move::Inline]);
         assert!(cost.inline());
+    }
+
+    #[test]
+    fn the_cpu_clock_times_runs_only_from_its_threshold_up() {
+        let cost = Cost::default();
+        assert!(cost.start().cpu.is_none());
+        runs(&cost, HELD_UP, HELD_UP, 1);
+        let timer = cost.start();
+        assert!(timer.cpu.is_some());
+        // A thread that sleeps spends no CPU: the run counts as quick.
+        std::thread::sleep(Duration::from_millis(20));
+        let (wall, sample) = timer.stop();
+        assert!(wall >= Duration::from_millis(20), "{wall:?}");
+        match sample {
+            Sample::Cpu(cpu) => assert!(cpu < Duration::from_millis(5), "{cpu:?}"),
+            Sample::Wall(w) => panic!("timed by the wall clock: {w:?}"),
+        }
     }
 }
