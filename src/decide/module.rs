@@ -14,7 +14,7 @@ mod cost;
 mod vectors;
 
 use cost::Move;
-pub use cost::RunTimer;
+pub(crate) use cost::RunTimer;
 
 use super::Phase;
 use super::abi::{self, Warm};
@@ -293,14 +293,14 @@ impl PolicyModule {
     }
 
     /// Starts timing one evaluation of this module.
-    pub fn start_run(&self) -> RunTimer {
+    pub(crate) fn start_run(&self) -> RunTimer {
         self.cost.start()
     }
 
     /// Notes one evaluation, and whether it ran until its deadline stopped
     /// it (see [`Self::runs_inline`]); returns how long it took by the
     /// wall clock.
-    pub fn observe(&self, timer: RunTimer, reached_deadline: bool) -> Duration {
+    pub(crate) fn observe(&self, timer: RunTimer, reached_deadline: bool) -> Duration {
         let (took, moved) = self.cost.observe(timer, reached_deadline);
         match moved {
             Some(Move::ToPool) => tracing::info!(

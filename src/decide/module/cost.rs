@@ -7,13 +7,15 @@
 //! below the line: reading a thread's CPU clock is a system call (over a
 //! microsecond on a virtual machine), more than many evaluations. But a
 //! quick run whose thread the machine preempted looks slow by the wall
-//! clock, and a quick module sent to the pool could wait there behind a
-//! slow module's run. So a wall-clock run counts for at most
-//! [`SAMPLE_MAX`], which cannot lift an average from below [`CPU_TIMED`]
-//! to the line; from [`CPU_TIMED`] up, runs are timed by the thread's CPU
-//! clock, which preemption does not move. A module's code runs without
-//! I/O, so its CPU time is how long it holds a thread. A run that reached
-//! its deadline sends the module to the pool at once.
+//! clock — even to its deadline, which is wall-clock too — and a quick
+//! module sent to the pool could wait there behind a slow module's run. So
+//! runs timed by the wall clock, however many at once and however long,
+//! never lift the average past [`WALL_CEILING`], below the line; from
+//! [`CPU_TIMED`] up, runs are timed by the thread's CPU clock, which
+//! preemption does not move. A module's code runs without I/O, so its CPU
+//! time is how long it would hold a thread of an idle machine. A run the
+//! CPU clock timed that spun until its deadline stopped it sends the module
+//! to the pool at once.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -29,10 +31,13 @@ const POOL_AT: Duration = Duration::from_millis(1);
 const INLINE_BELOW: Duration = Duration::from_micros(500);
 /// From this average up, runs are timed by the thread's CPU clock.
 const CPU_TIMED: Duration = Duration::from_micros(250);
-/// The most one wall-clock run adds to the average.
+/// The most one wall-clock run counts for.
 const SAMPLE_MAX: Duration = Duration::from_millis(8);
-/// Where a run that reached its deadline puts the average: on the pool at
-/// once, and back only after some fifty quick runs there.
+/// The highest average wall-clock runs can make: below [`POOL_AT`], so
+/// only the CPU clock moves a module to the pool.
+const WALL_CEILING: Duration = Duration::from_micros(750);
+/// Where a run that spun until its deadline puts the average: on the pool
+/// at once, and back only after some fifty quick runs there.
 const DEADLINE_COST: Duration = Duration::from_millis(16);
 /// Each run's weight in the average: about the last sixteen runs count.
 const WEIGHT: u64 = 16;
@@ -54,7 +59,7 @@ pub(super) enum Move {
 
 /// One run's clocks, started before it.
 #[derive(Debug)]
-pub struct RunTimer {
+pub(crate) struct RunTimer {
     wall: Instant,
     /// The thread's CPU time, when the run is timed by it.
     cpu: Option<Duration>,
@@ -65,11 +70,11 @@ impl RunTimer {
     /// budget is charged), and what counts toward the module's average.
     fn stop(self) -> (Duration, Sample) {
         let wall = self.wall.elapsed();
-        let sample = match self
+        let cpu = self
             .cpu
-            .and_then(|start| thread_cpu_time().checked_sub(start))
-        {
-            Some(cpu) => Sample::Cpu(cpu),
+            .and_then(|start| thread_cpu_time().checked_sub(start));
+        let sample = match cpu {
+            Some(cpu) => Sample::Cpu { cpu, wall },
             None => Sample::Wall(wall),
         };
         (wall, sample)
@@ -80,7 +85,7 @@ impl RunTimer {
 #[derive(Debug, Clone, Copy)]
 enum Sample {
     Wall(Duration),
-    Cpu(Duration),
+    Cpu { cpu: Duration, wall: Duration },
 }
 
 impl Cost {
@@ -111,30 +116,24 @@ impl Cost {
     }
 
     fn note(&self, sample: Sample, reached_deadline: bool) -> Option<Move> {
-        let average = if reached_deadline {
-            let floor = nanos(DEADLINE_COST);
-            self.average_ns
-                .fetch_max(floor, Ordering::Relaxed)
-                .max(floor)
-        } else {
-            let sample = nanos(match sample {
-                Sample::Wall(took) => took.min(SAMPLE_MAX),
-                Sample::Cpu(took) => took,
-            });
-            let step = |cost: u64| {
-                if sample >= cost {
-                    cost.saturating_add((sample - cost) / WEIGHT)
-                } else {
-                    cost - (cost - sample) / WEIGHT
+        let average = match sample {
+            Sample::Cpu { cpu, wall } if reached_deadline && cpu >= wall / 2 => {
+                // It spun until it was stopped.
+                let floor = nanos(DEADLINE_COST);
+                self.average_ns
+                    .fetch_max(floor, Ordering::Relaxed)
+                    .max(floor)
+            }
+            Sample::Cpu { cpu, .. } => self.update(|cost| step(cost, nanos(cpu))),
+            Sample::Wall(took) => self.update(|cost| {
+                let mut next = step(cost, nanos(took.min(SAMPLE_MAX)));
+                if reached_deadline {
+                    // The CPU clock times the next run, and tells whether
+                    // the module or the machine was slow.
+                    next = next.max(nanos(CPU_TIMED));
                 }
-            };
-            let before = self
-                .average_ns
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cost| {
-                    Some(step(cost))
-                })
-                .unwrap_or_else(|cost| cost);
-            step(before)
+                next.min(cost.max(nanos(WALL_CEILING)))
+            }),
         };
         let (from, to, then) = if average >= nanos(POOL_AT) {
             (false, true, Move::ToPool)
@@ -147,6 +146,26 @@ impl Cost {
             .compare_exchange(from, to, Ordering::Relaxed, Ordering::Relaxed)
             .ok()
             .map(|_| then)
+    }
+
+    /// Applies `next` to the average; returns the new average.
+    fn update(&self, next: impl Fn(u64) -> u64) -> u64 {
+        let before = self
+            .average_ns
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |cost| {
+                Some(next(cost))
+            })
+            .unwrap_or_else(|cost| cost);
+        next(before)
+    }
+}
+
+/// `cost` moved a [`WEIGHT`]th of the way toward `sample`.
+fn step(cost: u64, sample: u64) -> u64 {
+    if sample >= cost {
+        cost.saturating_add((sample - cost) / WEIGHT)
+    } else {
+        cost - (cost - sample) / WEIGHT
     }
 }
 
@@ -176,16 +195,17 @@ mod tests {
     /// shows as quick.
     fn runs(cost: &Cost, wall: Duration, cpu: Duration, n: usize) -> Vec<Move> {
         (0..n)
-            .filter_map(|_| {
-                let timed_on_cpu = cost.average_ns.load(Ordering::Relaxed) >= nanos(CPU_TIMED);
-                let sample = if timed_on_cpu {
-                    Sample::Cpu(cpu)
-                } else {
-                    Sample::Wall(wall)
-                };
-                cost.note(sample, false)
-            })
+            .filter_map(|_| cost.note(timed(cost, wall, cpu), false))
             .collect()
+    }
+
+    /// A run's sample, by the clock the module's average picks.
+    fn timed(cost: &Cost, wall: Duration, cpu: Duration) -> Sample {
+        if cost.average_ns.load(Ordering::Relaxed) >= nanos(CPU_TIMED) {
+            Sample::Cpu { cpu, wall }
+        } else {
+            Sample::Wall(wall)
+        }
     }
 
     #[test]
@@ -195,6 +215,38 @@ mod tests {
         assert!(cost.inline());
         // Every run held up by the wall clock, quick on the CPU.
         assert_eq!(runs(&cost, HELD_UP, QUICK, 200), []);
+        assert!(cost.inline());
+    }
+
+    #[test]
+    fn quick_runs_held_up_together_stay_inline() {
+        // Many runs start while the average is quick (so timed by the wall
+        // clock) and are held up at once, some to their deadline.
+        let cost = Cost::default();
+        runs(&cost, QUICK, QUICK, 50);
+        for i in 0..64 {
+            assert_eq!(cost.note(Sample::Wall(HELD_UP), i % 2 == 0), None);
+        }
+        assert!(cost.inline());
+        // The CPU clock times the next ones: quick.
+        assert_eq!(runs(&cost, HELD_UP, QUICK, 100), []);
+        assert!(cost.inline());
+    }
+
+    #[test]
+    fn a_quick_run_preempted_to_its_deadline_stays_inline() {
+        let cost = Cost::default();
+        runs(&cost, QUICK, QUICK, 50);
+        // By the wall clock: the next run is timed by the CPU clock.
+        let ten = Duration::from_millis(10);
+        assert_eq!(cost.note(Sample::Wall(ten), true), None);
+        assert!(cost.start().cpu.is_some());
+        // By the CPU clock: it barely ran.
+        let preempted = Sample::Cpu {
+            cpu: QUICK,
+            wall: ten,
+        };
+        assert_eq!(cost.note(preempted, true), None);
         assert!(cost.inline());
     }
 
@@ -261,11 +313,16 @@ mod tests {
     }
 
     #[test]
-    fn a_run_that_reached_its_deadline_goes_to_the_pool_at_once_and_stays_a_while() {
+    fn a_module_spinning_to_its_deadline_goes_to_the_pool_on_its_second_run_and_stays_a_while() {
         let cost = Cost::default();
         runs(&cost, QUICK, QUICK, 50);
+        let spin = Duration::from_millis(10);
+        // The first, by the wall clock, may be the machine's doing.
+        assert_eq!(cost.note(timed(&cost, spin, spin), true), None);
+        assert!(cost.inline());
+        // The second, by the CPU clock, is not.
         assert_eq!(
-            cost.note(Sample::Wall(Duration::from_millis(10)), true),
+            cost.note(timed(&cost, spin, spin), true),
             Some(Move::ToPool)
         );
         assert!(!cost.inline());
@@ -288,7 +345,7 @@ mod tests {
         let (wall, sample) = timer.stop();
         assert!(wall >= Duration::from_millis(20), "{wall:?}");
         match sample {
-            Sample::Cpu(cpu) => assert!(cpu < Duration::from_millis(5), "{cpu:?}"),
+            Sample::Cpu { cpu, .. } => assert!(cpu < Duration::from_millis(5), "{cpu:?}"),
             Sample::Wall(w) => panic!("timed by the wall clock: {w:?}"),
         }
     }

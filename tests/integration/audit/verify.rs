@@ -10,11 +10,11 @@ use super::*;
 
 /// Writes `n` admin records into `dir` in files of at most 4 KiB (a
 /// rotation every dozen records or so), closes the log, and returns its
-/// files, oldest first. Each four records are written before the next are
-/// sent, so no batch holds more than four and there are at least four
-/// files; where files rotate still depends on how the writer splits each
-/// four, so the newest may hold no more than its `opened` and `sealed`
-/// lines.
+/// files (with those of earlier runs in `dir`), oldest first. Each four
+/// records are written before the next are sent, so no batch holds more
+/// than four and 80 records make at least four files; where files rotate
+/// still depends on how the writer splits each four, so the newest may
+/// hold no more than its `opened` and `sealed` lines.
 async fn rotated_log(dir: &Path, n: usize) -> Vec<PathBuf> {
     let cfg: toolgate::config::Audit = toml::from_str(&format!(
         "dir = {:?}\nmax_file_size = 4096\nfsync = \"never\"\nbatch_interval = \"0s\"\n",
@@ -370,9 +370,9 @@ async fn lines_cut_while_the_gateway_was_down_are_named_even_after_retention() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let before = rotated_log(dir, 80).await;
-    // While it is down, the newest file loses its last three lines (its
-    // `sealed` line among them; its `opened` line stays); `HEAD` still
-    // names the last.
+    // While it is down, the newest file loses its last lines, three at
+    // most (its `sealed` line among them; its `opened` line stays); `HEAD`
+    // still names the last.
     let newest = before.last().unwrap().clone();
     let good = lines(&newest);
     let kept = good.len().saturating_sub(3).max(1);

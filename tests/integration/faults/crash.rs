@@ -121,7 +121,7 @@ struct Ids {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_acknowledged_grant_or_use_is_lost_across_twenty_sigkills() {
+async fn no_acknowledged_grant_or_use_is_lost_across_twenty_sigkills_or_more() {
     let started = Instant::now();
     let up = tool_upstream().await;
     let dir = ServeDir::with(&jit_route(&up.url("/mcp")));

@@ -155,22 +155,26 @@ async fn a_module_at_its_deadline_does_not_stall_other_routes() {
     let base = format!("http://{}", server.addr);
     let good = format!("{base}/good/mcp");
 
-    // Warm up both routes. The slow module shows it is slow on its first
-    // run, which runs where a quick module's would: one call, before the
-    // flood, so that no flood call runs there.
-    let r = post_mcp(
-        &format!("{base}/slow/mcp"),
-        &[],
-        &tools_call(1, "delete_all"),
-    )
-    .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let v = r.json();
-    let text = v["result"]["content"][0]["text"].as_str().unwrap_or("");
-    assert!(
-        text.contains("policy_error"),
-        "the slow module ran to its deadline: {v}"
-    );
+    // Warm up both routes. The slow module shows it is slow in its first
+    // two runs, which run where a quick module's would (the first, timed by
+    // the wall clock, could be the machine's doing; the second is timed by
+    // the thread's CPU clock): two calls, before the flood, so that no
+    // flood call runs there.
+    for id in 1..=2 {
+        let r = post_mcp(
+            &format!("{base}/slow/mcp"),
+            &[],
+            &tools_call(id, "delete_all"),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = r.json();
+        let text = v["result"]["content"][0]["text"].as_str().unwrap_or("");
+        assert!(
+            text.contains("policy_error"),
+            "the slow module ran to its deadline: {v}"
+        );
+    }
     let _ = good_calls(&good, None, &server).await;
     // Measured only to be shown next to the figures under the flood.
     let (idle_p50, idle_p99) = good_calls(&good, None, &server).await;
@@ -212,8 +216,8 @@ async fn a_module_at_its_deadline_does_not_stall_other_routes() {
         "a batch past its policy time is refused: {total:?}"
     );
     assert!(total.busy > 0, "a full queue is refused at once: {total:?}");
-    // The slow module went to the pool at its first run; the fast one
-    // never left the calling thread, however busy the machine.
+    // The slow module went to the pool in its warm-up; the fast one never
+    // left the calling thread, however busy the machine.
     let moved = moves(&server);
     assert!(
         moved.contains(r#""policy":"spin""#) && moved.contains("decided on the policy pool"),
