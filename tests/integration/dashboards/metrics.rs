@@ -9,7 +9,7 @@ use http::Method;
 use serde_json::json;
 
 use super::{busy_gateway, scrape};
-use crate::common::{TestGateway, metric, metric_in};
+use crate::common::{TestGateway, metric, metric_in, metric_reaching};
 use crate::policy::tools_upstream;
 use crate::tasks::{AGENT, admin, config, create_task, issue_grant, raw_call, refusal, token};
 
@@ -91,15 +91,8 @@ async fn each_metric_the_issue_names_counts_what_caused_it() {
     );
     assert_eq!(metric(&gw, "toolgate_grants_live").await, 0.0);
     // Every decision and event reached the log: none dropped.
-    let mut written = 0.0;
-    for _ in 0..100 {
-        written = metric(&gw, "toolgate_audit_records_total{kind=\"decision\"}").await;
-        if written >= 3.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(written, 3.0);
+    let written = "toolgate_audit_records_total{kind=\"decision\"}";
+    assert_eq!(metric_reaching(&gw, written, 3.0).await, 3.0);
     assert_eq!(metric(&gw, "toolgate_audit_healthy").await, 1.0);
     gw.stop().await;
 }
@@ -149,14 +142,8 @@ async fn a_waiting_approval_has_an_age_and_a_grant_running_out_is_counted() {
     let expired = "toolgate_task_events_total{event=\"grant_expired\"}";
     assert_eq!(metric(&gw, expired).await, 0.0);
     tokio::time::sleep(Duration::from_millis(3000)).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let mut seen = metric(&gw, expired).await;
-    while seen == 0.0 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        seen = metric(&gw, expired).await;
-    }
     // Exactly the three-second grant: the used-up one and the 5-minute one are not.
-    assert_eq!(seen, 1.0);
+    assert_eq!(metric_reaching(&gw, expired, 1.0).await, 1.0);
     let waited = metric(&gw, age).await;
     assert!(
         (1.5..60.0).contains(&waited),
